@@ -118,3 +118,11 @@ mod tests {
         assert!(std::error::Error::source(&err).is_some());
     }
 }
+
+/// Implemented by every domain error enum: its kind and its stable code.
+pub trait DomainError: std::error::Error {
+    /// The kind, which decides the HTTP status.
+    fn kind(&self) -> ErrorKind;
+    /// The stable, machine-readable code (`tenancy.slug_taken`).
+    fn code(&self) -> &'static str;
+}

@@ -20,6 +20,7 @@
 //! assert_eq!(page.offset(), 25);
 //! ```
 
+mod audit;
 mod clock;
 mod context;
 mod error;
@@ -28,9 +29,10 @@ mod money;
 mod page;
 mod validation;
 
+pub use audit::AuditEntry;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Actor, ContextError, PlatformContext, RequestId, TenantContext};
-pub use error::{ErrorKind, InfraError};
+pub use error::{DomainError, ErrorKind, InfraError};
 pub use id::{ApiKeyId, AuditId, IdParseError, TenantId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use page::{Page, PageError, PageRequest};

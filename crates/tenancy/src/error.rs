@@ -1,0 +1,106 @@
+//! Everything that can go wrong in the tenancy domain, each with a stable code.
+
+use portico_kernel::{DomainError, ErrorKind, InfraError, ValidationErrors};
+
+use crate::{TenantStatus, TenantTransition};
+
+/// A failed tenancy operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// The command's fields break the rules; each failing field is named.
+    #[error("invalid tenant: {0}")]
+    Invalid(ValidationErrors),
+    /// No such tenant in the caller's scope (or it was deleted).
+    #[error("tenant not found")]
+    NotFound,
+    /// Another tenant already uses this slug (deleted tenants keep theirs).
+    #[error("the slug `{0}` is taken")]
+    SlugTaken(String),
+    /// The lifecycle does not allow this transition from the current status.
+    #[error("cannot {action} a tenant that is {from}")]
+    InvalidTransition {
+        /// The tenant's current status.
+        from: TenantStatus,
+        /// What was asked.
+        action: TenantTransition,
+    },
+    /// The platform tenant cannot be suspended, deactivated or deleted.
+    #[error("the platform tenant cannot be suspended, deactivated or deleted")]
+    PlatformTenantProtected,
+    /// The store failed; details go to the logs, not the caller.
+    #[error(transparent)]
+    Store(#[from] InfraError),
+}
+
+impl DomainError for TenancyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) => ErrorKind::Validation,
+            Self::NotFound => ErrorKind::NotFound,
+            Self::SlugTaken(_) | Self::InvalidTransition { .. } => ErrorKind::Conflict,
+            Self::PlatformTenantProtected => ErrorKind::Forbidden,
+            Self::Store(infra) => infra.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "tenancy.invalid_tenant",
+            Self::NotFound => "tenancy.tenant_not_found",
+            Self::SlugTaken(_) => "tenancy.slug_taken",
+            Self::InvalidTransition { .. } => "tenancy.invalid_transition",
+            Self::PlatformTenantProtected => "tenancy.platform_tenant_protected",
+            Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
+            Self::Store(_) => "internal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_a_kind_and_a_stable_code() {
+        let cases = [
+            (TenancyError::NotFound, ErrorKind::NotFound, "tenancy.tenant_not_found"),
+            (TenancyError::SlugTaken("acme".into()), ErrorKind::Conflict, "tenancy.slug_taken"),
+            (
+                TenancyError::InvalidTransition {
+                    from: TenantStatus::Inactive,
+                    action: TenantTransition::Suspend,
+                },
+                ErrorKind::Conflict,
+                "tenancy.invalid_transition",
+            ),
+            (
+                TenancyError::PlatformTenantProtected,
+                ErrorKind::Forbidden,
+                "tenancy.platform_tenant_protected",
+            ),
+            (
+                TenancyError::Invalid(ValidationErrors::field("slug", "is reserved")),
+                ErrorKind::Validation,
+                "tenancy.invalid_tenant",
+            ),
+            (
+                TenancyError::Store(InfraError::unavailable("down")),
+                ErrorKind::Unavailable,
+                "store.unavailable",
+            ),
+            (TenancyError::Store(InfraError::internal("bug")), ErrorKind::Internal, "internal"),
+        ];
+        for (error, kind, code) in cases {
+            assert_eq!((error.kind(), error.code()), (kind, code), "{error}");
+        }
+    }
+
+    #[test]
+    fn transition_errors_read_naturally() {
+        let error = TenancyError::InvalidTransition {
+            from: TenantStatus::Inactive,
+            action: TenantTransition::Suspend,
+        };
+        assert_eq!(error.to_string(), "cannot suspend a tenant that is inactive");
+    }
+}
