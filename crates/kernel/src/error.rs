@@ -50,6 +50,14 @@ impl ErrorKind {
     }
 }
 
+/// Implemented by every domain error enum: its kind and its stable code.
+pub trait DomainError: std::error::Error {
+    /// The kind, which decides the HTTP status.
+    fn kind(&self) -> ErrorKind;
+    /// The stable, machine-readable code (`tenancy.slug_taken`).
+    fn code(&self) -> &'static str;
+}
+
 /// An infrastructure failure (database, network) carried through a domain
 /// error without the domain knowing the infrastructure's types.
 ///
@@ -117,12 +125,4 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Internal);
         assert!(std::error::Error::source(&err).is_some());
     }
-}
-
-/// Implemented by every domain error enum: its kind and its stable code.
-pub trait DomainError: std::error::Error {
-    /// The kind, which decides the HTTP status.
-    fn kind(&self) -> ErrorKind;
-    /// The stable, machine-readable code (`tenancy.slug_taken`).
-    fn code(&self) -> &'static str;
 }

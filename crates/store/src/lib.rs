@@ -1,1 +1,24 @@
-//! placeholder
+//! Portico's store: the only crate that speaks SQL.
+//!
+//! It implements every domain's store port on PostgreSQL with diesel-async,
+//! embeds the migrations, and bootstraps the three database roles
+//! (`portico_owner`, `portico_app`, `portico_platform`). Request code runs on
+//! the `portico_app` pool in transactions scoped to one tenant, so that
+//! row-level security backs up every query's own tenant filter.
+
+mod admin;
+mod audit;
+mod error;
+mod migrations;
+mod roles;
+mod schema;
+mod store;
+mod tenants;
+
+pub use admin::{Admin, DatabaseInfo, bootstrap, ensure_platform_tenant, platform_tenant_exists};
+pub use error::StoreError;
+pub use migrations::{MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, run_migrations};
+pub use roles::{
+    APP_ROLE, DatabaseUrls, OWNER_ROLE, PLATFORM_ROLE, RolePasswords, redact_url, with_database,
+};
+pub use store::{PoolConfig, PoolStatus, Store};

@@ -1,0 +1,196 @@
+//! The store: two connection pools and the transactions every port method runs in.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::Text;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use portico_kernel::{Clock, InfraError, SystemClock, TenantId};
+
+use crate::error::{Failure, infra, pool_infra};
+use crate::{DatabaseUrls, StoreError, migrations};
+
+/// A boxed, sendable future: what the work of a transaction returns.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sizes and time limits of the two pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections as `portico_app` (request code).
+    pub app_max_size: usize,
+    /// Connections as `portico_platform` (cross-tenant work).
+    pub platform_max_size: usize,
+    /// How long a caller waits for a free connection before failing as unavailable.
+    pub wait_timeout: Duration,
+    /// How long opening a new connection may take.
+    pub create_timeout: Duration,
+    /// How long checking a returned connection may take.
+    pub recycle_timeout: Duration,
+    /// Connections older than this are closed instead of reused, so server
+    /// memory is returned and fail-overs are picked up.
+    pub max_lifetime: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            app_max_size: 16,
+            platform_max_size: 4,
+            wait_timeout: Duration::from_secs(5),
+            create_timeout: Duration::from_secs(5),
+            recycle_timeout: Duration::from_secs(5),
+            max_lifetime: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What a pool is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not handed out.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+/// PostgreSQL behind every store port of every domain.
+///
+/// Request code runs on the `portico_app` pool, each transaction scoped to
+/// one tenant with `set_config('app.tenant_id', …, true)`, so row-level
+/// security backs up every query's own tenant filter. The `portico_platform`
+/// pool serves only methods that take a `PlatformContext`.
+#[derive(Clone)]
+pub struct Store {
+    app: Pool<AsyncPgConnection>,
+    platform: Pool<AsyncPgConnection>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("app", &self.app.status())
+            .field("platform", &self.platform.status())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Builds both pools and opens one connection on each, so a wrong URL or
+    /// password fails at start-up rather than at the first request.
+    pub async fn connect(urls: &DatabaseUrls, config: &PoolConfig) -> Result<Self, StoreError> {
+        let store = Self {
+            app: build_pool(&urls.app, config.app_max_size, config)?,
+            platform: build_pool(&urls.platform, config.platform_max_size, config)?,
+            clock: Arc::new(SystemClock),
+        };
+        drop(store.app.get().await.map_err(|e| StoreError::Pool(format!("portico_app: {e}")))?);
+        drop(store.platform.get().await.map_err(|e| StoreError::Pool(format!("portico_platform: {e}")))?);
+        Ok(store)
+    }
+
+    /// The same store telling time by `clock` (tests, replays).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now, at the precision PostgreSQL stores (microseconds), so what a
+    /// method returns equals what a later read returns.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6)
+    }
+
+    /// The state of the `portico_app` and `portico_platform` pools.
+    #[must_use]
+    pub fn pool_status(&self) -> (PoolStatus, PoolStatus) {
+        let status = |pool: &Pool<AsyncPgConnection>| {
+            let s = pool.status();
+            PoolStatus { size: s.size, idle: s.available, waiting: s.waiting }
+        };
+        (status(&self.app), status(&self.platform))
+    }
+
+    /// Readiness: the database answers `portico_app` and every embedded
+    /// migration is applied. `Ok(false)` names a schema that is behind.
+    pub async fn migrations_current(&self) -> Result<bool, InfraError> {
+        #[derive(diesel::QueryableByName)]
+        struct Applied {
+            #[diesel(sql_type = Text)]
+            version: String,
+        }
+        let expected = migrations::embedded_versions().map_err(InfraError::internal)?;
+        let mut conn = self.app.get().await.map_err(pool_infra)?;
+        let applied: Vec<Applied> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load(&mut conn)
+            .await
+            .map_err(infra)?;
+        Ok(expected.iter().all(|version| applied.iter().any(|a| &a.version == version)))
+    }
+
+    /// Runs `work` in one transaction on the app pool, scoped to `tenant`:
+    /// row-level security shows and accepts only that tenant's rows. The
+    /// scope is transaction-local, so the pooled connection keeps nothing.
+    pub(crate) async fn in_tenant<R, E, F>(&self, tenant: TenantId, work: F) -> Result<R, Failure<E>>
+    where
+        R: Send,
+        E: Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
+    {
+        let mut conn = self.app.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
+        conn.transaction(async move |conn| {
+            diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+                .bind::<Text, _>(tenant.to_string())
+                .execute(conn)
+                .await?;
+            work(conn).await
+        })
+        .await
+    }
+
+    /// Runs `work` in one transaction on the platform pool (every tenant visible).
+    pub(crate) async fn as_platform<R, E, F>(&self, work: F) -> Result<R, Failure<E>>
+    where
+        R: Send,
+        E: Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
+    {
+        let mut conn = self.platform.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
+        conn.transaction(async move |conn| work(conn).await).await
+    }
+}
+
+fn build_pool(
+    url: &str,
+    max_size: usize,
+    config: &PoolConfig,
+) -> Result<Pool<AsyncPgConnection>, StoreError> {
+    // `Fast` recycling skips a `SELECT 1` per checkout; a connection left in
+    // a transaction (a cancelled request) is still discarded, and one that
+    // died is discarded after its first error.
+    let mut manager_config = ManagerConfig::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
+    let max_lifetime = config.max_lifetime;
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(config.wait_timeout))
+        .create_timeout(Some(config.create_timeout))
+        .recycle_timeout(Some(config.recycle_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .pre_recycle(Hook::sync_fn(move |_, metrics| {
+            if metrics.age() > max_lifetime {
+                Err(HookError::Message("connection reached its maximum lifetime".into()))
+            } else {
+                Ok(())
+            }
+        }))
+        .build()
+        .map_err(|e| StoreError::Pool(e.to_string()))
+}

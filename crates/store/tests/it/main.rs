@@ -1,0 +1,12 @@
+//! The store against real PostgreSQL: each test on a database of its own,
+//! connecting as the unprivileged `portico_app` role unless it says otherwise.
+
+// Helpers outside `#[test]` functions are test code too: a failed step stops the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bootstrap;
+mod harness;
+mod isolation;
+mod migrations;
+mod support;
+mod tenants;

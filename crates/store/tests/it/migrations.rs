@@ -1,0 +1,82 @@
+//! Migrations: every one applies, reverts and re-applies to the same schema.
+
+use portico_store::{PoolConfig, Store, embedded_versions, revert_all_migrations, run_migrations};
+use portico_testkit::TestDb;
+
+use crate::support::{connect, lines};
+
+/// Everything a migration can change, as sorted lines: columns, constraints,
+/// indexes, row-level security, policies and grants.
+async fn catalog(url: &str) -> Vec<String> {
+    let mut conn = connect(url).await;
+    let sql = "
+        SELECT format('column %s.%s %s null=%s default=%s', table_name, column_name, data_type, is_nullable, column_default) AS line
+          FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL
+        SELECT format('constraint %s.%s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+          FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+        UNION ALL
+        SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL
+        SELECT format('rls %s enabled=%s forced=%s', relname, relrowsecurity, relforcerowsecurity)
+          FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+        UNION ALL
+        SELECT format('policy %s.%s %s %s using=%s check=%s', tablename, policyname, cmd, roles, qual, with_check)
+          FROM pg_policies WHERE schemaname = 'public'
+        UNION ALL
+        SELECT format('grant %s %s %s', table_name, grantee, privilege_type)
+          FROM information_schema.role_table_grants
+         WHERE table_schema = 'public' AND grantee IN ('portico_app', 'portico_platform')
+        ORDER BY 1";
+    lines(&mut conn, sql).await
+}
+
+#[tokio::test]
+async fn every_migration_reverts_and_reapplies_to_the_same_catalog() {
+    let db = TestDb::empty().await;
+    let applied = run_migrations(&db.urls.owner).await.unwrap();
+    assert_eq!(applied, embedded_versions().unwrap(), "an empty database gets every migration");
+    let first = catalog(&db.urls.owner).await;
+    assert!(first.iter().any(|l| l.starts_with("policy audit_log.tenant_isolation")), "{first:#?}");
+
+    let reverted = revert_all_migrations(&db.urls.owner).await.unwrap();
+    assert_eq!(reverted.len(), applied.len());
+    let left = catalog(&db.urls.owner).await;
+    assert!(
+        left.iter().all(|l| l.contains("__diesel_schema_migrations")),
+        "revert leaves only diesel's own table: {left:#?}"
+    );
+
+    run_migrations(&db.urls.owner).await.unwrap();
+    assert_eq!(catalog(&db.urls.owner).await, first);
+}
+
+#[tokio::test]
+async fn a_second_run_has_nothing_to_apply() {
+    let db = TestDb::new().await;
+    assert_eq!(run_migrations(&db.urls.owner).await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn instances_starting_together_migrate_once() {
+    let db = TestDb::empty().await;
+    let (first, second) = tokio::join!(run_migrations(&db.urls.owner), run_migrations(&db.urls.owner));
+    let mut applied = first.unwrap();
+    applied.extend(second.unwrap());
+    assert_eq!(applied, embedded_versions().unwrap(), "each migration applied exactly once");
+}
+
+#[tokio::test]
+async fn readiness_reports_whether_every_migration_is_applied() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.urls, &PoolConfig::default()).await.unwrap();
+    assert!(store.migrations_current().await.unwrap());
+
+    revert_all_migrations(&db.urls.owner).await.unwrap();
+    assert!(!matches!(store.migrations_current().await, Ok(true)), "a database behind its code is not ready");
+    let mut owner = connect(&db.urls.owner).await;
+    assert_eq!(
+        lines(&mut owner, "SELECT version AS line FROM __diesel_schema_migrations").await,
+        Vec::<String>::new()
+    );
+}
