@@ -213,18 +213,7 @@ impl TenantStore for Store {
         command: UpdateTenant,
     ) -> Result<Tenant, TenancyError> {
         let command = command.validated()?;
-        let ctx = ctx.clone();
-        let now = self.now();
-        self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move {
-                let before = load_for_update(conn, ctx.tenant_id, id).await?;
-                let after = before.update(command, now).map_err(Failure::Domain)?;
-                save_change(conn, &ctx, "tenant.update", &before, &after).await?;
-                Ok(after)
-            })
-        })
-        .await
-        .map_err(resolve)
+        self.change(ctx, id, "tenant.update", move |tenant, now| tenant.update(command, now)).await
     }
 
     async fn transition(
@@ -233,29 +222,32 @@ impl TenantStore for Store {
         id: TenantId,
         action: TenantTransition,
     ) -> Result<Tenant, TenancyError> {
-        let ctx = ctx.clone();
-        let now = self.now();
-        self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move {
-                let before = load_for_update(conn, ctx.tenant_id, id).await?;
-                let after = before.apply(action, now).map_err(Failure::Domain)?;
-                save_change(conn, &ctx, action.audit_action(), &before, &after).await?;
-                Ok(after)
-            })
-        })
-        .await
-        .map_err(resolve)
+        self.change(ctx, id, action.audit_action(), move |tenant, now| tenant.apply(action, now)).await
     }
 
     async fn delete(&self, ctx: &TenantContext, id: TenantId) -> Result<(), TenancyError> {
+        self.change(ctx, id, "tenant.delete", |tenant, now| tenant.delete(now)).await.map(|_| ())
+    }
+}
+
+impl Store {
+    /// One change to a tenant: lock its row, let the domain `decide` the new
+    /// state, write it and its audit row, all in one scoped transaction.
+    async fn change(
+        &self,
+        ctx: &TenantContext,
+        id: TenantId,
+        action: &'static str,
+        decide: impl FnOnce(&Tenant, DateTime<Utc>) -> Result<Tenant, TenancyError> + Send + 'static,
+    ) -> Result<Tenant, TenancyError> {
         let ctx = ctx.clone();
         let now = self.now();
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let before = load_for_update(conn, ctx.tenant_id, id).await?;
-                let after = before.delete(now).map_err(Failure::Domain)?;
-                save_change(conn, &ctx, "tenant.delete", &before, &after).await?;
-                Ok(())
+                let after = decide(&before, now).map_err(Failure::Domain)?;
+                save_change(conn, &ctx, action, &before, &after).await?;
+                Ok(after)
             })
         })
         .await
