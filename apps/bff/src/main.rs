@@ -1,1 +1,5 @@
-fn main() {}
+//! `portico`: see `portico help`.
+
+fn main() -> std::process::ExitCode {
+    portico_bff::cli::main()
+}

@@ -1,0 +1,321 @@
+//! Configuration: `config/default.toml` -> `config/<environment>.toml` ->
+//! `PORTICO__SECTION__KEY` environment variables. Secrets come only from the
+//! environment (`DATABASE_URL`, `PORTICO_DATABASE_*_PASSWORD`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use portico_store::{PoolConfig, RolePasswords};
+
+/// The defaults, compiled in so the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// Which set of settings applies (`PORTICO_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// `cargo run`: a local database is found or started, demo data seeded.
+    Development,
+    /// Automated tests.
+    Test,
+    /// Real deployments: `DATABASE_URL` is required.
+    Production,
+}
+
+impl Environment {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "development" => Some(Self::Development),
+            "test" => Some(Self::Test),
+            "production" => Some(Self::Production),
+            _ => None,
+        }
+    }
+
+    /// The name, as in `config/<name>.toml`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+}
+
+/// The database and its pools.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Database name on the server of `DATABASE_URL`.
+    pub name: String,
+    /// Connections as `portico_app`.
+    pub app_pool_size: usize,
+    /// Connections as `portico_platform`.
+    pub platform_pool_size: usize,
+    /// Wait for a free connection, in milliseconds.
+    pub pool_wait_timeout_ms: u64,
+    /// Time to open a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Age after which a connection is replaced, in seconds.
+    pub max_connection_lifetime_secs: u64,
+}
+
+/// Demo data.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedConfig {
+    /// Create the demo tenants at start-up.
+    pub demo_data: bool,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Files {
+    http: HttpConfig,
+    database: DatabaseConfig,
+    seed: SeedConfig,
+}
+
+/// Secrets, read from the environment only.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// `DATABASE_URL`: a role that may create roles and databases.
+    pub database_url: Option<String>,
+    /// `PORTICO_DATABASE_{OWNER,APP,PLATFORM}_PASSWORD`.
+    pub role_passwords: RolePasswords,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("database_url", &self.database_url.as_deref().map(portico_store::redact_url))
+            .field("role_passwords", &self.role_passwords)
+            .finish()
+    }
+}
+
+/// Everything Portico reads at start-up, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which environment's file was layered on.
+    pub environment: Environment,
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Demo data.
+    pub seed: SeedConfig,
+    /// Secrets from the environment.
+    pub secrets: Secrets,
+}
+
+/// Why the configuration was refused: every bad key, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Loads the layers for `PORTICO_ENV` (default `development`) from
+    /// `PORTICO_CONFIG_DIR` (default `config/`) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let dir =
+            std::env::var_os("PORTICO_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        Self::from_sources(&dir, &vars)
+    }
+
+    /// Loads from `dir` and the given environment variables (testable).
+    pub fn from_sources(dir: &Path, vars: &[(String, String)]) -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+        };
+        let env_name = var("PORTICO_ENV").unwrap_or_else(|| "development".to_owned());
+        let environment = Environment::parse(&env_name).ok_or_else(|| {
+            ConfigError(vec![format!(
+                "PORTICO_ENV: `{env_name}` is not one of development, test, production"
+            )])
+        })?;
+
+        let mut figment = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .merge(Toml::file(dir.join(format!("{}.toml", environment.name()))));
+        for (name, value) in vars {
+            if let Some(path) = name.strip_prefix("PORTICO__") {
+                let key: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+                // Parsed as TOML-like scalars: "16" is a number, "true" a boolean.
+                let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+                figment = figment.merge((key.join("."), value));
+            }
+        }
+        let files: Files = figment.extract().map_err(|error| {
+            ConfigError(error.into_iter().map(|e| format!("{}: {}", key_of(&e), e.kind)).collect())
+        })?;
+
+        let secrets = Secrets {
+            database_url: var("DATABASE_URL"),
+            role_passwords: RolePasswords {
+                owner: var("PORTICO_DATABASE_OWNER_PASSWORD"),
+                app: var("PORTICO_DATABASE_APP_PASSWORD"),
+                platform: var("PORTICO_DATABASE_PLATFORM_PASSWORD"),
+            },
+        };
+        let config =
+            Self { environment, http: files.http, database: files.database, seed: files.seed, secrets };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let db = &self.database;
+        if portico_store::DatabaseUrls::derive(
+            "postgres://x@localhost/postgres",
+            &db.name,
+            &RolePasswords::default(),
+        )
+        .is_err()
+        {
+            problems
+                .push("database.name: use 1 to 63 of a-z, 0-9 and _, not starting with a digit".to_owned());
+        }
+        for (key, value) in [
+            ("database.app_pool_size", db.app_pool_size),
+            ("database.platform_pool_size", db.platform_pool_size),
+        ] {
+            if !(1..=1000).contains(&value) {
+                problems.push(format!("{key}: must be between 1 and 1000"));
+            }
+        }
+        for (key, value) in [
+            ("database.pool_wait_timeout_ms", db.pool_wait_timeout_ms),
+            ("database.connect_timeout_ms", db.connect_timeout_ms),
+            ("database.max_connection_lifetime_secs", db.max_connection_lifetime_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be more than 0"));
+            }
+        }
+        if self.environment == Environment::Production && self.secrets.database_url.is_none() {
+            problems.push("DATABASE_URL: required in production".to_owned());
+        }
+        if self.environment == Environment::Production && self.seed.demo_data {
+            problems.push("seed.demo_data: demo data is refused in production".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// The pool settings for the store.
+    #[must_use]
+    pub fn pool(&self) -> PoolConfig {
+        let db = &self.database;
+        PoolConfig {
+            app_max_size: db.app_pool_size,
+            platform_max_size: db.platform_pool_size,
+            wait_timeout: Duration::from_millis(db.pool_wait_timeout_ms),
+            create_timeout: Duration::from_millis(db.connect_timeout_ms),
+            recycle_timeout: Duration::from_millis(db.connect_timeout_ms),
+            max_lifetime: Duration::from_secs(db.max_connection_lifetime_secs),
+        }
+    }
+}
+
+fn key_of(error: &figment::Error) -> String {
+    if error.path.is_empty() { "configuration".to_owned() } else { error.path.join(".") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn development_is_the_default_and_seeds_demo_data() {
+        let config = Config::from_sources(&dir(), &[]).unwrap();
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.http.addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(config.seed.demo_data);
+        assert_eq!(config.database.name, "portico");
+    }
+
+    #[test]
+    fn the_environment_file_and_then_variables_override_defaults() {
+        let config = Config::from_sources(
+            &dir(),
+            &vars(&[
+                ("PORTICO_ENV", "test"),
+                ("PORTICO__DATABASE__APP_POOL_SIZE", "7"),
+                ("PORTICO__SEED__DEMO_DATA", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.environment, Environment::Test);
+        assert_eq!(config.http.addr.port(), 0, "from test.toml");
+        assert_eq!(config.database.app_pool_size, 7, "from the environment");
+        assert!(config.seed.demo_data);
+        assert_eq!(config.pool().app_max_size, 7);
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        let err = Config::from_sources(
+            &dir(),
+            &vars(&[
+                ("PORTICO__DATABASE__NAME", "Bad Name"),
+                ("PORTICO__DATABASE__APP_POOL_SIZE", "0"),
+                ("PORTICO__DATABASE__POOL_WAIT_TIMEOUT_MS", "0"),
+            ]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for key in ["database.name", "database.app_pool_size", "database.pool_wait_timeout_ms"] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused_with_their_key() {
+        let err = Config::from_sources(&dir(), &vars(&[("PORTICO__HTTP__PORT", "80")])).unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        let err =
+            Config::from_sources(&dir(), &vars(&[("PORTICO__HTTP__ADDR", "not an address")])).unwrap_err();
+        assert!(err.to_string().contains("http.addr"), "{err}");
+        let err = Config::from_sources(&dir(), &vars(&[("PORTICO_ENV", "staging")])).unwrap_err();
+        assert!(err.to_string().contains("PORTICO_ENV"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_a_database_url_and_refuses_demo_data() {
+        let err = Config::from_sources(
+            &dir(),
+            &vars(&[("PORTICO_ENV", "production"), ("PORTICO__SEED__DEMO_DATA", "true")]),
+        )
+        .unwrap_err();
+        assert!(err.0.iter().any(|p| p.starts_with("DATABASE_URL")), "{err}");
+        assert!(err.0.iter().any(|p| p.starts_with("seed.demo_data")), "{err}");
+        let ok = Config::from_sources(
+            &dir(),
+            &vars(&[("PORTICO_ENV", "production"), ("DATABASE_URL", "postgres://admin:pw@db/postgres")]),
+        )
+        .unwrap();
+        assert!(!format!("{:?}", ok.secrets).contains(":pw@"), "secrets are redacted in Debug output");
+    }
+}

@@ -1,0 +1,93 @@
+//! The real `portico` binary, as `cargo run` starts it, against a database of
+//! the test's own: it bootstraps, migrates and serves.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use portico_store::{Admin, platform_tenant_exists};
+use portico_testkit::TestDb;
+
+use crate::http::get;
+
+fn portico(db: &TestDb, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
+    command
+        .args(args)
+        .env("PORTICO_ENV", "test")
+        .env("PORTICO_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+        .env("DATABASE_URL", db.admin_url())
+        .env("PORTICO__DATABASE__NAME", db.name())
+        .env("PORTICO__HTTP__ADDR", "127.0.0.1:0");
+    command
+}
+
+/// Kills the child when the test ends, pass or fail.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `portico serve` and waits for the line announcing its address.
+fn serve(db: &TestDb) -> (Killed, SocketAddr) {
+    let mut child = portico(db, &[]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Killed(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Portico is listening on http://") {
+            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return (child, addr);
+        }
+    }
+    panic!("portico exited before listening");
+}
+
+#[tokio::test]
+async fn portico_bootstraps_an_empty_database_and_answers_ready() {
+    let db = TestDb::empty().await;
+    // Blocking reads of the child's output: nothing else runs on this test's runtime.
+    let (_child, addr) = serve(&db);
+    let ready = tokio::task::spawn_blocking(move || get(addr, "/health/ready")).await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.json);
+    assert!(platform_tenant_exists(&db.urls.owner).await.unwrap());
+}
+
+#[tokio::test]
+async fn portico_db_bootstrap_creates_a_missing_database_and_migrate_then_has_nothing_to_do() {
+    let db = TestDb::empty().await;
+    let mut admin = Admin::connect(db.admin_url()).await.unwrap();
+    admin.drop_database(db.name()).await.unwrap();
+
+    let bootstrap = portico(&db, &["db", "bootstrap"]).output().unwrap();
+    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
+    assert!(admin.database(db.name()).await.unwrap().is_some());
+    assert!(platform_tenant_exists(&db.urls.owner).await.unwrap());
+
+    let migrate = portico(&db, &["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), "applied 0 migration(s)");
+}
+
+#[test]
+fn an_unknown_command_exits_2_with_usage() {
+    let output = Command::new(env!("CARGO_BIN_EXE_portico")).arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown command `frobnicate`") && stderr.contains("usage: portico"), "{stderr}");
+}
+
+#[test]
+fn a_bad_configuration_exits_2_naming_the_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env("PORTICO_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+        .env("PORTICO__DATABASE__APP_POOL_SIZE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("database.app_pool_size"));
+}

@@ -1,0 +1,47 @@
+//! Liveness and readiness, with the server in process on port 0.
+
+use portico_bff::server;
+use portico_store::revert_all_migrations;
+use portico_testkit::TestDb;
+use serde_json::json;
+
+use crate::http::get;
+
+async fn get_async(addr: std::net::SocketAddr, path: &'static str) -> crate::http::Response {
+    tokio::task::spawn_blocking(move || get(addr, path)).await.unwrap()
+}
+
+#[actix_web::test]
+async fn live_and_ready_answer_200_on_a_migrated_database() {
+    let db = TestDb::new().await;
+    let running = server::start("127.0.0.1:0".parse().unwrap(), db.store().await).unwrap();
+    let stop = running.handle.clone();
+    actix_web::rt::spawn(running.server);
+
+    let live = get_async(running.addr, "/health/live").await;
+    assert_eq!((live.status, live.json), (200, json!({"success": true, "data": {"status": "live"}})));
+    let ready = get_async(running.addr, "/health/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(
+        ready.json["data"],
+        json!({"status": "ready", "database": "reachable", "migrations": "current"})
+    );
+    stop.stop(true).await;
+}
+
+#[actix_web::test]
+async fn ready_answers_503_when_the_schema_is_behind() {
+    let db = TestDb::new().await;
+    let running = server::start("127.0.0.1:0".parse().unwrap(), db.store().await).unwrap();
+    let stop = running.handle.clone();
+    actix_web::rt::spawn(running.server);
+    revert_all_migrations(&db.urls.owner).await.unwrap();
+
+    let ready = get_async(running.addr, "/health/ready").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json["success"], json!(false));
+    assert_eq!(ready.json["error"]["statusCode"], json!(503));
+    assert!(ready.json["error"]["code"].as_str().unwrap().starts_with("health."), "{}", ready.json);
+    assert!(ready.json["error"]["requestId"].is_string());
+    stop.stop(true).await;
+}

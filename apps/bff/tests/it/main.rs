@@ -1,0 +1,9 @@
+//! The bff against real PostgreSQL: in process on port 0, and as the real
+//! `portico` binary.
+
+// Helpers outside `#[test]` functions are test code too: a failed step stops the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod health;
+mod http;
