@@ -29,13 +29,18 @@ pub enum StoreError {
 /// A database error as the domains see it: a lost connection is worth a
 /// retry, anything else is a fault.
 pub(crate) fn infra(error: diesel::result::Error) -> InfraError {
+    if connection_lost(&error) { InfraError::unavailable(error) } else { InfraError::internal(error) }
+}
+
+/// True when the connection itself is gone (server restart, fail-over,
+/// `pg_terminate_backend`).
+fn connection_lost(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | Error::BrokenTransactionManager => {
-            InfraError::unavailable(error)
-        }
-        other => InfraError::internal(other),
-    }
+    matches!(
+        error,
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+            | Error::BrokenTransactionManager
+    )
 }
 
 /// No connection could be had from a pool in time.

@@ -171,9 +171,9 @@ fn build_pool(
     max_size: usize,
     config: &PoolConfig,
 ) -> Result<Pool<AsyncPgConnection>, StoreError> {
-    // `Fast` recycling skips a `SELECT 1` per checkout; a connection left in
-    // a transaction (a cancelled request) is still discarded, and one that
-    // died is discarded after its first error.
+    // `Fast` recycling skips a `SELECT 1` per checkout. A returned connection
+    // is still discarded when it is left in a transaction (a cancelled
+    // request) or its server side is gone (diesel-async checks both).
     let mut manager_config = ManagerConfig::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);

@@ -8,5 +8,6 @@ mod bootstrap;
 mod harness;
 mod isolation;
 mod migrations;
+mod pool;
 mod support;
 mod tenants;

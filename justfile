@@ -1,0 +1,41 @@
+# Portico's task hub. `just` lists the recipes.
+# Install just with `cargo install just` (the two README commands need nothing but cargo).
+
+default:
+    @just --list
+
+# Run Portico with demo data on 127.0.0.1:8080 (finds or starts PostgreSQL).
+run:
+    cargo run
+
+# Format check, lints, then every test (nextest when installed, else cargo test).
+test: fmt-check lint
+    if command -v cargo-nextest >/dev/null; then cargo nextest run --workspace && cargo test --workspace --doc; else cargo test --workspace; fi
+
+# Lints with warnings as errors.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Check formatting.
+fmt-check:
+    cargo fmt --all --check
+
+# Create the roles, the database, the schema and the platform tenant.
+db-bootstrap:
+    cargo run -- db bootstrap
+
+# Apply pending migrations.
+migrate:
+    cargo run -- migrate
+
+# Measure the store's scoped transactions against PostgreSQL (release build).
+bench:
+    cargo bench -p portico-store
+
+# What CI runs.
+ci:
+    bash .ci/run
