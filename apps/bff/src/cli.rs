@@ -118,6 +118,9 @@ async fn admin_url(config: &Config) -> Result<String, Failure> {
         return Err("DATABASE_URL is required in production".into());
     }
     let discovered = tokio::task::spawn_blocking(|| discover(&default_state_dir())).await??;
+    if let Some(note) = &discovered.note {
+        tracing::warn!("{note}");
+    }
     match &discovered.source {
         Source::Environment => {}
         Source::LocalServer => tracing::info!("using the PostgreSQL server on 127.0.0.1:5432"),

@@ -163,14 +163,8 @@ impl Config {
             ConfigError(error.into_iter().map(|e| format!("{}: {}", key_of(&e), e.kind)).collect())
         })?;
 
-        let secrets = Secrets {
-            database_url: var("DATABASE_URL"),
-            role_passwords: RolePasswords {
-                owner: var("PORTICO_DATABASE_OWNER_PASSWORD"),
-                app: var("PORTICO_DATABASE_APP_PASSWORD"),
-                platform: var("PORTICO_DATABASE_PLATFORM_PASSWORD"),
-            },
-        };
+        let secrets =
+            Secrets { database_url: var("DATABASE_URL"), role_passwords: RolePasswords::from_lookup(var) };
         let config =
             Self { environment, http: files.http, database: files.database, seed: files.seed, secrets };
         config.check()?;

@@ -3,25 +3,28 @@
 //!
 //! The order is:
 //! 1. `DATABASE_URL`, a URL of a role that may create roles and databases;
-//! 2. a server on `127.0.0.1:5432`, as user `postgres` (trust authentication);
+//! 2. a server on `127.0.0.1:5432` that lets user `postgres` in without a
+//!    password (checked with a startup handshake, not assumed);
 //! 3. a private cluster under `target/portico-postgres/`, created with the
 //!    machine's `initdb`/`pg_ctl` (from `PATH` or `/usr/lib/postgresql/*/bin`)
 //!    on first use and started again by later runs. `initdb` refuses to run
 //!    as root, so as root the cluster is created and run as the `postgres`
 //!    system user.
 //!
-//! Where none of these is possible, [`DiscoveryError::NothingFound`] says in
-//! one line what to install or set.
+//! Where none of these is possible, the error says in one line what to
+//! install or set.
 //!
 //! This is for development and tests; production sets `DATABASE_URL`.
 
 mod private_cluster;
+mod probe;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use private_cluster::{PgBinaries, PrivateCluster};
+pub use probe::{LoginProbe, probe_login};
 
 /// The default local server probed when `DATABASE_URL` is not set.
 pub const LOCAL_SERVER: &str = "127.0.0.1:5432";
@@ -44,6 +47,8 @@ pub struct Discovered {
     pub admin_url: String,
     /// Where it came from, for the start-up log.
     pub source: Source,
+    /// Why an earlier option was passed over, for the start-up log.
+    pub note: Option<String>,
 }
 
 /// Why no server could be found or started.
@@ -56,6 +61,12 @@ pub enum DiscoveryError {
          binaries (initdb and pg_ctl; on Debian/Ubuntu: apt-get install postgresql)"
     )]
     NothingFound,
+    /// The local server wants a password and no private cluster can be made.
+    #[error(
+        "the PostgreSQL server on 127.0.0.1:5432 {0}: set DATABASE_URL=postgres://postgres:PASSWORD@127.0.0.1:5432/postgres, \
+         or install PostgreSQL's server binaries (initdb, pg_ctl) for a private cluster"
+    )]
+    LocalServerRefused(String),
     /// `DATABASE_URL` is set but is not a PostgreSQL URL.
     #[error("DATABASE_URL is not a postgres:// URL")]
     BadUrl,
@@ -64,6 +75,8 @@ pub enum DiscoveryError {
     Command {
         /// The command, without its arguments.
         command: String,
+        /// Its exit code, if it exited.
+        code: Option<i32>,
         /// Its exit status and the end of its output.
         detail: String,
     },
@@ -86,13 +99,13 @@ pub enum DiscoveryError {
 enum Plan {
     Url(String),
     LocalServer,
-    PrivateCluster(PgBinaries),
+    PrivateCluster(PgBinaries, Option<String>),
 }
 
 /// The pure decision: the first usable option in the documented order.
 fn plan(
     env_url: Option<String>,
-    local_server_up: impl FnOnce() -> bool,
+    local_server: impl FnOnce() -> LoginProbe,
     binaries: impl FnOnce() -> Option<PgBinaries>,
 ) -> Result<Plan, DiscoveryError> {
     if let Some(url) = env_url.filter(|url| !url.trim().is_empty()) {
@@ -102,10 +115,20 @@ fn plan(
         }
         return Ok(Plan::Url(url));
     }
-    if local_server_up() {
-        return Ok(Plan::LocalServer);
+    let passed_over = match local_server() {
+        LoginProbe::Trusted => return Ok(Plan::LocalServer),
+        LoginProbe::NeedsPassword => Some("wants a password for user postgres".to_owned()),
+        LoginProbe::Refused(reason) => Some(format!("refuses user postgres ({reason})")),
+        LoginProbe::NoServer | LoginProbe::NotPostgres => None,
+    };
+    match (binaries(), passed_over) {
+        (Some(binaries), note) => Ok(Plan::PrivateCluster(
+            binaries,
+            note.map(|why| format!("the server on {LOCAL_SERVER} {why}; using a private cluster (set DATABASE_URL to use that server)")),
+        )),
+        (None, Some(why)) => Err(DiscoveryError::LocalServerRefused(why)),
+        (None, None) => Err(DiscoveryError::NothingFound),
     }
-    binaries().map(Plan::PrivateCluster).ok_or(DiscoveryError::NothingFound)
 }
 
 /// Finds (or starts) a server, in the order of the crate documentation.
@@ -115,18 +138,20 @@ fn plan(
 /// from a blocking task.
 pub fn discover(state_dir: &Path) -> Result<Discovered, DiscoveryError> {
     let local: SocketAddr = LOCAL_SERVER.parse().map_err(|_| DiscoveryError::NothingFound)?;
-    match plan(std::env::var("DATABASE_URL").ok(), || is_listening(local), PgBinaries::find)? {
-        Plan::Url(url) => Ok(Discovered { admin_url: url, source: Source::Environment }),
+    match plan(std::env::var("DATABASE_URL").ok(), || probe_login(local, "postgres"), PgBinaries::find)? {
+        Plan::Url(url) => Ok(Discovered { admin_url: url, source: Source::Environment, note: None }),
         Plan::LocalServer => Ok(Discovered {
             admin_url: format!("postgres://postgres@{LOCAL_SERVER}/postgres"),
             source: Source::LocalServer,
+            note: None,
         }),
-        Plan::PrivateCluster(binaries) => {
+        Plan::PrivateCluster(binaries, note) => {
             let cluster = PrivateCluster::new(state_dir.join("portico-postgres"), binaries);
             let port = cluster.ensure_running()?;
             Ok(Discovered {
                 admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
                 source: Source::PrivateCluster(cluster.dir().to_owned()),
+                note,
             })
         }
     }
@@ -163,30 +188,55 @@ mod tests {
 
     #[test]
     fn a_blank_database_url_is_ignored() {
-        assert_eq!(plan(Some("  ".into()), || true, || None).unwrap(), Plan::LocalServer);
+        assert_eq!(plan(Some("  ".into()), || LoginProbe::Trusted, || None).unwrap(), Plan::LocalServer);
     }
 
     #[test]
     fn a_database_url_that_is_not_postgres_is_refused() {
         for bad in ["mysql://root@localhost/db", "not a url"] {
-            assert!(matches!(plan(Some(bad.into()), || true, || None), Err(DiscoveryError::BadUrl)), "{bad}");
+            let result = plan(Some(bad.into()), || LoginProbe::Trusted, || None);
+            assert!(matches!(result, Err(DiscoveryError::BadUrl)), "{bad}");
         }
-        assert!(plan(Some("postgresql://u@h/d".into()), || false, || None).is_ok());
+        assert!(plan(Some("postgresql://u@h/d".into()), || LoginProbe::NoServer, || None).is_ok());
     }
 
     #[test]
-    fn the_local_server_comes_before_a_private_cluster() {
-        assert_eq!(plan(None, || true, || panic!("not searched")).unwrap(), Plan::LocalServer);
+    fn a_trusting_local_server_comes_before_a_private_cluster() {
+        assert_eq!(plan(None, || LoginProbe::Trusted, || panic!("not searched")).unwrap(), Plan::LocalServer);
     }
 
     #[test]
     fn a_private_cluster_is_the_last_resort() {
-        assert_eq!(plan(None, || false, || Some(binaries())).unwrap(), Plan::PrivateCluster(binaries()));
+        let plan = plan(None, || LoginProbe::NoServer, || Some(binaries())).unwrap();
+        assert_eq!(plan, Plan::PrivateCluster(binaries(), None));
+    }
+
+    #[test]
+    fn a_local_server_wanting_a_password_is_passed_over_with_a_note() {
+        let Plan::PrivateCluster(_, Some(note)) =
+            plan(None, || LoginProbe::NeedsPassword, || Some(binaries())).unwrap()
+        else {
+            panic!("expected a private cluster with a note");
+        };
+        assert!(note.contains("wants a password") && note.contains("DATABASE_URL"), "{note}");
+    }
+
+    #[test]
+    fn a_local_server_wanting_a_password_and_no_binaries_says_what_to_set() {
+        let err = plan(None, || LoginProbe::NeedsPassword, || None).unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains('\n'));
+        assert!(
+            message.contains("wants a password") && message.contains("DATABASE_URL=postgres://"),
+            "{message}"
+        );
+        let refused = plan(None, || LoginProbe::Refused("no pg_hba.conf entry".into()), || None).unwrap_err();
+        assert!(refused.to_string().contains("no pg_hba.conf entry"));
     }
 
     #[test]
     fn nothing_found_says_what_to_do_in_one_line() {
-        let err = plan(None, || false, || None).unwrap_err();
+        let err = plan(None, || LoginProbe::NoServer, || None).unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, DiscoveryError::NothingFound));
         assert!(!message.contains('\n'));

@@ -72,13 +72,21 @@ struct SystemUser {
 pub struct PrivateCluster {
     dir: PathBuf,
     binaries: PgBinaries,
+    first_port: u16,
 }
 
 impl PrivateCluster {
-    /// A cluster to live in `dir` (created on first use).
+    /// A cluster to live in `dir` (created on first use), on port 54329 or
+    /// the next free one.
     #[must_use]
     pub fn new(dir: PathBuf, binaries: PgBinaries) -> Self {
-        Self { dir, binaries }
+        Self { dir, binaries, first_port: FIRST_PORT }
+    }
+
+    /// The same cluster, looking for a free port from `port` up.
+    #[must_use]
+    pub fn with_first_port(self, port: u16) -> Self {
+        Self { first_port: port, ..self }
     }
 
     /// Its directory.
@@ -112,11 +120,15 @@ impl PrivateCluster {
             self.initialise(owner, &data)?;
         }
         let port_file = self.dir.join("port");
-        let port: u16 =
+        let mut port: u16 =
             fs::read_to_string(&port_file).map_err(io(&port_file))?.trim().parse().map_err(|_| {
                 DiscoveryError::Unsupported(format!("{} does not hold a port number", port_file.display()))
             })?;
-        if !is_listening(SocketAddr::from(([127, 0, 0, 1], port))) {
+        if !self.is_running(owner)? {
+            if is_listening(SocketAddr::from(([127, 0, 0, 1], port))) {
+                // Someone else took our port while the cluster was stopped: move.
+                port = self.move_to_free_port(&data)?;
+            }
             let log = self.dir.join("postgres.log");
             let args = [
                 os("-D"),
@@ -131,6 +143,35 @@ impl PrivateCluster {
             self.run(owner, "pg_ctl", &args)?;
         }
         drop(lock);
+        Ok(port)
+    }
+
+    /// Whether this cluster's postmaster runs (`pg_ctl status`), whatever
+    /// listens on its port.
+    fn is_running(&self, owner: Option<SystemUser>) -> Result<bool, DiscoveryError> {
+        let data = self.dir.join("data");
+        match self.run(owner, "pg_ctl", &[os("-D"), data.as_os_str(), os("status")]) {
+            Ok(()) => Ok(true),
+            // pg_ctl status: 3 = not running, 4 = no accessible data directory.
+            Err(DiscoveryError::Command { code: Some(3 | 4), .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Records a free port in `postgresql.conf` (a later `port` line wins)
+    /// and in the `port` file.
+    fn move_to_free_port(&self, data: &Path) -> Result<u16, DiscoveryError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| DiscoveryError::Io { path, source }
+        };
+        let port = free_port(self.first_port)
+            .ok_or_else(|| DiscoveryError::Unsupported("no free TCP port on 127.0.0.1".into()))?;
+        let conf = data.join("postgresql.conf");
+        let mut file = OpenOptions::new().append(true).open(&conf).map_err(io(&conf))?;
+        writeln!(file, "port = {port}").map_err(io(&conf))?;
+        let port_file = self.dir.join("port");
+        fs::write(&port_file, format!("{port}\n")).map_err(io(&port_file))?;
         Ok(port)
     }
 
@@ -153,6 +194,19 @@ impl PrivateCluster {
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         if let Some(user) = owner {
             std::os::unix::fs::chown(&self.dir, Some(user.uid), Some(user.gid)).map_err(io(&self.dir))?;
+            // The directory may sit below one only root can enter (a checkout under /root).
+            let reachable = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-w"])
+                .arg(&self.dir)
+                .status()
+                .is_ok_and(|status| status.success());
+            if !reachable {
+                return Err(DiscoveryError::Unsupported(format!(
+                    "the postgres system user cannot write to {}: put the checkout (or CARGO_TARGET_DIR) where \
+                     that user can reach it, or set DATABASE_URL",
+                    self.dir.display()
+                )));
+            }
         }
         self.run(
             owner,
@@ -168,8 +222,8 @@ impl PrivateCluster {
                 os("--no-instructions"),
             ],
         )?;
-        let port =
-            free_port().ok_or_else(|| DiscoveryError::Unsupported("no free TCP port on 127.0.0.1".into()))?;
+        let port = free_port(self.first_port)
+            .ok_or_else(|| DiscoveryError::Unsupported("no free TCP port on 127.0.0.1".into()))?;
         let conf = data.join("postgresql.conf");
         let mut file = OpenOptions::new().append(true).open(&conf).map_err(io(&conf))?;
         writeln!(file, "{CONFIG}port = {port}").map_err(io(&conf))?;
@@ -199,6 +253,7 @@ impl PrivateCluster {
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         Err(DiscoveryError::Command {
             command: program.to_owned(),
+            code: output.status.code(),
             detail: format!("{}: {}", output.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
         })
     }
@@ -240,9 +295,9 @@ fn system_user() -> Result<Option<SystemUser>, DiscoveryError> {
         })
 }
 
-/// The first port from [`FIRST_PORT`] that nothing listens on.
-fn free_port() -> Option<u16> {
-    (FIRST_PORT..FIRST_PORT + 100).find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+/// The first port from `first` up that nothing listens on.
+fn free_port(first: u16) -> Option<u16> {
+    (first..first.saturating_add(100)).find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
 }
 
 #[cfg(test)]
@@ -253,34 +308,68 @@ mod tests {
     #[test]
     fn a_private_cluster_is_created_then_reused() {
         let Some(binaries) = PgBinaries::find() else {
+            // CI machines have the binaries: there, their absence is a failure.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI has no initdb/pg_ctl: the fallback cannot be tested"
+            );
             eprintln!(
                 "SKIPPED: no initdb/pg_ctl on this machine; the private-cluster fallback is untested here"
             );
             return;
         };
         let dir = crate::default_state_dir().join(format!("portico-postgres-test-{}", std::process::id()));
-        let cluster = PrivateCluster::new(dir.clone(), binaries);
+        // Its own port range, away from the development cluster's.
+        let cluster = PrivateCluster::new(dir.clone(), binaries).with_first_port(55329);
+        let _cleanup = Removed(cluster.clone());
 
         let port = cluster.ensure_running().unwrap();
-        assert!(is_listening(SocketAddr::from(([127, 0, 0, 1], port))));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(port >= 55329);
+        assert_eq!(crate::probe_login(addr, "postgres"), crate::LoginProbe::Trusted);
+        let stranger = crate::probe_login(addr, "nobody");
+        assert!(
+            matches!(&stranger, crate::LoginProbe::Refused(why) if why.contains("nobody")),
+            "{stranger:?}"
+        );
         assert!(dir.join("data/PG_VERSION").is_file());
         let conf = fs::read_to_string(dir.join("data/postgresql.conf")).unwrap();
         assert!(conf.contains(&format!("port = {port}")) && conf.contains("listen_addresses = '127.0.0.1'"));
 
         cluster.stop().unwrap();
-        assert!(!is_listening(SocketAddr::from(([127, 0, 0, 1], port))));
+        assert!(!is_listening(addr));
         let again = cluster.ensure_running().unwrap();
         assert_eq!(again, port, "a later run starts the same cluster");
-        assert!(is_listening(SocketAddr::from(([127, 0, 0, 1], port))));
+        assert!(is_listening(addr));
+        assert_eq!(cluster.ensure_running().unwrap(), port, "a running cluster is left as it is");
 
+        // While it is stopped, something else takes its port: it moves.
         cluster.stop().unwrap();
-        fs::remove_dir_all(&dir).unwrap();
-        let _ = fs::remove_file(dir.with_extension("lock"));
+        let squatter = TcpListener::bind(addr).unwrap();
+        let moved = cluster.ensure_running().unwrap();
+        assert_ne!(moved, port);
+        assert_eq!(
+            crate::probe_login(SocketAddr::from(([127, 0, 0, 1], moved)), "postgres"),
+            crate::LoginProbe::Trusted
+        );
+        drop(squatter);
+    }
+
+    /// Stops and deletes a test cluster however its test ends.
+    struct Removed(PrivateCluster);
+
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+            let _ = fs::remove_dir_all(&self.0.dir);
+            let _ = fs::remove_file(self.0.dir.with_extension("lock"));
+        }
     }
 
     #[test]
-    fn free_port_finds_an_unused_port() {
-        let port = free_port().unwrap();
-        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    fn free_port_skips_a_taken_port() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        assert_ne!(free_port(port), Some(port));
     }
 }

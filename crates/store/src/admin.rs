@@ -6,11 +6,16 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use portico_kernel::{AuditEntry, PLATFORM_TENANT_ID, PlatformContext};
 
-use crate::roles::{APP_ROLE, OWNER_ROLE, PLATFORM_ROLE, check_name};
+use crate::roles::{APP_ROLE, OWNER_ROLE, PLATFORM_ROLE, check_name, with_database};
 use crate::{DatabaseUrls, RolePasswords, StoreError, audit, migrations, schema};
 
 /// Advisory-lock key serialising bootstraps on one server ("portico" + 0).
 const BOOTSTRAP_LOCK: i64 = 0x706f_7274_6963_6f00;
+
+/// The revision of what [`Admin::create_database`] and
+/// [`ensure_platform_tenant`] put into a new database, beyond migrations.
+/// Bump it when they change, so test templates built before are rebuilt.
+pub const SETUP_REVISION: u32 = 2;
 
 /// Each role and the attributes bootstrap gives it (and restores if changed).
 const ROLES: [(&str, &str); 3] = [
@@ -31,11 +36,19 @@ pub struct DatabaseInfo {
     /// Whether connections are allowed (a finished test template allows none).
     #[diesel(sql_type = Bool)]
     pub allow_connections: bool,
+    /// Its comment (`COMMENT ON DATABASE`), if any.
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub comment: Option<String>,
 }
+
+/// The columns of [`DatabaseInfo`], from `pg_database`.
+const DATABASE_COLUMNS: &str = "datname::text AS name, datistemplate AS is_template, \
+     datallowconn AS allow_connections, shobj_description(oid, 'pg_database') AS comment";
 
 /// A superuser connection to the server's maintenance database.
 pub struct Admin {
     conn: AsyncPgConnection,
+    admin_url: String,
 }
 
 impl std::fmt::Debug for Admin {
@@ -47,7 +60,7 @@ impl std::fmt::Debug for Admin {
 impl Admin {
     /// Connects with a URL of a role that may create roles and databases.
     pub async fn connect(admin_url: &str) -> Result<Self, StoreError> {
-        Ok(Self { conn: AsyncPgConnection::establish(admin_url).await? })
+        Ok(Self { conn: AsyncPgConnection::establish(admin_url).await?, admin_url: admin_url.to_owned() })
     }
 
     /// Waits for the session-level advisory lock `key` (held until
@@ -70,8 +83,17 @@ impl Admin {
     }
 
     /// Creates the three roles if missing and (re)sets their attributes and
-    /// passwords. Idempotent; run under [`BOOTSTRAP_LOCK`] by [`bootstrap`].
+    /// passwords. Idempotent, and serialised with every other bootstrap on
+    /// the server (`cargo run` and a test run starting together).
     pub async fn ensure_roles(&mut self, passwords: &RolePasswords) -> Result<(), StoreError> {
+        // Session advisory locks nest, so `bootstrap` may already hold it.
+        self.lock(BOOTSTRAP_LOCK).await?;
+        let result = self.ensure_roles_locked(passwords).await;
+        self.unlock(BOOTSTRAP_LOCK).await?;
+        result
+    }
+
+    async fn ensure_roles_locked(&mut self, passwords: &RolePasswords) -> Result<(), StoreError> {
         #[derive(QueryableByName)]
         struct Role {
             #[diesel(sql_type = Text)]
@@ -125,46 +147,73 @@ impl Admin {
 
     /// The database called `name`, if it exists.
     pub async fn database(&mut self, name: &str) -> Result<Option<DatabaseInfo>, StoreError> {
-        Ok(diesel::sql_query(
-            "SELECT datname::text AS name, datistemplate AS is_template, datallowconn AS allow_connections \
-             FROM pg_database WHERE datname = $1",
-        )
-        .bind::<Text, _>(name)
-        .get_result(&mut self.conn)
-        .await
-        .optional()?)
+        Ok(diesel::sql_query(format!("SELECT {DATABASE_COLUMNS} FROM pg_database WHERE datname = $1"))
+            .bind::<Text, _>(name)
+            .get_result(&mut self.conn)
+            .await
+            .optional()?)
     }
 
     /// Every database whose name starts with `prefix`.
     pub async fn databases_with_prefix(&mut self, prefix: &str) -> Result<Vec<DatabaseInfo>, StoreError> {
         let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        Ok(diesel::sql_query(
-            "SELECT datname::text AS name, datistemplate AS is_template, datallowconn AS allow_connections \
-             FROM pg_database WHERE datname LIKE $1 ORDER BY datname",
-        )
+        Ok(diesel::sql_query(format!(
+            "SELECT {DATABASE_COLUMNS} FROM pg_database WHERE datname LIKE $1 ORDER BY datname"
+        ))
         .bind::<Text, _>(pattern)
         .load(&mut self.conn)
         .await?)
     }
 
     /// Creates `name` owned by the owner role (as a copy of `template`, if
-    /// given), reachable only by Portico's roles.
+    /// given), reachable only by Portico's roles. Its `public` schema belongs
+    /// to the owner role and nobody else may create in it (servers before
+    /// PostgreSQL 15 let everyone); a clone inherits that from its template.
     pub async fn create_database(&mut self, name: &str, template: Option<&str>) -> Result<(), StoreError> {
         check_name(name)?;
-        let template = match template {
+        let template_clause = match template {
             Some(template) => {
                 check_name(template)?;
                 format!(" TEMPLATE {template}")
             }
             None => String::new(),
         };
-        self.conn.batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}{template}")).await?;
+        self.conn
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}{template_clause}"))
+            .await?;
         self.conn
             .batch_execute(&format!(
                 "REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC; \
                  GRANT CONNECT ON DATABASE {name} TO {APP_ROLE}, {PLATFORM_ROLE}"
             ))
             .await?;
+        if template.is_none() {
+            let mut conn = AsyncPgConnection::establish(&with_database(&self.admin_url, name)?).await?;
+            conn.batch_execute(&format!(
+                "ALTER SCHEMA public OWNER TO {OWNER_ROLE}; \
+                 REVOKE ALL ON SCHEMA public FROM PUBLIC; \
+                 GRANT USAGE ON SCHEMA public TO {APP_ROLE}, {PLATFORM_ROLE}"
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the comment of database `name` (the test harness records when it
+    /// built a template).
+    pub async fn comment_database(&mut self, name: &str, comment: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        #[derive(QueryableByName)]
+        struct Statement {
+            #[diesel(sql_type = Text)]
+            sql: String,
+        }
+        let statement: Statement =
+            diesel::sql_query(format!("SELECT format('COMMENT ON DATABASE {name} IS %L', $1) AS sql"))
+                .bind::<Text, _>(comment)
+                .get_result(&mut self.conn)
+                .await?;
+        self.conn.batch_execute(&statement.sql).await?;
         Ok(())
     }
 

@@ -15,9 +15,14 @@ mod schema;
 mod store;
 mod tenants;
 
-pub use admin::{Admin, DatabaseInfo, bootstrap, ensure_platform_tenant, platform_tenant_exists};
+pub use admin::{
+    Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
+};
 pub use error::StoreError;
-pub use migrations::{MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, run_migrations};
+pub use migrations::{
+    MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
+    run_next_migration,
+};
 pub use roles::{
     APP_ROLE, DatabaseUrls, OWNER_ROLE, PLATFORM_ROLE, RolePasswords, redact_url, with_database,
 };

@@ -44,6 +44,31 @@ pub async fn revert_all_migrations(owner_url: &str) -> Result<Vec<String>, Store
     .await
 }
 
+/// Applies the oldest pending migration and returns its version (`None`
+/// when none is pending): for tests that step through migrations one by one.
+pub async fn run_next_migration(owner_url: &str) -> Result<Option<String>, StoreError> {
+    with_locked_connection(owner_url, |conn| {
+        let pending =
+            conn.pending_migrations(MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+        let Some(next) = pending.iter().min_by_key(|m| m.name().version().to_string()) else {
+            return Ok(None);
+        };
+        let version = conn.run_migration(next).map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Some(version.to_string()))
+    })
+    .await
+}
+
+/// Reverts the newest applied migration and returns its version.
+pub async fn revert_last_migration(owner_url: &str) -> Result<String, StoreError> {
+    with_locked_connection(owner_url, |conn| {
+        let version =
+            conn.revert_last_migration(MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(version.to_string())
+    })
+    .await
+}
+
 /// The versions of the embedded migrations, oldest first.
 pub fn embedded_versions() -> Result<Vec<String>, StoreError> {
     let migrations =

@@ -23,6 +23,32 @@ pub struct RolePasswords {
     pub platform: Option<String>,
 }
 
+impl RolePasswords {
+    /// The environment variables that hold the passwords.
+    pub const VARIABLES: [&str; 3] = [
+        "PORTICO_DATABASE_OWNER_PASSWORD",
+        "PORTICO_DATABASE_APP_PASSWORD",
+        "PORTICO_DATABASE_PLATFORM_PASSWORD",
+    ];
+
+    /// Reads the passwords through `lookup` (the process environment, or a
+    /// list in tests); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let read = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        Self {
+            owner: read(Self::VARIABLES[0]),
+            app: read(Self::VARIABLES[1]),
+            platform: read(Self::VARIABLES[2]),
+        }
+    }
+
+    /// Reads the passwords from the process environment.
+    #[must_use]
+    pub fn from_environment() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
 impl fmt::Debug for RolePasswords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = |p: &Option<String>| if p.is_some() { "<set>" } else { "<none>" };
@@ -166,6 +192,16 @@ mod tests {
             assert!(matches!(check_name(bad), Err(StoreError::Name(_))), "{bad}");
         }
         assert!(check_name("portico_test_1").is_ok());
+    }
+
+    #[test]
+    fn passwords_come_from_their_variables_and_empty_means_unset() {
+        let passwords = RolePasswords::from_lookup(|name| match name {
+            "PORTICO_DATABASE_APP_PASSWORD" => Some("a".into()),
+            "PORTICO_DATABASE_OWNER_PASSWORD" => Some(String::new()),
+            _ => None,
+        });
+        assert_eq!(passwords, RolePasswords { app: Some("a".into()), ..RolePasswords::default() });
     }
 
     #[test]

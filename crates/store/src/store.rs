@@ -118,15 +118,32 @@ impl Store {
     }
 
     /// Readiness: the database answers `portico_app` and every embedded
-    /// migration is applied. `Ok(false)` names a schema that is behind.
+    /// migration is applied. `Ok(false)` is a schema that is behind (or not
+    /// there at all); `Err` is a database that cannot be reached.
     pub async fn migrations_current(&self) -> Result<bool, InfraError> {
         #[derive(diesel::QueryableByName)]
         struct Applied {
             #[diesel(sql_type = Text)]
             version: String,
         }
+        #[derive(diesel::QueryableByName)]
+        struct Readable {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            readable: bool,
+        }
         let expected = migrations::embedded_versions().map_err(InfraError::internal)?;
         let mut conn = self.app.get().await.map_err(pool_infra)?;
+        // Before the first migration the table does not exist (or is not yet granted).
+        let table: Readable = diesel::sql_query(
+            "SELECT coalesce(has_table_privilege(to_regclass('public.__diesel_schema_migrations'), 'SELECT'), false) \
+             AS readable",
+        )
+        .get_result(&mut conn)
+        .await
+        .map_err(infra)?;
+        if !table.readable {
+            return Ok(false);
+        }
         let applied: Vec<Applied> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
             .load(&mut conn)
             .await

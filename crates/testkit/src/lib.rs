@@ -2,13 +2,16 @@
 //!
 //! The first test of a run finds a server (see `portico-db-discovery`),
 //! bootstraps the roles and builds a migrated template database, named after
-//! a digest of the migrations and sealed (`IS_TEMPLATE`, `ALLOW_CONNECTIONS
+//! a digest of the migrations (and the store's set-up revision) and sealed (`IS_TEMPLATE`, `ALLOW_CONNECTIONS
 //! false`) so cloning never meets "source database is being accessed by other
 //! users". That happens once, under an advisory lock, however many test
 //! processes start together; later runs reuse the template until a migration
 //! changes. Each test then clones it (`TestDb::new`), and the clone is dropped
 //! `WITH (FORCE)` when the `TestDb` goes out of scope, even when the test
 //! fails. Clones left by a crashed run are swept by the next one.
+//!
+//! Like `cargo run`, it reads `DATABASE_URL` and the
+//! `PORTICO_DATABASE_*_PASSWORD` variables, for servers that want passwords.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -26,8 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_db_discovery::{default_state_dir, discover};
 use portico_store::{
-    Admin, DatabaseUrls, MIGRATIONS_DIGEST, PoolConfig, RolePasswords, Store, ensure_platform_tenant,
-    run_migrations,
+    Admin, DatabaseUrls, MIGRATIONS_DIGEST, PoolConfig, RolePasswords, SETUP_REVISION, Store,
+    ensure_platform_tenant, run_migrations,
 };
 use tokio::sync::OnceCell;
 
@@ -37,7 +40,9 @@ pub const CLONE_PREFIX: &str = "portico_test_";
 pub const TEMPLATE_PREFIX: &str = "portico_template_";
 /// Advisory-lock key serialising template builds and sweeps ("portico" + 2).
 const TEMPLATE_LOCK: i64 = 0x706f_7274_6963_6f02;
-/// A clone older than this is stale whoever made it.
+/// How a template's comment starts; the build time in seconds follows.
+const TEMPLATE_COMMENT: &str = "portico test template, built at ";
+/// A clone (or another digest's template) older than this is stale whoever made it.
 const MAX_CLONE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The server and the template every test clones, found once per process.
@@ -58,10 +63,10 @@ async fn server() -> &'static Server {
                 .expect("database discovery panicked")
                 .unwrap_or_else(|e| panic!("test harness: {e}"));
             let admin_url = discovered.admin_url;
-            let template = format!("{TEMPLATE_PREFIX}{MIGRATIONS_DIGEST}");
+            let template = template_name();
             let mut admin = connect(&admin_url).await;
             admin.lock(TEMPLATE_LOCK).await.expect("taking the template lock");
-            admin.ensure_roles(&RolePasswords::default()).await.expect("creating the roles");
+            admin.ensure_roles(&RolePasswords::from_environment()).await.expect("creating the roles");
             let ready = admin.database(&template).await.expect("looking up the template");
             if !ready.is_some_and(|db| db.is_template && !db.allow_connections) {
                 build_template(&mut admin, &admin_url, &template).await;
@@ -73,6 +78,13 @@ async fn server() -> &'static Server {
         .await
 }
 
+/// The template of this build: named by the migrations' digest and the
+/// store's set-up revision, so a change to either builds a new one.
+#[must_use]
+pub fn template_name() -> String {
+    format!("{TEMPLATE_PREFIX}{MIGRATIONS_DIGEST}_{SETUP_REVISION}")
+}
+
 async fn connect(admin_url: &str) -> Admin {
     Admin::connect(admin_url).await.unwrap_or_else(|e| panic!("test harness: {e}"))
 }
@@ -82,17 +94,21 @@ async fn connect(admin_url: &str) -> Admin {
 async fn build_template(admin: &mut Admin, admin_url: &str, template: &str) {
     admin.drop_database(template).await.expect("dropping an unfinished template");
     admin.create_database(template, None).await.expect("creating the template");
-    let urls = DatabaseUrls::derive(admin_url, template, &RolePasswords::default()).expect("template URLs");
+    let urls =
+        DatabaseUrls::derive(admin_url, template, &RolePasswords::from_environment()).expect("template URLs");
     run_migrations(&urls.owner).await.unwrap_or_else(|e| panic!("migrating the template: {e}"));
     ensure_platform_tenant(&urls.owner).await.unwrap_or_else(|e| panic!("seeding the template: {e}"));
     admin.seal_as_template(template).await.expect("sealing the template");
+    let comment = format!("{TEMPLATE_COMMENT}{}", now_secs());
+    admin.comment_database(template, &comment).await.expect("dating the template");
 }
 
-/// Drops templates of other migration digests and clones whose test process
-/// is gone (on a loopback server) or that are older than a day.
+/// Drops clones whose test process is gone (on a loopback server) or that
+/// are older than a day, and templates of other migration digests once they
+/// are a day old (another checkout on the same server may still use one).
 async fn sweep(admin: &mut Admin, admin_url: &str, current_template: &str) {
     for db in admin.databases_with_prefix(TEMPLATE_PREFIX).await.expect("listing templates") {
-        if db.name != current_template {
+        if db.name != current_template && template_is_stale(db.comment.as_deref(), now_secs()) {
             let _ = admin.drop_database(&db.name).await;
         }
     }
@@ -102,6 +118,14 @@ async fn sweep(admin: &mut Admin, admin_url: &str, current_template: &str) {
             let _ = admin.drop_database(&db.name).await;
         }
     }
+}
+
+/// Whether a template built at the time in its comment is over a day old
+/// (a template without a readable date is).
+fn template_is_stale(comment: Option<&str>, now: u64) -> bool {
+    let built =
+        comment.and_then(|c| c.strip_prefix(TEMPLATE_COMMENT)).and_then(|secs| secs.parse::<u64>().ok());
+    built.is_none_or(|built| now.saturating_sub(built) > MAX_CLONE_AGE.as_secs())
 }
 
 /// Whether a clone named `portico_test_<pid>_<created secs>_<n>` is stale.
@@ -161,8 +185,8 @@ impl TestDb {
     }
 
     fn named(admin_url: &str, name: &str) -> Self {
-        let urls =
-            DatabaseUrls::derive(admin_url, name, &RolePasswords::default()).expect("test database URLs");
+        let urls = DatabaseUrls::derive(admin_url, name, &RolePasswords::from_environment())
+            .expect("test database URLs");
         Self { admin_url: admin_url.to_owned(), urls }
     }
 
@@ -237,6 +261,15 @@ mod tests {
         let old = now - 25 * 3600;
         assert!(is_stale(&format!("portico_test_{me}_{old}_0"), false, me, now));
         assert!(!is_stale(&format!("portico_test_{me}_{}_0", now - 3600), false, me, now));
+    }
+
+    #[test]
+    fn other_templates_are_kept_for_a_day() {
+        let now = 1_800_000_000;
+        assert!(!template_is_stale(Some(&format!("{TEMPLATE_COMMENT}{}", now - 3600)), now));
+        assert!(template_is_stale(Some(&format!("{TEMPLATE_COMMENT}{}", now - 25 * 3600)), now));
+        assert!(template_is_stale(None, now));
+        assert!(template_is_stale(Some("something else"), now));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel_async::RunQueryDsl;
-use portico_store::{Admin, MIGRATIONS_DIGEST};
-use portico_testkit::{TestDb, sweep_now};
+use portico_store::Admin;
+use portico_testkit::{TestDb, sweep_now, template_name};
 
 use crate::support::connect;
 
@@ -18,6 +18,10 @@ struct Identity {
     superuser: bool,
     #[diesel(sql_type = BigInt)]
     owned: i64,
+    #[diesel(sql_type = BigInt)]
+    memberships: i64,
+    #[diesel(sql_type = Bool)]
+    can_create_in_public: bool,
 }
 
 #[tokio::test]
@@ -26,7 +30,9 @@ async fn tests_connect_as_the_app_role_which_bypasses_nothing_and_owns_nothing()
     let mut conn = connect(&db.urls.app).await;
     let me: Identity = diesel::sql_query(
         "SELECT current_user::text AS who, r.rolbypassrls AS bypass_rls, r.rolsuper AS superuser, \
-                (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid) AS owned \
+                (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid) AS owned, \
+                (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships, \
+                has_schema_privilege('public', 'CREATE') AS can_create_in_public \
          FROM pg_roles r WHERE r.rolname = current_user",
     )
     .get_result(&mut conn)
@@ -36,13 +42,15 @@ async fn tests_connect_as_the_app_role_which_bypasses_nothing_and_owns_nothing()
     assert!(!me.bypass_rls, "portico_app must not bypass row-level security");
     assert!(!me.superuser);
     assert_eq!(me.owned, 0, "portico_app owns no table, view or sequence");
+    assert_eq!(me.memberships, 0, "portico_app inherits no other role's rights");
+    assert!(!me.can_create_in_public, "portico_app cannot create tables of its own");
 }
 
 #[tokio::test]
 async fn the_template_is_sealed_against_connections() {
     let db = TestDb::new().await;
     let mut admin = Admin::connect(db.admin_url()).await.unwrap();
-    let template = admin.database(&format!("portico_template_{MIGRATIONS_DIGEST}")).await.unwrap().unwrap();
+    let template = admin.database(&template_name()).await.unwrap().unwrap();
     assert!(template.is_template && !template.allow_connections, "{template:?}");
 }
 
