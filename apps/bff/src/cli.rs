@@ -139,7 +139,7 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
             println!("demo tenant {:<16} {}", tenant.slug, tenant.id);
         }
     }
-    let running = server::start(config.http.addr, store)?;
+    let running = server::start(store, &config.server())?;
     tracing::info!(addr = %running.addr, environment = config.environment.name(), "serving");
     println!("Portico is listening on http://{} (try /health/ready)", running.addr);
     running.server.await?;

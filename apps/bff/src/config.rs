@@ -11,6 +11,10 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use portico_store::{PoolConfig, RolePasswords};
 
+/// Signs tokens in development and tests when `PORTICO_JWT_SECRET` is unset;
+/// refused in production.
+const DEVELOPMENT_JWT_SECRET: &str = "portico-development-secret-never-use-in-production";
+
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -52,6 +56,16 @@ impl Environment {
 pub struct HttpConfig {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Largest JSON body a route accepts unless it sets its own (bytes).
+    pub json_body_limit_bytes: usize,
+}
+
+/// Access tokens.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of tokens minted by `portico token` and the demo seed (seconds).
+    pub token_ttl_secs: i64,
 }
 
 /// The database and its pools.
@@ -84,6 +98,7 @@ pub struct SeedConfig {
 #[serde(deny_unknown_fields)]
 struct Files {
     http: HttpConfig,
+    auth: AuthConfig,
     database: DatabaseConfig,
     seed: SeedConfig,
 }
@@ -95,6 +110,8 @@ pub struct Secrets {
     pub database_url: Option<String>,
     /// `PORTICO_DATABASE_{OWNER,APP,PLATFORM}_PASSWORD`.
     pub role_passwords: RolePasswords,
+    /// `PORTICO_JWT_SECRET`: signs access tokens (HS256).
+    pub jwt_secret: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -102,6 +119,7 @@ impl fmt::Debug for Secrets {
         f.debug_struct("Secrets")
             .field("database_url", &self.database_url.as_deref().map(portico_store::redact_url))
             .field("role_passwords", &self.role_passwords)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -113,6 +131,8 @@ pub struct Config {
     pub environment: Environment,
     /// The HTTP listener.
     pub http: HttpConfig,
+    /// Access tokens.
+    pub auth: AuthConfig,
     /// The database.
     pub database: DatabaseConfig,
     /// Demo data.
@@ -163,10 +183,19 @@ impl Config {
             ConfigError(error.into_iter().map(|e| format!("{}: {}", key_of(&e), e.kind)).collect())
         })?;
 
-        let secrets =
-            Secrets { database_url: var("DATABASE_URL"), role_passwords: RolePasswords::from_lookup(var) };
-        let config =
-            Self { environment, http: files.http, database: files.database, seed: files.seed, secrets };
+        let secrets = Secrets {
+            database_url: var("DATABASE_URL"),
+            role_passwords: RolePasswords::from_lookup(var),
+            jwt_secret: var("PORTICO_JWT_SECRET"),
+        };
+        let config = Self {
+            environment,
+            http: files.http,
+            auth: files.auth,
+            database: files.database,
+            seed: files.seed,
+            secrets,
+        };
         config.check()?;
         Ok(config)
     }
@@ -204,10 +233,43 @@ impl Config {
         if self.environment == Environment::Production && self.secrets.database_url.is_none() {
             problems.push("DATABASE_URL: required in production".to_owned());
         }
+        match &self.secrets.jwt_secret {
+            Some(secret) if secret.len() < 32 => {
+                problems.push("PORTICO_JWT_SECRET: must be at least 32 bytes".to_owned());
+            }
+            None if self.environment == Environment::Production => {
+                problems.push("PORTICO_JWT_SECRET: required in production".to_owned());
+            }
+            _ => {}
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.auth.token_ttl_secs) {
+            problems.push("auth.token_ttl_secs: must be between 60 and 2592000".to_owned());
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.http.json_body_limit_bytes) {
+            problems.push("http.json_body_limit_bytes: must be between 1024 and 67108864".to_owned());
+        }
         if self.environment == Environment::Production && self.seed.demo_data {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// The token signing keys: `PORTICO_JWT_SECRET`, or outside production a
+    /// fixed development secret (tokens minted with it are worthless elsewhere).
+    #[must_use]
+    pub fn token_keys(&self) -> crate::auth::TokenKeys {
+        let secret = self.secrets.jwt_secret.as_deref().unwrap_or(DEVELOPMENT_JWT_SECRET);
+        crate::auth::TokenKeys::new(secret.as_bytes())
+    }
+
+    /// The server's settings.
+    #[must_use]
+    pub fn server(&self) -> crate::server::Settings {
+        crate::server::Settings {
+            addr: self.http.addr,
+            token_keys: self.token_keys(),
+            json_body_limit: self.http.json_body_limit_bytes,
+        }
     }
 
     /// The pool settings for the store.
@@ -305,9 +367,14 @@ mod tests {
         .unwrap_err();
         assert!(err.0.iter().any(|p| p.starts_with("DATABASE_URL")), "{err}");
         assert!(err.0.iter().any(|p| p.starts_with("seed.demo_data")), "{err}");
+        assert!(err.0.iter().any(|p| p.starts_with("PORTICO_JWT_SECRET")), "{err}");
         let ok = Config::from_sources(
             &dir(),
-            &vars(&[("PORTICO_ENV", "production"), ("DATABASE_URL", "postgres://admin:pw@db/postgres")]),
+            &vars(&[
+                ("PORTICO_ENV", "production"),
+                ("DATABASE_URL", "postgres://admin:pw@db/postgres"),
+                ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ]),
         )
         .unwrap();
         assert!(!format!("{:?}", ok.secrets).contains(":pw@"), "secrets are redacted in Debug output");

@@ -1,23 +1,46 @@
-//! The HTTP server: routes and the state they share.
+//! The HTTP server: the pipeline and the routes.
 
 use std::net::SocketAddr;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpResponse, HttpServer, web};
-use portico_kernel::RequestId;
+use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use portico_store::Store;
 use serde_json::json;
 
-/// What every handler can reach.
+use crate::auth::TokenKeys;
+use crate::error::{self, ApiError};
+use crate::{api, request_id};
+
+/// What the server needs besides the store.
 #[derive(Debug, Clone)]
-pub struct AppState {
-    /// PostgreSQL behind every domain port.
-    pub store: Store,
+pub struct Settings {
+    /// Address to listen on (port 0: any free port).
+    pub addr: SocketAddr,
+    /// Verifies bearer tokens.
+    pub token_keys: TokenKeys,
+    /// Largest JSON body a route accepts unless it sets its own.
+    pub json_body_limit: usize,
 }
 
-/// Registers every route on an actix app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live)).route("/health/ready", web::get().to(ready));
+/// Builds the app: middleware, extractor settings, routes, fallbacks.
+pub fn configure(
+    store: Store,
+    settings: &Settings,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let store = web::Data::new(store);
+    let keys = web::Data::new(settings.token_keys.clone());
+    let json_limit = settings.json_body_limit;
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(store.clone())
+            .app_data(keys.clone())
+            .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .route("/health/live", web::get().to(live))
+            .route("/health/ready", web::get().to(ready))
+            .configure(api::configure)
+            .default_service(web::to(error::not_found));
+    }
 }
 
 /// A bound, not yet awaited server.
@@ -36,10 +59,13 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Binds `addr` and returns the server to await.
-pub fn start(addr: SocketAddr, store: Store) -> std::io::Result<Running> {
-    let state = web::Data::new(AppState { store });
-    let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes)).bind(addr)?;
+/// Binds and returns the server to await.
+pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
+    let routes = configure(store, settings);
+    let http = HttpServer::new(move || {
+        App::new().wrap(middleware::from_fn(request_id::middleware)).configure(routes.clone())
+    })
+    .bind(settings.addr)?;
     let addr = http.addrs().first().copied().ok_or_else(|| std::io::Error::other("bound to no address"))?;
     let server = http.run();
     Ok(Running { addr, handle: server.handle(), server })
@@ -51,29 +77,21 @@ async fn live() -> HttpResponse {
 }
 
 /// The database answers as `portico_app` and every migration is applied.
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.migrations_current().await {
-        Ok(true) => HttpResponse::Ok().json(json!({
+async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    use portico_kernel::ErrorKind::Unavailable;
+    match store.migrations_current().await {
+        Ok(true) => Ok(HttpResponse::Ok().json(json!({
             "success": true,
             "data": {"status": "ready", "database": "reachable", "migrations": "current"}
-        })),
-        Ok(false) => not_ready("health.migrations_pending", "The database schema is behind this version."),
+        }))),
+        Ok(false) => Err(ApiError::new(
+            Unavailable,
+            "health.migrations_pending",
+            "The database schema is behind this version.",
+        )),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            not_ready("health.database_unreachable", "The database cannot be reached.")
+            Err(ApiError::new(Unavailable, "health.database_unreachable", "The database cannot be reached."))
         }
     }
-}
-
-fn not_ready(code: &str, message: &str) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(json!({
-        "success": false,
-        "error": {
-            "code": code,
-            "message": message,
-            "details": null,
-            "statusCode": 503,
-            "requestId": RequestId::generate().as_str(),
-        }
-    }))
 }

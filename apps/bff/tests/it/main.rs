@@ -7,3 +7,5 @@
 mod binary;
 mod health;
 mod http;
+mod support;
+mod tenants_api;

@@ -1,0 +1,129 @@
+//! The tenants API: the platform manages tenants; a tenant's people read
+//! (and its admins edit) their own tenant only.
+
+use actix_web::{HttpResponse, web};
+use portico_kernel::{ErrorKind, PageRequest, TenantId};
+use portico_store::Store;
+use portico_tenancy::{
+    CreateTenant, TenantFilter, TenantStatus, TenantStore, TenantTransition, UpdateTenant,
+};
+use serde::Deserialize;
+
+use crate::auth::{
+    Permission, PlatformTenantsRead, PlatformTenantsWrite, Require, TenantsRead, TenantsWrite,
+};
+use crate::envelope;
+use crate::error::ApiError;
+
+/// Query of `GET /api/v1/tenants`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// 1-based page (default 1).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only tenants in this status.
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    /// Only tenants whose name or slug contains this text.
+    #[serde(default)]
+    pub search: Option<String>,
+}
+
+fn page_request(query: &ListQuery) -> Result<PageRequest, ApiError> {
+    PageRequest::new(query.page.unwrap_or(1), query.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
+        .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
+}
+
+fn platform(auth: &crate::auth::Auth) -> Result<portico_kernel::PlatformContext, ApiError> {
+    auth.ctx
+        .platform()
+        .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
+}
+
+/// `GET /api/v1/tenants`: every live tenant, newest first (platform staff).
+pub async fn list(
+    auth: Require<PlatformTenantsRead>,
+    store: web::Data<Store>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page_request(&query)?;
+    let filter = TenantFilter { status: query.status, search: query.search.clone() };
+    let tenants = store.list(&platform(&auth)?, &filter, page).await?;
+    Ok(envelope::page(&tenants))
+}
+
+/// `POST /api/v1/tenants`: creates a tenant (platform staff).
+pub async fn create(
+    auth: Require<PlatformTenantsWrite>,
+    store: web::Data<Store>,
+    body: web::Json<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = store.create(&platform(&auth)?, body.into_inner()).await?;
+    Ok(envelope::created(tenant))
+}
+
+/// `GET /api/v1/tenants/{id}`: one's own tenant, or any for platform staff.
+pub async fn get(
+    auth: Require<TenantsRead>,
+    store: web::Data<Store>,
+    id: web::Path<TenantId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let tenant = store.get(&auth.on_tenant(id, PlatformTenantsRead::NAME), id).await?;
+    Ok(envelope::ok(tenant))
+}
+
+/// `PUT /api/v1/tenants/{id}`: replaces the editable fields.
+pub async fn update(
+    auth: Require<TenantsWrite>,
+    store: web::Data<Store>,
+    id: web::Path<TenantId>,
+    body: web::Json<UpdateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let tenant = store.update(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, body.into_inner()).await?;
+    Ok(envelope::ok(tenant))
+}
+
+/// `DELETE /api/v1/tenants/{id}`: soft-deletes a tenant (platform staff).
+pub async fn delete(
+    auth: Require<PlatformTenantsWrite>,
+    store: web::Data<Store>,
+    id: web::Path<TenantId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    store.delete(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id).await?;
+    Ok(envelope::no_content())
+}
+
+/// `POST /api/v1/tenants/{id}/suspend` (platform staff).
+pub async fn suspend(
+    auth: Require<PlatformTenantsWrite>,
+    store: web::Data<Store>,
+    id: web::Path<TenantId>,
+) -> Result<HttpResponse, ApiError> {
+    transition(&auth, &store, id.into_inner(), TenantTransition::Suspend).await
+}
+
+/// `POST /api/v1/tenants/{id}/activate` (platform staff).
+pub async fn activate(
+    auth: Require<PlatformTenantsWrite>,
+    store: web::Data<Store>,
+    id: web::Path<TenantId>,
+) -> Result<HttpResponse, ApiError> {
+    transition(&auth, &store, id.into_inner(), TenantTransition::Activate).await
+}
+
+async fn transition(
+    auth: &Require<PlatformTenantsWrite>,
+    store: &Store,
+    id: TenantId,
+    action: TenantTransition,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = store.transition(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, action).await?;
+    Ok(envelope::ok(tenant))
+}

@@ -1,0 +1,359 @@
+//! Authentication (development form): HS256 bearer tokens carrying the
+//! mission's claims, and the one extractor that turns a request into a
+//! [`TenantContext`]. Real sign-in replaces how tokens are issued, not this.
+
+use std::future::{Ready, ready};
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use portico_kernel::{Actor, ErrorKind, PLATFORM_TENANT_ID, RequestId, TenantContext, TenantId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Who the token is for: the platform's staff or a tenant's people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenType {
+    /// Staff of the platform tenant.
+    AdminUser,
+    /// A person of a customer tenant (owner, staff, student, parent, ...).
+    PlatformUser,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The user.
+    pub sub: UserId,
+    /// The user's email (never logged).
+    pub email: String,
+    /// The membership's role name.
+    pub role: String,
+    /// The tenant of the membership the token carries.
+    pub tenant_id: TenantId,
+    /// Staff or tenant user.
+    #[serde(rename = "type")]
+    pub kind: TokenType,
+    /// What the membership may do.
+    pub permissions: Vec<String>,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+}
+
+/// Signs and verifies tokens with one HS256 secret; no other algorithm is accepted.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(HS256, <secret>)")
+    }
+}
+
+impl TokenKeys {
+    /// Keys from the shared secret.
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A signed token for `claims`.
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Mints a token valid for `ttl_secs` from now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint(
+        &self,
+        user: UserId,
+        email: &str,
+        role: &str,
+        tenant: TenantId,
+        permissions: &[&str],
+        ttl_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        let kind = if tenant == PLATFORM_TENANT_ID { TokenType::AdminUser } else { TokenType::PlatformUser };
+        self.sign(&Claims {
+            sub: user,
+            email: email.to_owned(),
+            role: role.to_owned(),
+            tenant_id: tenant,
+            kind,
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            iat: now,
+            exp: now + ttl_secs,
+        })
+    }
+
+    /// The claims of a valid token, or why it is not.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        use jsonwebtoken::errors::ErrorKind as Jwt;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                Jwt::ExpiredSignature => {
+                    ApiError::new(ErrorKind::Unauthorized, "auth.token_expired", "The token has expired.")
+                }
+                _ => ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid."),
+            }
+        })?;
+        let claims = data.claims;
+        // A staff token must belong to the platform tenant, and only a staff token may.
+        if (claims.kind == TokenType::AdminUser) != (claims.tenant_id == PLATFORM_TENANT_ID) {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "auth.invalid_token",
+                "The token is not valid.",
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// The header a platform admin names a customer tenant with.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+
+/// An authenticated request: its tenant context and the token's claims.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The tenant acted on, who acts, what they may do.
+    pub ctx: TenantContext,
+    /// The token's claims.
+    pub claims: Claims,
+}
+
+impl Auth {
+    fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+        let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| {
+            ApiError::new(ErrorKind::Internal, "internal", "Authentication is not configured.")
+        })?;
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "auth.missing_token",
+                    "Send a bearer token in Authorization.",
+                )
+            })?;
+        let claims = keys.verify(token)?;
+
+        let named = match req.headers().get(TENANT_HEADER) {
+            None => None,
+            Some(value) => {
+                Some(value.to_str().ok().and_then(|v| v.parse::<TenantId>().ok()).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorKind::Validation,
+                        "request.invalid_tenant_header",
+                        "X-Tenant-ID must be a tenant id.",
+                    )
+                })?)
+            }
+        };
+        let request_id = req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate);
+        let mut ctx = TenantContext {
+            tenant_id: claims.tenant_id,
+            actor: Actor::User { user_id: claims.sub, tenant_id: claims.tenant_id },
+            permissions: claims.permissions.iter().cloned().collect(),
+            request_id,
+        };
+        if let Some(tenant) = named.filter(|t| *t != claims.tenant_id) {
+            if ctx.platform().is_err() {
+                return Err(ApiError::new(
+                    ErrorKind::Forbidden,
+                    "tenancy.tenant_mismatch",
+                    "X-Tenant-ID names another tenant than the token's.",
+                ));
+            }
+            tracing::info!(acting_on = %tenant, "platform staff acting on a tenant");
+            ctx.tenant_id = tenant;
+        }
+        let span = tracing::Span::current();
+        span.record("tenant_id", tracing::field::display(ctx.tenant_id));
+        span.record("user_id", tracing::field::display(claims.sub));
+        Ok(Self { ctx, claims })
+    }
+
+    /// The context re-scoped to `tenant` when platform staff holding
+    /// `permission` address a tenant by id in the path; unchanged otherwise
+    /// (the store then answers not found for another tenant's id).
+    #[must_use]
+    pub fn on_tenant(&self, tenant: TenantId, permission: &str) -> TenantContext {
+        if tenant != self.ctx.tenant_id && self.ctx.platform().is_ok() && self.ctx.has(permission) {
+            TenantContext { tenant_id: tenant, ..self.ctx.clone() }
+        } else {
+            self.ctx.clone()
+        }
+    }
+}
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_request(req))
+    }
+}
+
+/// A permission a route requires, as a type: `Require<TenantsWrite>`.
+pub trait Permission {
+    /// The permission's name (`tenants:write`).
+    const NAME: &'static str;
+}
+
+/// Declares permission marker types.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident = $text:literal;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+            impl Permission for $name {
+                const NAME: &'static str = $text;
+            }
+        )*
+    };
+}
+
+permissions! {
+    /// Read one's own tenant.
+    TenantsRead = "tenants:read";
+    /// Change one's own tenant's profile.
+    TenantsWrite = "tenants:write";
+    /// List and read every tenant.
+    PlatformTenantsRead = "platform:tenants:read";
+    /// Create, suspend, activate and delete tenants.
+    PlatformTenantsWrite = "platform:tenants:write";
+}
+
+/// An authenticated request whose actor holds permission `P`; else 403.
+#[derive(Debug, Clone)]
+pub struct Require<P: Permission>(pub Auth, PhantomData<P>);
+
+impl<P: Permission> std::ops::Deref for Require<P> {
+    type Target = Auth;
+
+    fn deref(&self) -> &Auth {
+        &self.0
+    }
+}
+
+impl<P: Permission> FromRequest for Require<P> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Auth::from_request(req).and_then(|auth| {
+            if auth.ctx.has(P::NAME) {
+                Ok(Self(auth, PhantomData))
+            } else {
+                Err(ApiError::new(
+                    ErrorKind::Forbidden,
+                    "auth.permission_denied",
+                    format!("This needs the {} permission.", P::NAME),
+                )
+                .details(serde_json::json!({ "permission": P::NAME })))
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(b"test-secret-with-enough-length-0123456789")
+    }
+
+    fn claims(kind: TokenType, tenant: TenantId, exp_offset: i64) -> Claims {
+        let now = Utc::now().timestamp();
+        Claims {
+            sub: UserId::new(),
+            email: "a@b.example".into(),
+            role: "owner".into(),
+            tenant_id: tenant,
+            kind,
+            permissions: vec!["tenants:read".into()],
+            iat: now,
+            exp: now + exp_offset,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_its_claims() {
+        let claims = claims(TokenType::PlatformUser, TenantId::new(), 600);
+        let token = keys().sign(&claims).unwrap();
+        assert_eq!(keys().verify(&token).unwrap(), claims);
+    }
+
+    #[test]
+    fn expired_tampered_foreign_and_unsigned_tokens_are_refused() {
+        let expired = keys().sign(&claims(TokenType::PlatformUser, TenantId::new(), -120)).unwrap();
+        assert_eq!(keys().verify(&expired).unwrap_err().code(), "auth.token_expired");
+
+        let token = keys().sign(&claims(TokenType::PlatformUser, TenantId::new(), 600)).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        parts[1] = parts[1].chars().rev().collect();
+        assert_eq!(keys().verify(&parts.join(".")).unwrap_err().code(), "auth.invalid_token");
+
+        let foreign = TokenKeys::new(b"another-secret-another-secret-0123456789")
+            .sign(&claims(TokenType::PlatformUser, TenantId::new(), 600))
+            .unwrap();
+        assert_eq!(keys().verify(&foreign).unwrap_err().code(), "auth.invalid_token");
+
+        // alg "none": header {"alg":"none","typ":"JWT"} and no signature.
+        let body = token.split('.').nth(1).unwrap();
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{body}.");
+        assert_eq!(keys().verify(&unsigned).unwrap_err().code(), "auth.invalid_token");
+    }
+
+    #[test]
+    fn staff_tokens_belong_to_the_platform_tenant_only() {
+        let forged = keys().sign(&claims(TokenType::AdminUser, TenantId::new(), 600)).unwrap();
+        assert!(keys().verify(&forged).is_err());
+        let odd = keys().sign(&claims(TokenType::PlatformUser, PLATFORM_TENANT_ID, 600)).unwrap();
+        assert!(keys().verify(&odd).is_err());
+        let staff = keys().sign(&claims(TokenType::AdminUser, PLATFORM_TENANT_ID, 600)).unwrap();
+        assert!(keys().verify(&staff).is_ok());
+    }
+
+    #[test]
+    fn minted_tokens_pick_the_type_from_the_tenant() {
+        let token = keys()
+            .mint(UserId::new(), "x@y.example", "admin", PLATFORM_TENANT_ID, &["platform:tenants:read"], 60)
+            .unwrap();
+        let claims = keys().verify(&token).unwrap();
+        assert_eq!(claims.kind, TokenType::AdminUser);
+        assert_eq!(claims.exp - claims.iat, 60);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["type"], "ADMIN_USER");
+        assert!(json.get("tenantId").is_some());
+    }
+}

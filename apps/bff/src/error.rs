@@ -1,0 +1,236 @@
+//! Every error the API answers, in one envelope:
+//! `{"success":false,"error":{"code","message","details","statusCode","requestId"}}`.
+//! The HTTP status of each `ErrorKind` is decided here and nowhere else.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use portico_kernel::{DomainError, ErrorKind, RequestId, ValidationErrors};
+use portico_tenancy::TenancyError;
+use serde_json::{Value, json};
+
+/// The one status of each kind.
+#[must_use]
+pub const fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl ApiError {
+    /// An error of `kind` with a stable `code` and a message for people.
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self::with_status(status_of(kind), code, message)
+    }
+
+    /// For the few HTTP-level errors that have no domain kind (405, 413, 415).
+    pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: Value::Null }
+    }
+
+    /// Adds machine-readable details (the failing fields of a body, ...).
+    #[must_use]
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A failed validation, naming each field.
+    pub fn invalid(code: &'static str, errors: &ValidationErrors) -> Self {
+        Self::new(ErrorKind::Validation, code, "The request has invalid fields.")
+            .details(json!({ "fields": errors }))
+    }
+
+    /// Any domain error; a server-side one is logged and answered without internals.
+    pub fn from_domain(error: &(impl DomainError + ?Sized)) -> Self {
+        let kind = error.kind();
+        if kind.is_client_error() {
+            Self::new(kind, error.code(), error.to_string())
+        } else {
+            tracing::error!(code = error.code(), error = %error, "request failed on our side");
+            Self::server_side(kind, error.code())
+        }
+    }
+
+    fn server_side(kind: ErrorKind, code: &'static str) -> Self {
+        let message = match kind {
+            ErrorKind::Unavailable => "A service Portico depends on is unavailable. Try again shortly.",
+            _ => "Something went wrong on our side. The request id identifies it in our logs.",
+        };
+        Self::new(kind, code, message)
+    }
+
+    /// The stable code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The envelope body.
+    #[must_use]
+    pub fn body(&self, request_id: &RequestId) -> Value {
+        json!({
+            "success": false,
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": self.details,
+                "statusCode": self.status.as_u16(),
+                "requestId": request_id.as_str(),
+            }
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self.body(&crate::request_id::current()))
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(error: TenancyError) -> Self {
+        match &error {
+            TenancyError::Invalid(fields) => Self::invalid(error.code(), fields),
+            _ => Self::from_domain(&error),
+        }
+    }
+}
+
+/// Bad JSON bodies: malformed, wrong types, unknown fields, too large, wrong content type.
+pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &error {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.body_too_large",
+            format!("The body is larger than the {limit} bytes this route accepts."),
+        ),
+        E::ContentType => ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "request.unsupported_media_type",
+            "Send the body as application/json.",
+        ),
+        E::Deserialize(inner) if inner.is_data() => ApiError::with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.invalid_body",
+            describe_serde(inner),
+        ),
+        E::Deserialize(inner) => {
+            ApiError::with_status(StatusCode::BAD_REQUEST, "request.malformed_json", describe_serde(inner))
+        }
+        _ => ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            "request.unreadable_body",
+            "The body could not be read.",
+        ),
+    };
+    api.into()
+}
+
+/// serde's message names the field or type at fault; the position helps clients.
+fn describe_serde(error: &serde_json::Error) -> String {
+    format!("The body is not valid: {error}.")
+}
+
+/// Bad path parameters (a malformed UUID, ...).
+pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    let actix_web::error::PathError::Deserialize(inner) = &error else {
+        return ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            "request.invalid_path",
+            "The path is not valid.",
+        )
+        .into();
+    };
+    ApiError::with_status(
+        StatusCode::BAD_REQUEST,
+        "request.invalid_path",
+        format!("The path is not valid: {inner}."),
+    )
+    .into()
+}
+
+/// Bad query strings (a page that is not a number, an unknown status, ...).
+pub fn query_error(error: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = match &error {
+        actix_web::error::QueryPayloadError::Deserialize(inner) => {
+            format!("The query is not valid: {inner}.")
+        }
+        _ => "The query is not valid.".to_owned(),
+    };
+    ApiError::with_status(StatusCode::BAD_REQUEST, "request.invalid_query", message).into()
+}
+
+/// No route has this path.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorKind::NotFound, "http.route_not_found", "No such route."))
+}
+
+/// The path exists but not with this method.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "http.method_not_allowed",
+        "This route does not take that method.",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_exactly_one_status() {
+        let statuses: Vec<u16> = ErrorKind::ALL.into_iter().map(|k| status_of(k).as_u16()).collect();
+        assert_eq!(statuses, vec![404, 409, 422, 401, 403, 402, 429, 503, 500]);
+    }
+
+    #[test]
+    fn server_side_errors_carry_no_internals() {
+        let error =
+            TenancyError::Store(portico_kernel::InfraError::internal("relation \"tenants\" does not exist"));
+        let api = ApiError::from(error);
+        let body = api.body(&RequestId::generate()).to_string();
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("relation") && !body.contains("tenants"), "{body}");
+        assert_eq!(api.code(), "internal");
+    }
+
+    #[test]
+    fn validation_errors_name_their_fields() {
+        let api = ApiError::from(TenancyError::Invalid(ValidationErrors::field("slug", "is reserved")));
+        let body = api.body(&RequestId::generate());
+        assert_eq!(body["error"]["statusCode"], 422);
+        assert_eq!(body["error"]["code"], "tenancy.invalid_tenant");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], "slug");
+    }
+}

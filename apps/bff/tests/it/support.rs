@@ -1,0 +1,138 @@
+//! A running bff on a database of the test's own, and tokens to call it with.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::dev::ServerHandle;
+use portico_bff::auth::TokenKeys;
+use portico_bff::server::{self, Settings};
+use portico_kernel::{PLATFORM_TENANT_ID, TenantId, UserId};
+use portico_testkit::TestDb;
+
+use crate::http::{Response, request};
+
+pub const SECRET: &[u8] = b"system-test-secret-0123456789abcdef";
+
+/// Every log line of this test binary, to look for request ids in.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = buffer.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_env_filter("info")
+                .with_writer(move || LogWriter(writer.clone()))
+                .try_init();
+            buffer
+        })
+        .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bff serving on port 0 with a cloned database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub addr: SocketAddr,
+    pub keys: TokenKeys,
+    handle: ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        log_buffer();
+        let db = TestDb::new().await;
+        let store = db.store().await;
+        let keys = TokenKeys::new(SECRET);
+        let settings = Settings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            token_keys: keys.clone(),
+            json_body_limit: 1024 * 1024,
+        };
+        let running = server::start(store, &settings).unwrap();
+        let handle = running.handle.clone();
+        actix_web::rt::spawn(running.server);
+        Self { db, addr: running.addr, keys, handle }
+    }
+
+    /// A platform admin's token (every tenant and platform permission).
+    pub fn admin_token(&self) -> String {
+        let permissions =
+            ["platform:tenants:read", "platform:tenants:write", "tenants:read", "tenants:write"];
+        self.keys
+            .mint(
+                UserId::new(),
+                "admin@portico.example",
+                "platform_admin",
+                PLATFORM_TENANT_ID,
+                &permissions,
+                600,
+            )
+            .unwrap()
+    }
+
+    /// A token of a user of `tenant` with `permissions`.
+    pub fn user_token(&self, tenant: TenantId, permissions: &[&str]) -> String {
+        self.keys.mint(UserId::new(), "owner@tenant.example", "owner", tenant, permissions, 600).unwrap()
+    }
+
+    /// Calls the API on a blocking thread (the server runs on this test's runtime).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        self.call_with(method, path, token, &[], body.map(|b| b.to_string().into_bytes())).await
+    }
+
+    /// Like [`call`](Self::call) with extra headers and a raw body.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let (addr, method, path) = (self.addr, method.to_owned(), path.to_owned());
+        let mut headers: Vec<(String, String)> =
+            extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        if let Some(token) = token {
+            headers.push(("Authorization".into(), format!("Bearer {token}")));
+        }
+        if body.is_some() && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            request(addr, &method, &path, &headers, body.as_deref())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
