@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use portico_db_discovery::{Source, default_state_dir, discover};
+use portico_kernel::{PLATFORM_TENANT_ID, PageRequest, PlatformContext, TenantId, UserId};
 use portico_store::{DatabaseUrls, Store, bootstrap, redact_url, run_migrations};
+use portico_tenancy::{TenantFilter, TenantStore};
 
 use crate::config::{Config, Environment};
 use crate::{seed, server};
@@ -15,14 +17,30 @@ commands:
   serve          bootstrap the database, seed demo data (development) and serve the API (default)
   migrate        apply pending migrations and exit
   db bootstrap   create the roles, the database, the schema and the platform tenant, and exit
+  token          mint a development access token:
+                   portico token --tenant ID|SLUG [--permissions a,b] [--role NAME] [--email ADDRESS]
+                   (default permissions: a platform admin's for the platform tenant, an owner's otherwise)
   help           show this text
 
 configuration: config/default.toml, config/$PORTICO_ENV.toml, PORTICO__SECTION__KEY variables;
 database: DATABASE_URL, else (outside production) a server on 127.0.0.1:5432, else a private
 cluster under target/ started from the machine's PostgreSQL binaries.";
 
+/// `portico token` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// A tenant id or slug (`platform` for the platform tenant).
+    pub tenant: String,
+    /// Permissions; `None` for the defaults.
+    pub permissions: Option<Vec<String>>,
+    /// Role name in the claims.
+    pub role: String,
+    /// Email in the claims.
+    pub email: String,
+}
+
 /// What the command line asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Serve the API.
     Serve,
@@ -30,6 +48,8 @@ pub enum Command {
     Migrate,
     /// Bootstrap roles, database, schema and platform tenant.
     Bootstrap,
+    /// Mint a development token.
+    Token(TokenRequest),
     /// Print usage.
     Help,
 }
@@ -41,8 +61,37 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["migrate"] => Ok(Command::Migrate),
         ["db", "bootstrap"] => Ok(Command::Bootstrap),
         ["help" | "--help" | "-h"] => Ok(Command::Help),
+        ["token", rest @ ..] => parse_token(rest).map(Command::Token),
         other => Err(format!("unknown command `{}`", other.join(" "))),
     }
+}
+
+fn parse_token(args: &[&str]) -> Result<TokenRequest, String> {
+    let mut request = TokenRequest {
+        tenant: String::new(),
+        permissions: None,
+        role: "owner".into(),
+        email: "dev@portico.example".into(),
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match *flag {
+            "--tenant" => request.tenant = (*value).to_owned(),
+            "--permissions" => {
+                request.permissions = Some(
+                    value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+                );
+            }
+            "--role" => request.role = (*value).to_owned(),
+            "--email" => request.email = (*value).to_owned(),
+            other => return Err(format!("unknown option `{other}` for token")),
+        }
+    }
+    if request.tenant.is_empty() {
+        return Err("token needs --tenant ID|SLUG".into());
+    }
+    Ok(request)
 }
 
 /// Runs `portico` with the process's arguments and environment.
@@ -90,6 +139,12 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
     let admin_url = admin_url(&config).await?;
     let passwords = &config.secrets.role_passwords;
     match command {
+        Command::Token(request) => {
+            let urls = DatabaseUrls::derive(&admin_url, &config.database.name, passwords)?;
+            let store = Store::connect(&urls, &config.pool()).await?;
+            println!("{}", mint(&config, &store, &request).await?);
+            Ok(())
+        }
         Command::Bootstrap => {
             let urls = bootstrap(&admin_url, &config.database.name, passwords).await?;
             println!("bootstrapped database `{}` (owner {})", urls.database, redact_url(&urls.owner));
@@ -131,12 +186,46 @@ async fn admin_url(config: &Config) -> Result<String, Failure> {
     Ok(discovered.admin_url)
 }
 
+/// A development token for the tenant (id or slug) and permissions asked for.
+async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<String, Failure> {
+    let tenant = match request.tenant.parse::<TenantId>() {
+        Ok(id) => id,
+        Err(_) if request.tenant == "platform" => PLATFORM_TENANT_ID,
+        Err(_) => {
+            let filter = TenantFilter { search: Some(request.tenant.clone()), ..TenantFilter::default() };
+            let page = store.list(&PlatformContext::system("cli"), &filter, PageRequest::default()).await?;
+            page.items
+                .into_iter()
+                .find(|t| t.slug == request.tenant)
+                .map(|t| t.id)
+                .ok_or_else(|| format!("no tenant with slug `{}`", request.tenant))?
+        }
+    };
+    let defaults: &[&str] =
+        if tenant == PLATFORM_TENANT_ID { &seed::ADMIN_PERMISSIONS } else { &seed::OWNER_PERMISSIONS };
+    let permissions: Vec<&str> = match &request.permissions {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => defaults.to_vec(),
+    };
+    let keys = config.token_keys();
+    Ok(keys.mint(
+        UserId::new(),
+        &request.email,
+        &request.role,
+        tenant,
+        &permissions,
+        config.auth.token_ttl_secs,
+    )?)
+}
+
 async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
     let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
     let store = Store::connect(&urls, &config.pool()).await?;
     if config.seed.demo_data {
-        for tenant in seed::demo_tenants(&store).await? {
-            println!("demo tenant {:<16} {}", tenant.slug, tenant.id);
+        let tenants = seed::demo_tenants(&store).await?;
+        println!("Demo data: a platform admin and two tenants. Paste these into a shell:");
+        for line in seed::demo_exports(&config.token_keys(), &tenants, config.auth.token_ttl_secs)? {
+            println!("  {line}");
         }
     }
     let running = server::start(store, &config.server())?;
@@ -163,5 +252,19 @@ mod tests {
         assert_eq!(parse(&args("--help")), Ok(Command::Help));
         assert_eq!(parse(&args("db")), Err("unknown command `db`".to_owned()));
         assert!(parse(&args("serve now")).is_err());
+    }
+
+    #[test]
+    fn token_arguments_parse() {
+        let Ok(Command::Token(request)) =
+            parse(&args("token --tenant acme --permissions tenants:read,,tenants:write"))
+        else {
+            panic!("expected a token command");
+        };
+        assert_eq!(request.tenant, "acme");
+        assert_eq!(request.permissions, Some(vec!["tenants:read".to_owned(), "tenants:write".to_owned()]));
+        assert_eq!(parse(&args("token")), Err("token needs --tenant ID|SLUG".to_owned()));
+        assert_eq!(parse(&args("token --tenant")), Err("--tenant needs a value".to_owned()));
+        assert!(parse(&args("token --tenant a --colour red")).is_err());
     }
 }

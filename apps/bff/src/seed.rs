@@ -1,6 +1,7 @@
-//! Demo data for development: two tenants to try the API with.
+//! Demo data for development: two tenants to try the API with, and tokens
+//! for a demo platform admin and for each tenant's owner.
 
-use portico_kernel::{PageRequest, PlatformContext};
+use portico_kernel::{PLATFORM_TENANT_ID, PageRequest, PlatformContext, UserId};
 use portico_store::Store;
 use portico_tenancy::{CreateTenant, TenancyError, Tenant, TenantFilter, TenantStore};
 
@@ -35,4 +36,37 @@ pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
         }
     }
     Ok(tenants)
+}
+
+/// What a platform admin's demo token may do.
+pub const ADMIN_PERMISSIONS: [&str; 4] =
+    ["platform:tenants:read", "platform:tenants:write", "tenants:read", "tenants:write"];
+
+/// What a tenant owner's demo token may do.
+pub const OWNER_PERMISSIONS: [&str; 2] = ["tenants:read", "tenants:write"];
+
+/// `export NAME=value` lines for the demo tenants' ids and tokens, ready to
+/// paste into a shell (the README's examples use them).
+pub fn demo_exports(
+    keys: &crate::auth::TokenKeys,
+    tenants: &[Tenant],
+    ttl_secs: i64,
+) -> Result<Vec<String>, jsonwebtoken::errors::Error> {
+    let admin = keys.mint(
+        UserId::new(),
+        "admin@portico.example",
+        "platform_admin",
+        PLATFORM_TENANT_ID,
+        &ADMIN_PERMISSIONS,
+        ttl_secs,
+    )?;
+    let mut lines = vec![format!("export ADMIN_TOKEN={admin}")];
+    for tenant in tenants {
+        let name = tenant.slug.split('-').next().unwrap_or("tenant").to_ascii_uppercase();
+        let email = format!("owner@{}.example", tenant.slug);
+        let token = keys.mint(UserId::new(), &email, "owner", tenant.id, &OWNER_PERMISSIONS, ttl_secs)?;
+        lines.push(format!("export {name}_ID={}", tenant.id));
+        lines.push(format!("export {name}_TOKEN={token}"));
+    }
+    Ok(lines)
 }

@@ -91,3 +91,22 @@ fn a_bad_configuration_exits_2_naming_the_key() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("database.app_pool_size"));
 }
+
+#[tokio::test]
+async fn portico_token_mints_a_token_the_api_accepts() {
+    let db = TestDb::new().await;
+    let output = portico(&db, &["token", "--tenant", "platform"])
+        .env("PORTICO_JWT_SECRET", std::str::from_utf8(crate::support::SECRET).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let claims = portico_bff::auth::TokenKeys::new(crate::support::SECRET).verify(token.trim()).unwrap();
+    assert_eq!(claims.tenant_id, portico_kernel::PLATFORM_TENANT_ID);
+    assert_eq!(claims.kind, portico_bff::auth::TokenType::AdminUser);
+    assert!(claims.permissions.contains(&"platform:tenants:write".to_owned()));
+
+    let unknown = portico(&db, &["token", "--tenant", "no-such-tenant"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no tenant with slug `no-such-tenant`"));
+}
