@@ -58,6 +58,8 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Largest JSON body a route accepts unless it sets its own (bytes).
     pub json_body_limit_bytes: usize,
+    /// Browser origins allowed by CORS (`https://portal.example.com`).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Access tokens.
@@ -248,6 +250,19 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.http.json_body_limit_bytes) {
             problems.push("http.json_body_limit_bytes: must be between 1024 and 67108864".to_owned());
         }
+        for origin in &self.http.cors_allowed_origins {
+            let parsed = url::Url::parse(origin).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+                    && u.query().is_none()
+            });
+            if parsed.is_none() {
+                problems.push(format!(
+                    "http.cors_allowed_origins: `{origin}` is not an origin like https://portal.example.com"
+                ));
+            }
+        }
         if self.environment == Environment::Production && self.seed.demo_data {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
@@ -269,6 +284,8 @@ impl Config {
             addr: self.http.addr,
             token_keys: self.token_keys(),
             json_body_limit: self.http.json_body_limit_bytes,
+            cors_allowed_origins: self.http.cors_allowed_origins.clone(),
+            hsts: self.environment == Environment::Production,
         }
     }
 
@@ -356,6 +373,20 @@ mod tests {
         assert!(err.to_string().contains("http.addr"), "{err}");
         let err = Config::from_sources(&dir(), &vars(&[("PORTICO_ENV", "staging")])).unwrap_err();
         assert!(err.to_string().contains("PORTICO_ENV"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        let err = Config::from_sources(
+            &dir(),
+            &vars(&[(
+                "PORTICO__HTTP__CORS_ALLOWED_ORIGINS",
+                "[\"https://ok.example\", \"https://bad.example/path\", \"*\"]",
+            )]),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0.iter().all(|p| p.starts_with("http.cors_allowed_origins")), "{err}");
     }
 
     #[test]

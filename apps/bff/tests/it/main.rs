@@ -7,5 +7,6 @@
 mod binary;
 mod health;
 mod http;
+mod hygiene;
 mod support;
 mod tenants_api;

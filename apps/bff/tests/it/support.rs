@@ -12,6 +12,8 @@ use portico_testkit::TestDb;
 use crate::http::{Response, request};
 
 pub const SECRET: &[u8] = b"system-test-secret-0123456789abcdef";
+/// The one browser origin the test server allows.
+pub const PORTAL: &str = "https://portal.example";
 
 /// Every log line of this test binary, to look for request ids in.
 pub fn logs() -> String {
@@ -61,11 +63,8 @@ impl TestApp {
         let db = TestDb::new().await;
         let store = db.store().await;
         let keys = TokenKeys::new(SECRET);
-        let settings = Settings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            token_keys: keys.clone(),
-            json_body_limit: 1024 * 1024,
-        };
+        let settings =
+            Settings { cors_allowed_origins: vec![PORTAL.to_owned()], ..Settings::local(keys.clone()) };
         let running = server::start(store, &settings).unwrap();
         let handle = running.handle.clone();
         actix_web::rt::spawn(running.server);
