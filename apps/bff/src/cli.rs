@@ -7,7 +7,7 @@ use portico_kernel::{PLATFORM_TENANT_ID, PageRequest, PlatformContext, TenantId,
 use portico_store::{DatabaseUrls, Store, bootstrap, redact_url, run_migrations};
 use portico_tenancy::{TenantFilter, TenantStore};
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, LogFormat};
 use crate::{seed, server};
 
 const USAGE: &str = "\
@@ -116,7 +116,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    init_tracing(&config);
     match actix_web::rt::System::new().block_on(run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -126,10 +126,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr: pretty or JSON (with the request's span fields on every line).
+fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format() {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
 }
 
 /// A failure that ends the command.

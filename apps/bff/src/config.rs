@@ -88,6 +88,27 @@ pub struct DatabaseConfig {
     pub max_connection_lifetime_secs: u64,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`; unset: JSON in production, pretty elsewhere.
+    #[serde(default)]
+    pub format: Option<LogFormat>,
+    /// Which lines to write, in `RUST_LOG` syntax (`RUST_LOG` wins when set).
+    pub filter: String,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +122,7 @@ pub struct SeedConfig {
 struct Files {
     http: HttpConfig,
     auth: AuthConfig,
+    log: LogConfig,
     database: DatabaseConfig,
     seed: SeedConfig,
 }
@@ -135,6 +157,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Access tokens.
     pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
     /// The database.
     pub database: DatabaseConfig,
     /// Demo data.
@@ -194,6 +218,7 @@ impl Config {
             environment,
             http: files.http,
             auth: files.auth,
+            log: files.log,
             database: files.database,
             seed: files.seed,
             secrets,
@@ -267,6 +292,16 @@ impl Config {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// The log format in force.
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(if self.environment == Environment::Production {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        })
     }
 
     /// The token signing keys: `PORTICO_JWT_SECRET`, or outside production a
@@ -373,6 +408,21 @@ mod tests {
         assert!(err.to_string().contains("http.addr"), "{err}");
         let err = Config::from_sources(&dir(), &vars(&[("PORTICO_ENV", "staging")])).unwrap_err();
         assert!(err.to_string().contains("PORTICO_ENV"), "{err}");
+    }
+
+    #[test]
+    fn logs_are_json_in_production_unless_told_otherwise() {
+        let production = vars(&[
+            ("PORTICO_ENV", "production"),
+            ("DATABASE_URL", "postgres://a@b/postgres"),
+            ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]);
+        assert_eq!(Config::from_sources(&dir(), &production).unwrap().log_format(), LogFormat::Json);
+        assert_eq!(Config::from_sources(&dir(), &[]).unwrap().log_format(), LogFormat::Pretty);
+        let forced = vars(&[("PORTICO__LOG__FORMAT", "json")]);
+        assert_eq!(Config::from_sources(&dir(), &forced).unwrap().log_format(), LogFormat::Json);
+        let bad = vars(&[("PORTICO__LOG__FORMAT", "xml")]);
+        assert!(Config::from_sources(&dir(), &bad).unwrap_err().to_string().contains("log.format"));
     }
 
     #[test]

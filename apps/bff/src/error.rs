@@ -65,7 +65,8 @@ impl ApiError {
         if kind.is_client_error() {
             Self::new(kind, error.code(), error.to_string())
         } else {
-            tracing::error!(code = error.code(), error = %error, "request failed on our side");
+            let detail = portico_kernel::redact::text(&error.to_string());
+            tracing::error!(code = error.code(), error = %detail, "request failed on our side");
             Self::server_side(kind, error.code())
         }
     }

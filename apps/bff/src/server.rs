@@ -157,7 +157,7 @@ async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
             "The database schema is behind this version.",
         )),
         Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
+            tracing::warn!(error = %portico_kernel::redact::text(&error.to_string()), "readiness check failed");
             Err(ApiError::new(Unavailable, "health.database_unreachable", "The database cannot be reached."))
         }
     }

@@ -27,6 +27,7 @@ mod error;
 mod id;
 mod money;
 mod page;
+pub mod redact;
 mod validation;
 
 pub use audit::AuditEntry;
