@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod metrics;
 pub mod request_id;
 pub mod seed;
 pub mod server;

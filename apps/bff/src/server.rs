@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::auth::TokenKeys;
 use crate::error::{self, ApiError};
+use crate::metrics::{self, Metrics};
 use crate::{api, request_id};
 
 /// What the server needs besides the store.
@@ -89,15 +90,18 @@ pub fn configure(
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let store = web::Data::new(store);
     let keys = web::Data::new(settings.token_keys.clone());
+    let metrics = web::Data::new(Metrics::default());
     let json_limit = settings.json_body_limit;
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(keys.clone())
+            .app_data(metrics.clone())
             .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics::scrape))
             .configure(api::configure)
             .default_service(web::to(error::not_found));
     }
@@ -129,6 +133,7 @@ pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
             .wrap(middleware::Compress::default())
             .wrap(security_headers(hsts))
             .wrap(cors(&origins))
+            .wrap(middleware::from_fn(metrics::middleware))
             .wrap(middleware::from_fn(request_id::middleware))
             .configure(routes.clone())
     })

@@ -44,3 +44,37 @@ async fn ready_answers_503_when_the_database_is_gone() {
     let live = app.call("GET", "/health/live", None, None).await;
     assert_eq!(live.status, 200, "liveness does not depend on the database");
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_template_and_show_the_pools() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token();
+    let missing = portico_kernel::TenantId::new();
+    app.call("GET", &format!("/api/v1/tenants/{missing}"), Some(&token), None).await;
+    app.call("GET", "/api/v1/tenants", Some(&token), None).await;
+    app.call("GET", "/no/such/path", None, None).await;
+
+    let scraped = app.call("GET", "/metrics", None, None).await;
+    assert_eq!(scraped.status, 200);
+    assert!(scraped.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = scraped.body;
+    assert!(
+        text.contains(
+            r#"portico_http_requests_total{method="GET",route="/api/v1/tenants/{id}",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"portico_http_requests_total{method="GET",route="/api/v1/tenants",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404"} 1"#), "unknown paths share one series: {text}");
+    assert!(!text.contains(&missing.to_string()), "ids never become labels");
+    assert!(
+        text.contains(
+            r#"portico_http_request_duration_seconds_count{method="GET",route="/api/v1/tenants"} 1"#
+        )
+    );
+    assert!(text.contains(r#"portico_db_pool_connections{pool="app",state="idle"}"#));
+    assert!(text.contains(r#"portico_db_pool_waiting{pool="platform"} 0"#));
+}
