@@ -32,6 +32,10 @@ db-bootstrap:
 migrate:
     cargo run -- migrate
 
+# Write the OpenAPI document to docs/openapi.json (a test fails while the committed copy is stale).
+openapi:
+    cargo run -q -- openapi > docs/openapi.json
+
 # Measure the store's scoped transactions against PostgreSQL (release build).
 bench:
     cargo bench -p portico-store

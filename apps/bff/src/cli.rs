@@ -20,6 +20,7 @@ commands:
   token          mint a development access token:
                    portico token --tenant ID|SLUG [--permissions a,b] [--role NAME] [--email ADDRESS]
                    (default permissions: a platform admin's for the platform tenant, an owner's otherwise)
+  openapi        print the OpenAPI document (`just openapi` writes it to docs/openapi.json)
   help           show this text
 
 configuration: config/default.toml, config/$PORTICO_ENV.toml, PORTICO__SECTION__KEY variables;
@@ -50,6 +51,8 @@ pub enum Command {
     Bootstrap,
     /// Mint a development token.
     Token(TokenRequest),
+    /// Print the OpenAPI document.
+    Openapi,
     /// Print usage.
     Help,
 }
@@ -61,6 +64,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["migrate"] => Ok(Command::Migrate),
         ["db", "bootstrap"] => Ok(Command::Bootstrap),
         ["help" | "--help" | "-h"] => Ok(Command::Help),
+        ["openapi"] => Ok(Command::Openapi),
         ["token", rest @ ..] => parse_token(rest).map(Command::Token),
         other => Err(format!("unknown command `{}`", other.join(" "))),
     }
@@ -101,6 +105,10 @@ pub fn main() -> ExitCode {
     let command = match parse(&args) {
         Ok(Command::Help) => {
             println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Openapi) => {
+            println!("{}", crate::openapi::json());
             return ExitCode::SUCCESS;
         }
         Ok(command) => command,
@@ -165,7 +173,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Serve => serve(config, &admin_url).await,
-        Command::Help => Ok(()),
+        Command::Help | Command::Openapi => Ok(()),
     }
 }
 

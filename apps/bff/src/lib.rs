@@ -11,6 +11,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod seed;
 pub mod server;

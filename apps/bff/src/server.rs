@@ -43,6 +43,29 @@ impl Settings {
     }
 }
 
+/// The content security policy of the docs page: everything from this
+/// server (the page loads nothing from the internet), inline styles for
+/// swagger-ui's layout, no framing.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'none'";
+
+/// `/docs/`: swagger-ui, served from the binary, reading `/api/v1/openapi.json`.
+fn docs() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let config = utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"]).validator_url("none");
+    web::scope("/docs")
+        .wrap(middleware::DefaultHeaders::new().add((header::CONTENT_SECURITY_POLICY, DOCS_CSP)))
+        .service(utoipa_swagger_ui::SwaggerUi::new("/{_:.*}").config(config))
+}
+
 /// The content security policy of API answers: JSON loads nothing.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -103,6 +126,7 @@ pub fn configure(
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics::scrape))
             .configure(api::configure)
+            .service(docs())
             .default_service(web::to(error::not_found));
     }
 }

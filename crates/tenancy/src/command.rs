@@ -11,6 +11,14 @@ const METADATA_MAX_BYTES: usize = 16 * 1024;
 
 /// Creates a tenant.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "name": "Acme Property Management",
+    "slug": "acme-property",
+    "contactEmail": "hello@acme-property.example",
+    "phone": "+4930123456",
+    "industry": "property_management"
+})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
     /// Display name, 1 to 200 characters.
@@ -37,6 +45,7 @@ pub struct CreateTenant {
     /// A JSON object of at most 16 KiB.
     #[garde(custom(metadata_rules))]
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -50,6 +59,12 @@ impl CreateTenant {
 
 /// Replaces a tenant's editable fields (the slug and status have their own operations).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "name": "Acme Homes",
+    "contactEmail": "hello@acme-homes.example",
+    "metadata": {"crmId": 7}
+})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTenant {
     /// Display name, 1 to 200 characters.
@@ -69,6 +84,7 @@ pub struct UpdateTenant {
     /// A JSON object of at most 16 KiB; absent empties it.
     #[garde(custom(metadata_rules))]
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
 }
 

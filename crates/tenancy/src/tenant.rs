@@ -10,6 +10,7 @@ use crate::{CreateTenant, TenancyError, UpdateTenant};
 /// Where a tenant is in its life. Deletion is separate: a soft delete that
 /// hides the tenant but keeps its row, because audit rows outlive it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TenantStatus {
     /// Paying (or free) and in service.
@@ -104,9 +105,23 @@ impl fmt::Display for TenantTransition {
 
 /// A business on the platform.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
+    "name": "Acme Property Management",
+    "slug": "acme-property",
+    "contactEmail": "hello@acme-property.example",
+    "phone": "+4930123456",
+    "industry": "property_management",
+    "status": "ACTIVE",
+    "metadata": {"crmId": 7},
+    "createdAt": "2026-11-23T09:00:00Z",
+    "updatedAt": "2026-11-23T09:00:00Z"
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     /// Its id; also the key of every row it owns.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: TenantId,
     /// Display name.
     pub name: String,
@@ -121,6 +136,7 @@ pub struct Tenant {
     /// Lifecycle status.
     pub status: TenantStatus,
     /// Free-form JSON object for integrations.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,

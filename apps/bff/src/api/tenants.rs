@@ -14,9 +14,12 @@ use crate::auth::{
 };
 use crate::envelope;
 use crate::error::ApiError;
+#[allow(unused_imports)] // the OpenAPI attributes name these
+use crate::openapi::{ErrorEnvelope, TenantEnvelope, TenantPageEnvelope};
 
 /// Query of `GET /api/v1/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     /// 1-based page (default 1).
@@ -44,6 +47,19 @@ fn platform(auth: &crate::auth::Auth) -> Result<portico_kernel::PlatformContext,
         .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tenants, newest first.", body = TenantPageEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 422, description = "A bad page or limit.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["platform:tenants:read"]))
+)]
 /// `GET /api/v1/tenants`: every live tenant, newest first (platform staff).
 pub async fn list(
     auth: Require<PlatformTenantsRead>,
@@ -56,6 +72,21 @@ pub async fn list(
     Ok(envelope::page(&tenants))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "The new tenant (in TRIAL unless asked ACTIVE).", body = TenantEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 409, description = "The slug is taken (`tenancy.slug_taken`).", body = ErrorEnvelope),
+        (status = 413, description = "The body is over 1 MiB.", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, each named in `details.fields`.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["platform:tenants:write"]))
+)]
 /// `POST /api/v1/tenants`: creates a tenant (platform staff).
 pub async fn create(
     auth: Require<PlatformTenantsWrite>,
@@ -66,6 +97,19 @@ pub async fn create(
     Ok(envelope::created(tenant))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 404, description = "No such tenant for this caller (another tenant's id included).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["tenants:read"]))
+)]
 /// `GET /api/v1/tenants/{id}`: one's own tenant, or any for platform staff.
 pub async fn get(
     auth: Require<TenantsRead>,
@@ -77,6 +121,21 @@ pub async fn get(
     Ok(envelope::ok(tenant))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    request_body = UpdateTenant,
+    responses(
+        (status = 200, description = "The updated tenant.", body = TenantEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 404, description = "No such tenant for this caller.", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, each named in `details.fields`.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["tenants:write"]))
+)]
 /// `PUT /api/v1/tenants/{id}`: replaces the editable fields.
 pub async fn update(
     auth: Require<TenantsWrite>,
@@ -89,6 +148,19 @@ pub async fn update(
     Ok(envelope::ok(tenant))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    responses(
+        (status = 204, description = "Deleted: hidden from then on, its row and audit trail kept."),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 404, description = "No such tenant.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["platform:tenants:write"]))
+)]
 /// `DELETE /api/v1/tenants/{id}`: soft-deletes a tenant (platform staff).
 pub async fn delete(
     auth: Require<PlatformTenantsWrite>,
@@ -100,6 +172,20 @@ pub async fn delete(
     Ok(envelope::no_content())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/suspend",
+    tag = "tenants",
+    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant, now suspended.", body = TenantEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 404, description = "No such tenant.", body = ErrorEnvelope),
+        (status = 409, description = "Not allowed from the current status (`tenancy.invalid_transition`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["platform:tenants:write"]))
+)]
 /// `POST /api/v1/tenants/{id}/suspend` (platform staff).
 pub async fn suspend(
     auth: Require<PlatformTenantsWrite>,
@@ -109,6 +195,20 @@ pub async fn suspend(
     transition(&auth, &store, id.into_inner(), TenantTransition::Suspend).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/activate",
+    tag = "tenants",
+    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant, now active.", body = TenantEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 404, description = "No such tenant.", body = ErrorEnvelope),
+        (status = 409, description = "Not allowed from the current status (`tenancy.invalid_transition`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["platform:tenants:write"]))
+)]
 /// `POST /api/v1/tenants/{id}/activate` (platform staff).
 pub async fn activate(
     auth: Require<PlatformTenantsWrite>,

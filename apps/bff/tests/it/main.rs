@@ -8,5 +8,6 @@ mod binary;
 mod health;
 mod http;
 mod hygiene;
+mod openapi;
 mod support;
 mod tenants_api;

@@ -1,0 +1,144 @@
+//! The OpenAPI 3.1 document, generated from the code, and the schemas of
+//! the envelopes the API answers with.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use portico_tenancy::{CreateTenant, Tenant, TenantStatus, UpdateTenant};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::api;
+
+/// The document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Portico API",
+        description = "The multi-tenant SaaS backend's API. Every error answers with the error envelope; \
+                       every route names the permission it needs as the scope of its bearer requirement.",
+    ),
+    paths(
+        document,
+        api::tenants::list,
+        api::tenants::create,
+        api::tenants::get,
+        api::tenants::update,
+        api::tenants::delete,
+        api::tenants::suspend,
+        api::tenants::activate,
+    ),
+    components(schemas(
+        Tenant, TenantStatus, CreateTenant, UpdateTenant, TenantEnvelope, TenantPageEnvelope, PageMeta,
+        ErrorEnvelope, ErrorBody
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "tenants", description = "The businesses on the platform."),
+        (name = "meta", description = "This document."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the operations refer to.
+#[derive(Debug)]
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".to_owned());
+        http.description =
+            Some("An access token; `X-Tenant-ID` lets platform staff act on a tenant.".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// The document as pretty JSON (what `/api/v1/openapi.json` serves and
+/// `just openapi` writes to `docs/openapi.json`).
+#[must_use]
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json"))
+)]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(json())
+}
+
+/// `{"success": true, "data": Tenant}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The tenant.
+    pub data: Tenant,
+}
+
+/// `{"success": true, "data": [Tenant], "meta": PageMeta}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPageEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// This page's tenants.
+    pub data: Vec<Tenant>,
+    /// The numbers to page on.
+    pub meta: PageMeta,
+}
+
+/// Where a page stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"page": 1, "limit": 20, "total": 42, "totalPages": 3}))]
+pub struct PageMeta {
+    /// 1-based page number.
+    pub page: u32,
+    /// Page size.
+    pub limit: u32,
+    /// Rows across all pages.
+    pub total: u64,
+    /// Pages in all.
+    pub total_pages: u64,
+}
+
+/// `{"success": false, "error": ErrorBody}`: every error, whatever its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always false.
+    pub success: bool,
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// An error's stable code, message, details, status and request id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "code": "tenancy.tenant_not_found",
+    "message": "tenant not found",
+    "details": null,
+    "statusCode": 404,
+    "requestId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f"
+}))]
+pub struct ErrorBody {
+    /// Stable, machine-readable (`tenancy.slug_taken`).
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// Machine-readable details (`{"fields": [{"field", "message"}]}` for invalid bodies).
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// The HTTP status.
+    pub status_code: u16,
+    /// The request's id (also in `X-Request-Id`).
+    pub request_id: String,
+}
