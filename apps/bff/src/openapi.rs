@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use portico_tenancy::{CreateTenant, Tenant, TenantStatus, UpdateTenant};
+use portico_tenancy::{CreateTenant, PublicTenant, Tenant, TenantStatus, UpdateTenant};
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -21,6 +21,7 @@ use crate::api;
     ),
     paths(
         document,
+        api::public::tenant,
         api::tenants::list,
         api::tenants::create,
         api::tenants::get,
@@ -30,12 +31,14 @@ use crate::api;
         api::tenants::activate,
     ),
     components(schemas(
-        Tenant, TenantStatus, CreateTenant, UpdateTenant, TenantEnvelope, TenantPageEnvelope, PageMeta,
+        Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
+        PublicTenantEnvelope, PageMeta,
         ErrorEnvelope, ErrorBody
     )),
     modifiers(&BearerScheme),
     tags(
         (name = "tenants", description = "The businesses on the platform."),
+        (name = "public", description = "Before sign-in: the tenant named by slug or host."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -82,6 +85,15 @@ pub struct TenantEnvelope {
     pub success: bool,
     /// The tenant.
     pub data: Tenant,
+}
+
+/// `{"success": true, "data": PublicTenant}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicTenantEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The tenant's public face.
+    pub data: PublicTenant,
 }
 
 /// `{"success": true, "data": [Tenant], "meta": PageMeta}`.

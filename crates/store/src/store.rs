@@ -171,6 +171,19 @@ impl Store {
         .await
     }
 
+    /// Runs `work` in one transaction on the app pool with no tenant scope:
+    /// no tenant-owned row is visible. For the few lookups that must happen
+    /// before a tenant is known, through definer functions that reveal an id.
+    pub(crate) async fn in_unscoped<R, E, F>(&self, work: F) -> Result<R, Failure<E>>
+    where
+        R: Send,
+        E: Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
+    {
+        let mut conn = self.app.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
+        conn.transaction(async move |conn| work(conn).await).await
+    }
+
     /// Runs `work` in one transaction on the platform pool (every tenant visible).
     pub(crate) async fn as_platform<R, E, F>(&self, work: F) -> Result<R, Failure<E>>
     where

@@ -8,8 +8,8 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{AuditEntry, InfraError, Page, PageRequest, PlatformContext, TenantContext, TenantId};
 use portico_tenancy::{
-    CreateTenant, TenancyError, Tenant, TenantFilter, TenantStatus, TenantStore, TenantTransition,
-    UpdateTenant,
+    CreateTenant, PublicTenant, TenancyError, Tenant, TenantFilter, TenantStatus, TenantStore,
+    TenantTransition, UpdateTenant,
 };
 
 use crate::error::{Failure, is_unique_violation};
@@ -200,6 +200,45 @@ impl TenantStore for Store {
                     .await?;
                 let items = rows.into_iter().map(Tenant::try_from).collect::<Result<Vec<_>, _>>();
                 Ok(Page::new(items.map_err(Failure::Infra)?, page, u64::try_from(total).unwrap_or(0)))
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    async fn find_public(&self, slug: &str) -> Result<PublicTenant, TenancyError> {
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+            id: Option<uuid::Uuid>,
+        }
+        if portico_tenancy::validate_slug(slug).is_err() {
+            return Err(TenancyError::NotFound);
+        }
+        // Step 1, unscoped: the definer function reveals the id of a live slug and nothing else.
+        let slug = slug.to_owned();
+        let found = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    let found: Found = diesel::sql_query("SELECT tenant_id_for_slug($1) AS id")
+                        .bind::<diesel::sql_types::Text, _>(slug)
+                        .get_result(conn)
+                        .await?;
+                    Ok(found.id)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        let id = TenantId::from_uuid(found.ok_or(TenancyError::NotFound)?);
+        // Step 2, scoped to that tenant: row-level security applies to the read.
+        self.in_tenant(id, move |conn| {
+            Box::pin(async move {
+                let (name, slug): (String, String) = tenants::table
+                    .filter(tenants::id.eq(id.into_uuid()))
+                    .select((tenants::name, tenants::slug))
+                    .get_result(conn)
+                    .await?;
+                Ok(PublicTenant { id, name, slug })
             })
         })
         .await

@@ -32,4 +32,4 @@ pub use command::{CreateTenant, UpdateTenant};
 pub use error::TenancyError;
 pub use slug::validate_slug;
 pub use store::{TenantFilter, TenantStore};
-pub use tenant::{Tenant, TenantStatus, TenantTransition};
+pub use tenant::{PublicTenant, Tenant, TenantStatus, TenantTransition};

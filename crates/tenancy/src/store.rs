@@ -4,7 +4,7 @@ use std::future::Future;
 
 use portico_kernel::{Page, PageRequest, PlatformContext, TenantContext, TenantId};
 
-use crate::{CreateTenant, TenancyError, Tenant, TenantStatus, TenantTransition, UpdateTenant};
+use crate::{CreateTenant, PublicTenant, TenancyError, Tenant, TenantStatus, TenantTransition, UpdateTenant};
 
 /// Which tenants a platform listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +60,11 @@ pub trait TenantStore: Send + Sync {
         id: TenantId,
         action: TenantTransition,
     ) -> impl Future<Output = Result<Tenant, TenancyError>> + Send;
+
+    /// The public face of the in-service tenant with this slug, for pages
+    /// shown before sign-in; `NotFound` for unknown, deleted, suspended or
+    /// inactive tenants alike.
+    fn find_public(&self, slug: &str) -> impl Future<Output = Result<PublicTenant, TenancyError>> + Send;
 
     /// Soft-deletes the tenant; audits `tenant.delete`.
     fn delete(

@@ -356,3 +356,23 @@ mod tests {
         assert!(json.get("deletedAt").is_none());
     }
 }
+
+/// What anyone may know of a tenant, by its slug: enough for its sign-in
+/// and branding pages. Only tenants in service (active or trial) are found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
+    "name": "Acme Property Management",
+    "slug": "acme-property"
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct PublicTenant {
+    /// Its id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Its slug.
+    pub slug: String,
+}

@@ -4,6 +4,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod public;
 pub mod tenants;
 
 use actix_web::{Route, web};
@@ -11,8 +12,9 @@ use actix_web::{Route, web};
 use crate::{error, openapi};
 
 /// Every `/api/v1` route: method and path template.
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/public/tenant"),
     ("GET", "/api/v1/tenants"),
     ("POST", "/api/v1/tenants"),
     ("GET", "/api/v1/tenants/{id}"),
@@ -26,6 +28,7 @@ pub const ROUTES: [(&str, &str); 8] = [
 fn route(method: &str, path: &str) -> Route {
     match (method, path) {
         ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
+        ("GET", "/api/v1/public/tenant") => web::get().to(public::tenant),
         ("GET", "/api/v1/tenants") => web::get().to(tenants::list),
         ("POST", "/api/v1/tenants") => web::post().to(tenants::create),
         ("GET", "/api/v1/tenants/{id}") => web::get().to(tenants::get),

@@ -312,3 +312,31 @@ async fn the_platform_manages_the_tenant_lifecycle() {
         app.call("POST", &format!("/api/v1/tenants/{PLATFORM_TENANT_ID}/suspend"), Some(&admin), None).await;
     assert_envelope(&platform, 403, "tenancy.platform_tenant_protected");
 }
+
+#[actix_web::test]
+async fn public_pages_find_their_tenant_by_slug_header_or_host() {
+    let app = TestApp::spawn().await;
+    let acme = create(&app, "acme").await;
+    let by_header =
+        app.call_with("GET", "/api/v1/public/tenant", None, &[("X-Tenant-Slug", "acme")], None).await;
+    assert_eq!(by_header.status, 200, "{}", by_header.body);
+    assert_eq!(
+        by_header.json["data"],
+        json!({"id": acme.to_string(), "name": "Tenant acme", "slug": "acme"})
+    );
+
+    let by_host =
+        app.call_with("GET", "/api/v1/public/tenant", None, &[("Host", "acme.portico.example")], None).await;
+    assert_eq!(by_host.json["data"]["id"], json!(acme.to_string()), "{}", by_host.body);
+
+    let unknown =
+        app.call_with("GET", "/api/v1/public/tenant", None, &[("X-Tenant-Slug", "nobody")], None).await;
+    assert_envelope(&unknown, 404, "tenancy.tenant_not_found");
+    let admin = app.admin_token();
+    app.call("POST", &format!("/api/v1/tenants/{acme}/suspend"), Some(&admin), None).await;
+    let suspended =
+        app.call_with("GET", "/api/v1/public/tenant", None, &[("X-Tenant-Slug", "acme")], None).await;
+    assert_envelope(&suspended, 404, "tenancy.tenant_not_found");
+    let nameless = app.call("GET", "/api/v1/public/tenant", None, None).await;
+    assert_envelope(&nameless, 422, "request.missing_tenant_slug");
+}

@@ -9,7 +9,7 @@ use portico_testkit::TestDb;
 use crate::support::{connect, lines};
 
 /// Everything a migration can change, as sorted lines: columns, constraints,
-/// indexes, row-level security, policies and grants. Diesel's own bookkeeping
+/// indexes, row-level security, policies, functions and grants. Diesel's own bookkeeping
 /// table is left out, except the grants on it, which a migration makes.
 async fn catalog(url: &str) -> Vec<String> {
     let mut conn = connect(url).await;
@@ -27,6 +27,10 @@ async fn catalog(url: &str) -> Vec<String> {
         UNION ALL
         SELECT format('policy %s.%s %s %s using=%s check=%s', tablename, policyname, cmd, roles, qual, with_check)
           FROM pg_policies WHERE schemaname = 'public'
+        UNION ALL
+        SELECT format('function %s returns %s definer=%s acl=%s', p.oid::regprocedure, pg_get_function_result(p.oid),
+                      p.prosecdef, p.proacl)
+          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
         UNION ALL
         SELECT format('grant %s %s %s', table_name, grantee, privilege_type)
           FROM information_schema.role_table_grants

@@ -263,3 +263,34 @@ async fn concurrent_changes_to_one_tenant_are_serialised() {
         audit_of(&db, acme.id).await.into_iter().filter(|r| r.action == "tenant.suspend").count();
     assert_eq!(suspensions, 1);
 }
+
+#[tokio::test]
+async fn a_public_page_finds_an_in_service_tenant_by_slug_and_nothing_else() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    let found = store.find_public("acme").await.unwrap();
+    assert_eq!((found.id, found.name.as_str(), found.slug.as_str()), (acme.id, "Tenant acme", "acme"));
+
+    let suspended = tenant(&store, "paused").await;
+    store.transition(&member_of(suspended.id), suspended.id, TenantTransition::Suspend).await.unwrap();
+    let deleted = tenant(&store, "gone").await;
+    store.delete(&member_of(deleted.id), deleted.id).await.unwrap();
+    for slug in ["paused", "gone", "nobody", "Not A Slug", "platform-x'; --"] {
+        assert!(matches!(store.find_public(slug).await, Err(TenancyError::NotFound)), "{slug}");
+    }
+}
+
+#[tokio::test]
+async fn the_slug_lookup_reveals_an_id_and_leaves_the_wall_standing() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    let mut conn = connect(&db.urls.app).await;
+    let ids = crate::support::lines(&mut conn, "SELECT tenant_id_for_slug('acme')::text AS line").await;
+    assert_eq!(ids, vec![acme.id.to_string()]);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM tenants").await, 0, "still no rows unscoped");
+    let mut platform = connect(&db.urls.platform).await;
+    let denied = crate::support::error_of(&mut platform, "SELECT tenant_id_for_slug('acme')").await;
+    assert!(denied.contains("permission denied"), "only portico_app may call it: {denied}");
+}

@@ -1,0 +1,1 @@
+DROP FUNCTION tenant_id_for_slug(text);
