@@ -151,7 +151,10 @@ impl Auth {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
@@ -199,12 +202,16 @@ impl Auth {
         Ok(Self { ctx, claims })
     }
 
-    /// The context re-scoped to `tenant` when platform staff holding
-    /// `permission` address a tenant by id in the path; unchanged otherwise
-    /// (the store then answers not found for another tenant's id).
+    /// The context for a route that names `tenant` in its path: re-scoped
+    /// to it when platform staff hold the route's platform `permission` and
+    /// did not already name a tenant with `X-Tenant-ID`; unchanged otherwise
+    /// (the store then answers not found for another tenant's id, so a path
+    /// that contradicts the header finds nothing).
     #[must_use]
     pub fn on_tenant(&self, tenant: TenantId, permission: &str) -> TenantContext {
-        if tenant != self.ctx.tenant_id && self.ctx.platform().is_ok() && self.ctx.has(permission) {
+        let own = Some(self.ctx.tenant_id) == self.ctx.actor.home_tenant();
+        if tenant != self.ctx.tenant_id && own && permits(&self.ctx, permission) {
+            tracing::info!(acting_on = %tenant, "platform staff acting on a tenant");
             TenantContext { tenant_id: tenant, ..self.ctx.clone() }
         } else {
             self.ctx.clone()
@@ -270,7 +277,7 @@ impl<P: Permission> FromRequest for Require<P> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Auth::from_request(req).and_then(|auth| {
-            if auth.ctx.has(P::NAME) {
+            if permits(&auth.ctx, P::NAME) {
                 Ok(Self(auth, PhantomData))
             } else {
                 Err(ApiError::new(
@@ -282,6 +289,22 @@ impl<P: Permission> FromRequest for Require<P> {
             }
         }))
     }
+}
+
+/// Whether the context may use `permission`:
+/// - a `platform:` permission counts only for the platform's staff (a
+///   tenant's token that carries one gains nothing);
+/// - acting on another tenant than one's own (platform staff through
+///   `X-Tenant-ID`) with a tenant permission `x` takes `platform:x`.
+#[must_use]
+pub fn permits(ctx: &TenantContext, permission: &str) -> bool {
+    if permission.starts_with("platform:") {
+        return ctx.platform().is_ok() && ctx.has(permission);
+    }
+    if ctx.is_cross_tenant() {
+        return ctx.platform().is_ok() && ctx.has(&format!("platform:{permission}"));
+    }
+    ctx.has(permission)
 }
 
 #[cfg(test)]
@@ -320,8 +343,18 @@ mod tests {
 
         let token = keys().sign(&claims(TokenType::PlatformUser, TenantId::new(), 600)).unwrap();
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-        parts[1] = parts[1].chars().rev().collect();
-        assert_eq!(keys().verify(&parts.join(".")).unwrap_err().code(), "auth.invalid_token");
+        parts[2] = keys()
+            .sign(&claims(TokenType::PlatformUser, TenantId::new(), 600))
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            keys().verify(&parts.join(".")).unwrap_err().code(),
+            "auth.invalid_token",
+            "another token's signature"
+        );
 
         let foreign = TokenKeys::new(b"another-secret-another-secret-0123456789")
             .sign(&claims(TokenType::PlatformUser, TenantId::new(), 600))
@@ -332,6 +365,34 @@ mod tests {
         let body = token.split('.').nth(1).unwrap();
         let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{body}.");
         assert_eq!(keys().verify(&unsigned).unwrap_err().code(), "auth.invalid_token");
+    }
+
+    fn context(home: TenantId, acting_on: TenantId, permissions: &[&str]) -> TenantContext {
+        TenantContext {
+            tenant_id: acting_on,
+            actor: Actor::User { user_id: UserId::new(), tenant_id: home },
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            request_id: RequestId::generate(),
+        }
+    }
+
+    #[test]
+    fn platform_permissions_count_only_for_platform_staff() {
+        let tenant = TenantId::new();
+        assert!(!permits(&context(tenant, tenant, &["platform:tenants:write"]), "platform:tenants:write"));
+        let staff = context(PLATFORM_TENANT_ID, PLATFORM_TENANT_ID, &["platform:tenants:write"]);
+        assert!(permits(&staff, "platform:tenants:write"));
+    }
+
+    #[test]
+    fn acting_on_another_tenant_takes_the_platform_form_of_the_permission() {
+        let customer = TenantId::new();
+        let reader = context(PLATFORM_TENANT_ID, customer, &["platform:tenants:read", "tenants:write"]);
+        assert!(!permits(&reader, "tenants:write"), "platform read does not grant cross-tenant writes");
+        let writer = context(PLATFORM_TENANT_ID, customer, &["platform:tenants:write"]);
+        assert!(permits(&writer, "tenants:write"));
+        let own = context(customer, customer, &["tenants:write"]);
+        assert!(permits(&own, "tenants:write"));
     }
 
     #[test]

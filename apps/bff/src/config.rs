@@ -11,10 +11,6 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use portico_store::{PoolConfig, RolePasswords};
 
-/// Signs tokens in development and tests when `PORTICO_JWT_SECRET` is unset;
-/// refused in production.
-const DEVELOPMENT_JWT_SECRET: &str = "portico-development-secret-never-use-in-production";
-
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -304,12 +300,16 @@ impl Config {
         })
     }
 
-    /// The token signing keys: `PORTICO_JWT_SECRET`, or outside production a
-    /// fixed development secret (tokens minted with it are worthless elsewhere).
+    /// The token signing keys: `PORTICO_JWT_SECRET`, or (outside
+    /// production, where it is required) this machine's development secret.
     #[must_use]
     pub fn token_keys(&self) -> crate::auth::TokenKeys {
-        let secret = self.secrets.jwt_secret.as_deref().unwrap_or(DEVELOPMENT_JWT_SECRET);
-        crate::auth::TokenKeys::new(secret.as_bytes())
+        match &self.secrets.jwt_secret {
+            Some(secret) => crate::auth::TokenKeys::new(secret.as_bytes()),
+            None => crate::auth::TokenKeys::new(
+                development_secret(&portico_db_discovery::default_state_dir()).as_bytes(),
+            ),
+        }
     }
 
     /// The server's settings.
@@ -337,6 +337,31 @@ impl Config {
             max_lifetime: Duration::from_secs(db.max_connection_lifetime_secs),
         }
     }
+}
+
+/// A random secret made on first use and kept in `dir/portico-dev-jwt-secret`
+/// (readable by its owner only), so `cargo run` and `portico token` agree
+/// while no secret is written in the source. If it cannot be kept, a fresh
+/// one is used for this process alone.
+fn development_secret(dir: &Path) -> String {
+    let path = dir.join("portico-dev-jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        if existing.trim().len() >= 32 {
+            return existing.trim().to_owned();
+        }
+    }
+    let fresh: String = (0..3).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    let kept = std::fs::create_dir_all(dir).and_then(|()| {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        file.write_all(fresh.as_bytes())
+    });
+    if kept.is_err() {
+        tracing::warn!("could not keep the development token secret; tokens are valid for this process only");
+    }
+    fresh
 }
 
 fn key_of(error: &figment::Error) -> String {
@@ -423,6 +448,21 @@ mod tests {
         assert_eq!(Config::from_sources(&dir(), &forced).unwrap().log_format(), LogFormat::Json);
         let bad = vars(&[("PORTICO__LOG__FORMAT", "xml")]);
         assert!(Config::from_sources(&dir(), &bad).unwrap_err().to_string().contains("log.format"));
+    }
+
+    #[test]
+    fn the_development_secret_is_random_kept_and_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("portico-secret-test-{}", std::process::id()));
+        let first = development_secret(&dir);
+        assert!(first.len() >= 32);
+        assert_eq!(development_secret(&dir), first, "kept between runs");
+        let mode = std::fs::metadata(dir.join("portico-dev-jwt-secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let other = std::env::temp_dir().join(format!("portico-secret-test-{}-b", std::process::id()));
+        assert_ne!(development_secret(&other), first, "each machine its own");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[test]

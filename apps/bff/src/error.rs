@@ -191,18 +191,60 @@ pub fn query_error(error: actix_web::error::QueryPayloadError, _: &HttpRequest) 
     ApiError::with_status(StatusCode::BAD_REQUEST, "request.invalid_query", message).into()
 }
 
+/// Middleware: an error answer that is not already the envelope (written by
+/// a library: a refused CORS preflight, a missing docs asset) is replaced by
+/// one with the same status and no internals.
+pub async fn envelope_fallback(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    let res = next.call(req).await?;
+    let is_envelope = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if res.status().as_u16() < 400 || is_envelope {
+        return Ok(res.map_into_left_body());
+    }
+    let response = fallback(res.status()).error_response();
+    let (request, _) = res.into_parts();
+    Ok(actix_web::dev::ServiceResponse::new(request, response).map_into_right_body())
+}
+
+/// The envelope for an error status written by someone else.
+fn fallback(status: StatusCode) -> ApiError {
+    let (code, message) = match status.as_u16() {
+        400 => ("http.bad_request", "The request was refused."),
+        404 => ("http.route_not_found", "No such route."),
+        405 => ("http.method_not_allowed", "This route does not take that method."),
+        500.. => ("internal", "Something went wrong on our side. The request id identifies it in our logs."),
+        _ => ("http.refused", "The request was refused."),
+    };
+    ApiError::with_status(status, code, message)
+}
+
 /// No route has this path.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorKind::NotFound, "http.route_not_found", "No such route."))
 }
 
-/// The path exists but not with this method.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::with_status(
+/// The path exists but not with this method: 405, with `Allow` listing `allowed`.
+#[must_use]
+pub fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
+    let error = ApiError::with_status(
         StatusCode::METHOD_NOT_ALLOWED,
         "http.method_not_allowed",
         "This route does not take that method.",
-    ))
+    );
+    let mut response = error.error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ fn cors(origins: &[String]) -> Cors {
             header::ACCEPT,
             header::HeaderName::from_static(request_id::HEADER),
             header::HeaderName::from_static(crate::auth::TENANT_HEADER),
+            header::HeaderName::from_static(crate::api::public::SLUG_HEADER),
             header::HeaderName::from_static("idempotency-key"),
         ])
         .expose_headers([header::HeaderName::from_static(request_id::HEADER)])
@@ -126,6 +127,7 @@ pub fn configure(
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics::scrape))
             .configure(api::configure)
+            .route("/docs", web::get().to(docs_redirect))
             .service(docs())
             .default_service(web::to(error::not_found));
     }
@@ -152,11 +154,14 @@ pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
     let routes = configure(store, settings);
     let (origins, hsts) = (settings.cors_allowed_origins.clone(), settings.hsts);
     let http = HttpServer::new(move || {
-        // The last `wrap` runs first: request id and span around everything.
+        // The last `wrap` runs first: request id and span around everything,
+        // then metrics, security headers (on every answer, fallbacks too),
+        // the envelope for library-written errors, CORS, compression.
         App::new()
             .wrap(middleware::Compress::default())
-            .wrap(security_headers(hsts))
             .wrap(cors(&origins))
+            .wrap(middleware::from_fn(error::envelope_fallback))
+            .wrap(security_headers(hsts))
             .wrap(middleware::from_fn(metrics::middleware))
             .wrap(middleware::from_fn(request_id::middleware))
             .configure(routes.clone())
@@ -165,6 +170,11 @@ pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
     let addr = http.addrs().first().copied().ok_or_else(|| std::io::Error::other("bound to no address"))?;
     let server = http.run();
     Ok(Running { addr, handle: server.handle(), server })
+}
+
+/// `/docs` -> `/docs/` (the page's assets are relative to it).
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
 }
 
 /// The process is up.

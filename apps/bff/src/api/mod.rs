@@ -54,6 +54,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         for (method, _) in ROUTES.iter().filter(|(_, p)| *p == path) {
             resource = resource.route(route(method, path));
         }
-        cfg.service(resource.default_service(web::to(error::method_not_allowed)));
+        let allowed: Vec<&'static str> = ROUTES.iter().filter(|(_, p)| *p == path).map(|(m, _)| *m).collect();
+        let refuse = move || {
+            let allowed = allowed.clone();
+            async move { error::method_not_allowed(&allowed) }
+        };
+        cfg.service(resource.default_service(web::to(refuse)));
     }
 }

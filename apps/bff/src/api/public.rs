@@ -22,15 +22,23 @@ pub const SLUG_HEADER: &str = "x-tenant-slug";
 pub struct TenantSlug(pub String);
 
 impl TenantSlug {
-    /// `X-Tenant-Slug`, else the first label of a host name of three or more
-    /// labels (`acme.portico.example` -> `acme`); IP addresses and
-    /// `localhost` name no tenant.
+    /// `X-Tenant-Slug`, else the first label of the `Host` name if it has
+    /// three or more labels (`acme.portico.example` -> `acme`); IP addresses
+    /// and `localhost` name no tenant.
     fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
         if let Some(value) = req.headers().get(SLUG_HEADER) {
             let slug = value.to_str().map(str::trim).unwrap_or_default();
             return Ok(Self(slug.to_ascii_lowercase()));
         }
-        let host = req.connection_info().host().to_owned();
+        // The Host header itself: forwarded headers are not trusted (no
+        // trusted-proxy setting exists yet), so clients cannot pick a tenant with them.
+        let host = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+            .unwrap_or_default();
         slug_of_host(&host).map(Self).ok_or_else(|| {
             ApiError::new(
                 ErrorKind::Validation,
