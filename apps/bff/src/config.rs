@@ -345,10 +345,10 @@ impl Config {
 /// one is used for this process alone.
 fn development_secret(dir: &Path) -> String {
     let path = dir.join("portico-dev-jwt-secret");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing.trim().len() >= 32 {
-            return existing.trim().to_owned();
-        }
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.trim().len() >= 32
+    {
+        return existing.trim().to_owned();
     }
     let fresh: String = (0..3).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     let kept = std::fs::create_dir_all(dir).and_then(|()| {

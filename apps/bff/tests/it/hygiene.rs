@@ -62,3 +62,68 @@ async fn answers_are_compressed_when_the_client_accepts_it() {
     let plain = app.call("GET", "/api/v1/tenants", Some(&token), None).await;
     assert_eq!(plain.header("content-encoding"), None);
 }
+
+#[actix_web::test]
+async fn a_refused_preflight_and_a_missing_docs_asset_still_answer_with_the_envelope() {
+    let app = TestApp::spawn().await;
+    let refused = app
+        .call_with(
+            "OPTIONS",
+            "/api/v1/tenants",
+            None,
+            &[
+                ("Origin", PORTAL),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "x-not-allowed"),
+            ],
+            None,
+        )
+        .await;
+    assert!(refused.status >= 400, "{}", refused.body);
+    assert_eq!(refused.json["success"], serde_json::json!(false), "{}", refused.body);
+    assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
+
+    let preflight = app
+        .call_with(
+            "OPTIONS",
+            "/api/v1/public/tenant",
+            None,
+            &[
+                ("Origin", PORTAL),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "x-tenant-slug"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(preflight.status, 200, "public pages may send X-Tenant-Slug: {}", preflight.body);
+
+    let missing = app.call("GET", "/docs/no-such-asset.js", None, None).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json["error"]["code"], serde_json::json!("http.route_not_found"), "{}", missing.body);
+}
+
+#[actix_web::test]
+async fn wrong_methods_get_405_with_allow_and_docs_redirects() {
+    let app = TestApp::spawn().await;
+    let res =
+        app.call("PATCH", &format!("/api/v1/tenants/{}", portico_kernel::TenantId::new()), None, None).await;
+    assert_eq!(res.status, 405);
+    assert_eq!(res.header("allow"), Some("GET, PUT, DELETE"));
+    let docs = app.call("GET", "/docs", None, None).await;
+    assert_eq!((docs.status, docs.header("location")), (308, Some("/docs/")));
+}
+
+#[actix_web::test]
+async fn production_answers_carry_hsts() {
+    use portico_bff::server::{self, Settings};
+    let db = portico_testkit::TestDb::new().await;
+    let settings =
+        Settings { hsts: true, ..Settings::local(portico_bff::auth::TokenKeys::new(crate::support::SECRET)) };
+    let running = server::start(db.store().await, &settings).unwrap();
+    let (addr, handle) = (running.addr, running.handle.clone());
+    actix_web::rt::spawn(running.server);
+    let res = tokio::task::spawn_blocking(move || crate::http::get(addr, "/health/live")).await.unwrap();
+    assert_eq!(res.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    handle.stop(false).await;
+}

@@ -340,3 +340,102 @@ async fn public_pages_find_their_tenant_by_slug_header_or_host() {
     let nameless = app.call("GET", "/api/v1/public/tenant", None, None).await;
     assert_envelope(&nameless, 422, "request.missing_tenant_slug");
 }
+
+#[actix_web::test]
+async fn a_tenant_token_carrying_platform_permissions_gains_nothing() {
+    let app = TestApp::spawn().await;
+    let acme = create(&app, "acme").await;
+    let forged = app.user_token(acme, &["platform:tenants:write", "platform:tenants:read", "tenants:read"]);
+    for (method, path) in [
+        ("POST", format!("/api/v1/tenants/{acme}/suspend")),
+        ("POST", format!("/api/v1/tenants/{acme}/activate")),
+        ("DELETE", format!("/api/v1/tenants/{acme}")),
+    ] {
+        assert_envelope(&app.call(method, &path, Some(&forged), None).await, 403, "auth.permission_denied");
+    }
+    let own = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&forged), None).await;
+    assert_eq!(own.json["data"]["status"], json!("TRIAL"), "nothing changed: {}", own.body);
+    assert_eq!(audit_of(&app, acme).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn x_tenant_id_scopes_the_request_and_a_contradicting_path_finds_nothing() {
+    let app = TestApp::spawn().await;
+    let acme = create(&app, "acme").await;
+    let globex = create(&app, "globex").await;
+    let admin = app.admin_token();
+    let header = |tenant: TenantId| [("X-Tenant-ID", tenant.to_string())];
+    let get = |path: String, tenant: TenantId| {
+        let headers = header(tenant);
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.call_with("GET", &path, Some(&admin), &headers, None).await
+        }
+    };
+    let matching = get(format!("/api/v1/tenants/{acme}"), acme).await;
+    assert_eq!(matching.json["data"]["slug"], json!("acme"), "{}", matching.body);
+    let contradicting = get(format!("/api/v1/tenants/{acme}"), globex).await;
+    assert_envelope(&contradicting, 404, "tenancy.tenant_not_found");
+}
+
+#[actix_web::test]
+async fn staff_who_may_only_read_cannot_write_across_tenants() {
+    let app = TestApp::spawn().await;
+    let acme = create(&app, "acme").await;
+    let support = app
+        .keys
+        .mint(
+            portico_kernel::UserId::new(),
+            "support@portico.example",
+            "platform_support",
+            PLATFORM_TENANT_ID,
+            &["platform:tenants:read", "tenants:read", "tenants:write"],
+            600,
+        )
+        .unwrap();
+    let update =
+        json!({"name": "Changed by support", "contactEmail": "x@y.example"}).to_string().into_bytes();
+    let via_header = app
+        .call_with(
+            "PUT",
+            &format!("/api/v1/tenants/{acme}"),
+            Some(&support),
+            &[("X-Tenant-ID", &acme.to_string())],
+            Some(update.clone()),
+        )
+        .await;
+    assert_envelope(&via_header, 403, "auth.permission_denied");
+    let via_path =
+        app.call_with("PUT", &format!("/api/v1/tenants/{acme}"), Some(&support), &[], Some(update)).await;
+    assert_envelope(&via_path, 404, "tenancy.tenant_not_found");
+    let read = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&support), None).await;
+    assert_eq!(read.json["data"]["name"], json!("Tenant acme"), "support can read, and nothing changed");
+}
+
+#[actix_web::test]
+async fn log_lines_of_an_authenticated_request_carry_tenant_and_user() {
+    let app = TestApp::spawn().await;
+    let acme = create(&app, "acme").await;
+    let token = app.user_token(acme, &["tenants:read"]);
+    let user = app.keys.verify(&token).unwrap().sub;
+    app.call_with(
+        "GET",
+        &format!("/api/v1/tenants/{acme}"),
+        Some(&token),
+        &[("X-Request-Id", "span-fields-check")],
+        None,
+    )
+    .await;
+    let line = logs()
+        .lines()
+        .find(|l| l.contains("span-fields-check") && l.contains("request served"))
+        .map(String::from);
+    let line = line.expect("a log line for the request");
+    assert!(
+        line.contains(&format!("tenant_id={acme}")) && line.contains(&format!("user_id={user}")),
+        "{line}"
+    );
+    assert!(!line.contains("owner@tenant.example"), "no email in logs: {line}");
+}
