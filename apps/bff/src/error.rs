@@ -126,42 +126,6 @@ impl From<TenancyError> for ApiError {
     }
 }
 
-/// Bad JSON bodies: malformed, wrong types, unknown fields, too large, wrong content type.
-pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as E;
-    let api = match &error {
-        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.body_too_large",
-            format!("The body is larger than the {limit} bytes this route accepts."),
-        ),
-        E::ContentType => ApiError::with_status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "request.unsupported_media_type",
-            "Send the body as application/json.",
-        ),
-        E::Deserialize(inner) if inner.is_data() => ApiError::with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "request.invalid_body",
-            describe_serde(inner),
-        ),
-        E::Deserialize(inner) => {
-            ApiError::with_status(StatusCode::BAD_REQUEST, "request.malformed_json", describe_serde(inner))
-        }
-        _ => ApiError::with_status(
-            StatusCode::BAD_REQUEST,
-            "request.unreadable_body",
-            "The body could not be read.",
-        ),
-    };
-    api.into()
-}
-
-/// serde's message names the field or type at fault; the position helps clients.
-fn describe_serde(error: &serde_json::Error) -> String {
-    format!("The body is not valid: {error}.")
-}
-
 /// Bad path parameters (a malformed UUID, ...).
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     let actix_web::error::PathError::Deserialize(inner) = &error else {

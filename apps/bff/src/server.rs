@@ -120,7 +120,8 @@ pub fn configure(
         cfg.app_data(store.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
-            .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
+            // The body limit of `json::Json` bodies; a route may set its own.
+            .app_data(web::PayloadConfig::new(json_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/health/live", web::get().to(live))

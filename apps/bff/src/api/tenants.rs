@@ -14,6 +14,7 @@ use crate::auth::{
 };
 use crate::envelope;
 use crate::error::ApiError;
+use crate::json::Json;
 #[allow(unused_imports)] // the OpenAPI attributes name these
 use crate::openapi::{ErrorEnvelope, TenantEnvelope, TenantPageEnvelope};
 
@@ -91,7 +92,7 @@ pub async fn list(
 pub async fn create(
     auth: Require<PlatformTenantsWrite>,
     store: web::Data<Store>,
-    body: web::Json<CreateTenant>,
+    body: Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = store.create(&platform(&auth)?, body.into_inner()).await?;
     Ok(envelope::created(tenant))
@@ -141,7 +142,7 @@ pub async fn update(
     auth: Require<TenantsWrite>,
     store: web::Data<Store>,
     id: web::Path<TenantId>,
-    body: web::Json<UpdateTenant>,
+    body: Json<UpdateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let tenant = store.update(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, body.into_inner()).await?;
