@@ -201,9 +201,7 @@ impl Config {
                 figment = figment.merge((key.join("."), value));
             }
         }
-        let files: Files = figment.extract().map_err(|error| {
-            ConfigError(error.into_iter().map(|e| format!("{}: {}", key_of(&e), e.kind)).collect())
-        })?;
+        let files = extract_every_section(&figment)?;
 
         let secrets = Secrets {
             database_url: var("DATABASE_URL"),
@@ -339,6 +337,47 @@ impl Config {
     }
 }
 
+/// The sections, each extracted on its own so that bad keys in several
+/// sections are all reported (serde stops at the first error of a value).
+fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
+    fn section<T: serde::de::DeserializeOwned>(
+        figment: &Figment,
+        name: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
+        figment
+            .extract_inner::<T>(name)
+            .map_err(|error| {
+                for e in error {
+                    let inner: Vec<&str> =
+                        e.path.iter().map(String::as_str).filter(|part| *part != name).collect();
+                    let key = std::iter::once(name).chain(inner).collect::<Vec<_>>().join(".");
+                    problems.push(format!("{key}: {}", e.kind));
+                }
+            })
+            .ok()
+    }
+    let mut problems = Vec::new();
+    let http = section::<HttpConfig>(figment, "http", &mut problems);
+    let auth = section::<AuthConfig>(figment, "auth", &mut problems);
+    let log = section::<LogConfig>(figment, "log", &mut problems);
+    let database = section::<DatabaseConfig>(figment, "database", &mut problems);
+    let seed = section::<SeedConfig>(figment, "seed", &mut problems);
+    // Unknown sections, which no section above reads.
+    const SECTIONS: [&str; 5] = ["http", "auth", "log", "database", "seed"];
+    if let Ok(top) = figment.extract::<figment::value::Dict>() {
+        for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
+            problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
+        }
+    }
+    match (http, auth, log, database, seed) {
+        (Some(http), Some(auth), Some(log), Some(database), Some(seed)) if problems.is_empty() => {
+            Ok(Files { http, auth, log, database, seed })
+        }
+        _ => Err(ConfigError(problems)),
+    }
+}
+
 /// A random secret made on first use and kept in `dir/portico-dev-jwt-secret`
 /// (readable by its owner only), so `cargo run` and `portico token` agree
 /// while no secret is written in the source. If it cannot be kept, a fresh
@@ -362,10 +401,6 @@ fn development_secret(dir: &Path) -> String {
         tracing::warn!("could not keep the development token secret; tokens are valid for this process only");
     }
     fresh
-}
-
-fn key_of(error: &figment::Error) -> String {
-    if error.path.is_empty() { "configuration".to_owned() } else { error.path.join(".") }
 }
 
 #[cfg(test)]
@@ -420,6 +455,24 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         for key in ["database.name", "database.app_pool_size", "database.pool_wait_timeout_ms"] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn bad_keys_in_several_sections_are_all_named_at_once() {
+        let err = Config::from_sources(
+            &dir(),
+            &vars(&[
+                ("PORTICO__HTTP__ADDR", "nowhere"),
+                ("PORTICO__DATABASE__APP_POOL_SIZE", "many"),
+                ("PORTICO__AUTH__TOKEN_TTL_SECS", "soon"),
+                ("PORTICO__CACHE__SIZE", "1"),
+            ]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for key in ["http.addr", "database.app_pool_size", "auth.token_ttl_secs", "cache"] {
             assert!(text.contains(key), "{key} missing from: {text}");
         }
     }

@@ -61,7 +61,7 @@ fn platform(auth: &crate::auth::Auth) -> Result<portico_kernel::PlatformContext,
     ),
     security(("bearer" = ["platform:tenants:read"]))
 )]
-/// `GET /api/v1/tenants`: every live tenant, newest first (platform staff).
+/// Lists every live tenant, newest first (platform staff).
 pub async fn list(
     auth: Require<PlatformTenantsRead>,
     store: web::Data<Store>,
@@ -83,12 +83,14 @@ pub async fn list(
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
         (status = 409, description = "The slug is taken (`tenancy.slug_taken`).", body = ErrorEnvelope),
+        (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 413, description = "The body is over 1 MiB.", body = ErrorEnvelope),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorEnvelope),
         (status = 422, description = "Invalid fields, each named in `details.fields`.", body = ErrorEnvelope),
     ),
     security(("bearer" = ["platform:tenants:write"]))
 )]
-/// `POST /api/v1/tenants`: creates a tenant (platform staff).
+/// Creates a tenant (platform staff).
 pub async fn create(
     auth: Require<PlatformTenantsWrite>,
     store: web::Data<Store>,
@@ -102,7 +104,11 @@ pub async fn create(
     get,
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
-    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The tenant's id."),
+        ("X-Tenant-ID" = Option<String>, Header, format = Uuid,
+            description = "Platform staff: the tenant to act on (must match the path)."),
+    ),
     responses(
         (status = 200, description = "The tenant.", body = TenantEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
@@ -111,7 +117,7 @@ pub async fn create(
     ),
     security(("bearer" = ["tenants:read"]))
 )]
-/// `GET /api/v1/tenants/{id}`: one's own tenant, or any for platform staff.
+/// Reads one's own tenant, or any for platform staff.
 pub async fn get(
     auth: Require<TenantsRead>,
     store: web::Data<Store>,
@@ -126,18 +132,25 @@ pub async fn get(
     put,
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
-    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The tenant's id."),
+        ("X-Tenant-ID" = Option<String>, Header, format = Uuid,
+            description = "Platform staff: the tenant to act on (must match the path)."),
+    ),
     request_body = UpdateTenant,
     responses(
         (status = 200, description = "The updated tenant.", body = TenantEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller.", body = ErrorEnvelope),
+        (status = 413, description = "The body is over 1 MiB.", body = ErrorEnvelope),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorEnvelope),
         (status = 422, description = "Invalid fields, each named in `details.fields`.", body = ErrorEnvelope),
     ),
     security(("bearer" = ["tenants:write"]))
 )]
-/// `PUT /api/v1/tenants/{id}`: replaces the editable fields.
+/// Replaces a tenant's editable fields.
 pub async fn update(
     auth: Require<TenantsWrite>,
     store: web::Data<Store>,
@@ -153,7 +166,11 @@ pub async fn update(
     delete,
     path = "/api/v1/tenants/{id}",
     tag = "tenants",
-    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The tenant's id."),
+        ("X-Tenant-ID" = Option<String>, Header, format = Uuid,
+            description = "Platform staff: the tenant to act on (must match the path)."),
+    ),
     responses(
         (status = 204, description = "Deleted: hidden from then on, its row and audit trail kept."),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
@@ -162,7 +179,7 @@ pub async fn update(
     ),
     security(("bearer" = ["platform:tenants:write"]))
 )]
-/// `DELETE /api/v1/tenants/{id}`: soft-deletes a tenant (platform staff).
+/// Soft-deletes a tenant (platform staff).
 pub async fn delete(
     auth: Require<PlatformTenantsWrite>,
     store: web::Data<Store>,
@@ -177,7 +194,11 @@ pub async fn delete(
     post,
     path = "/api/v1/tenants/{id}/suspend",
     tag = "tenants",
-    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The tenant's id."),
+        ("X-Tenant-ID" = Option<String>, Header, format = Uuid,
+            description = "Platform staff: the tenant to act on (must match the path)."),
+    ),
     responses(
         (status = 200, description = "The tenant, now suspended.", body = TenantEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
@@ -187,7 +208,7 @@ pub async fn delete(
     ),
     security(("bearer" = ["platform:tenants:write"]))
 )]
-/// `POST /api/v1/tenants/{id}/suspend` (platform staff).
+/// Suspends a tenant (platform staff).
 pub async fn suspend(
     auth: Require<PlatformTenantsWrite>,
     store: web::Data<Store>,
@@ -200,7 +221,11 @@ pub async fn suspend(
     post,
     path = "/api/v1/tenants/{id}/activate",
     tag = "tenants",
-    params(("id" = String, Path, format = Uuid, description = "The tenant's id.")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The tenant's id."),
+        ("X-Tenant-ID" = Option<String>, Header, format = Uuid,
+            description = "Platform staff: the tenant to act on (must match the path)."),
+    ),
     responses(
         (status = 200, description = "The tenant, now active.", body = TenantEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
@@ -210,7 +235,7 @@ pub async fn suspend(
     ),
     security(("bearer" = ["platform:tenants:write"]))
 )]
-/// `POST /api/v1/tenants/{id}/activate` (platform staff).
+/// Activates a tenant (platform staff).
 pub async fn activate(
     auth: Require<PlatformTenantsWrite>,
     store: web::Data<Store>,
