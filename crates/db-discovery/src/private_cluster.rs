@@ -99,20 +99,16 @@ impl PrivateCluster {
     /// running, and returns its port. Safe to call from several processes at
     /// once: they take turns on a lock file beside the directory.
     pub fn ensure_running(&self) -> Result<u16, DiscoveryError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DiscoveryError::Io { path, source }
-        };
         let parent = self.dir.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(io(parent))?;
+        fs::create_dir_all(parent).map_err(io_at(parent))?;
         let lock_path = self.dir.with_extension("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
+            .map_err(io_at(&lock_path))?;
+        lock.lock().map_err(io_at(&lock_path))?;
 
         let owner = system_user()?;
         let data = self.dir.join("data");
@@ -121,7 +117,7 @@ impl PrivateCluster {
         }
         let port_file = self.dir.join("port");
         let mut port: u16 =
-            fs::read_to_string(&port_file).map_err(io(&port_file))?.trim().parse().map_err(|_| {
+            fs::read_to_string(&port_file).map_err(io_at(&port_file))?.trim().parse().map_err(|_| {
                 DiscoveryError::Unsupported(format!("{} does not hold a port number", port_file.display()))
             })?;
         if !self.is_running(owner)? {
@@ -161,17 +157,13 @@ impl PrivateCluster {
     /// Records a free port in `postgresql.conf` (a later `port` line wins)
     /// and in the `port` file.
     fn move_to_free_port(&self, data: &Path) -> Result<u16, DiscoveryError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DiscoveryError::Io { path, source }
-        };
         let port = free_port(self.first_port)
             .ok_or_else(|| DiscoveryError::Unsupported("no free TCP port on 127.0.0.1".into()))?;
         let conf = data.join("postgresql.conf");
-        let mut file = OpenOptions::new().append(true).open(&conf).map_err(io(&conf))?;
-        writeln!(file, "port = {port}").map_err(io(&conf))?;
+        let mut file = OpenOptions::new().append(true).open(&conf).map_err(io_at(&conf))?;
+        writeln!(file, "port = {port}").map_err(io_at(&conf))?;
         let port_file = self.dir.join("port");
-        fs::write(&port_file, format!("{port}\n")).map_err(io(&port_file))?;
+        fs::write(&port_file, format!("{port}\n")).map_err(io_at(&port_file))?;
         Ok(port)
     }
 
@@ -183,17 +175,13 @@ impl PrivateCluster {
     }
 
     fn initialise(&self, owner: Option<SystemUser>, data: &Path) -> Result<(), DiscoveryError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DiscoveryError::Io { path, source }
-        };
         if self.dir.exists() {
             // A half-made cluster from an interrupted run: start over.
-            fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+            fs::remove_dir_all(&self.dir).map_err(io_at(&self.dir))?;
         }
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
         if let Some(user) = owner {
-            std::os::unix::fs::chown(&self.dir, Some(user.uid), Some(user.gid)).map_err(io(&self.dir))?;
+            std::os::unix::fs::chown(&self.dir, Some(user.uid), Some(user.gid)).map_err(io_at(&self.dir))?;
             // The directory may sit below one only root can enter (a checkout under /root).
             let reachable = Command::new("runuser")
                 .args(["-u", "postgres", "--", "test", "-w"])
@@ -225,11 +213,11 @@ impl PrivateCluster {
         let port = free_port(self.first_port)
             .ok_or_else(|| DiscoveryError::Unsupported("no free TCP port on 127.0.0.1".into()))?;
         let conf = data.join("postgresql.conf");
-        let mut file = OpenOptions::new().append(true).open(&conf).map_err(io(&conf))?;
-        writeln!(file, "{CONFIG}port = {port}").map_err(io(&conf))?;
+        let mut file = OpenOptions::new().append(true).open(&conf).map_err(io_at(&conf))?;
+        writeln!(file, "{CONFIG}port = {port}").map_err(io_at(&conf))?;
         let port_file = self.dir.join("port");
-        let mut file = File::create(&port_file).map_err(io(&port_file))?;
-        writeln!(file, "{port}").map_err(io(&port_file))?;
+        let mut file = File::create(&port_file).map_err(io_at(&port_file))?;
+        writeln!(file, "{port}").map_err(io_at(&port_file))?;
         Ok(())
     }
 
@@ -257,6 +245,12 @@ impl PrivateCluster {
             detail: format!("{}: {}", output.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
         })
     }
+}
+
+/// Wraps an I/O error with the path it happened at.
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DiscoveryError {
+    let path = path.to_owned();
+    move |source| DiscoveryError::Io { path, source }
 }
 
 fn os(text: &str) -> &OsStr {
