@@ -112,6 +112,10 @@ typed_id!(
     /// One row of the audit trail.
     AuditId
 );
+typed_id!(
+    /// A background job.
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

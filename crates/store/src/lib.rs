@@ -9,6 +9,7 @@
 mod admin;
 mod audit;
 mod error;
+mod jobs;
 mod migrations;
 mod roles;
 mod schema;
@@ -19,6 +20,7 @@ pub use admin::{
     Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
 };
 pub use error::StoreError;
+pub use jobs::{ClaimedJob, FailOutcome, JOBS_CHANNEL, JobNotifications, enqueue_in};
 pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
     run_next_migration,

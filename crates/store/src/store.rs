@@ -69,6 +69,8 @@ pub struct PoolStatus {
 pub struct Store {
     app: Pool<AsyncPgConnection>,
     platform: Pool<AsyncPgConnection>,
+    /// For connections outside the pools (LISTEN).
+    pub(crate) platform_url: String,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,6 +90,7 @@ impl Store {
         let store = Self {
             app: build_pool(&urls.app, config.app_max_size, config)?,
             platform: build_pool(&urls.platform, config.platform_max_size, config)?,
+            platform_url: urls.platform.clone(),
             clock: Arc::new(SystemClock),
         };
         drop(store.app.get().await.map_err(|e| StoreError::Pool(format!("portico_app: {e}")))?);

@@ -7,6 +7,7 @@
 mod bootstrap;
 mod harness;
 mod isolation;
+mod jobs;
 mod migrations;
 mod pool;
 mod support;
