@@ -15,6 +15,7 @@ usage: portico [COMMAND]
 
 commands:
   serve          bootstrap the database, seed demo data (development) and serve the API (default)
+  worker         run background jobs until SIGTERM or Ctrl-C (finishes or releases running jobs)
   migrate        apply pending migrations and exit
   db bootstrap   create the roles, the database, the schema and the platform tenant, and exit
   token          mint a development access token:
@@ -45,6 +46,8 @@ pub struct TokenRequest {
 pub enum Command {
     /// Serve the API.
     Serve,
+    /// Run background jobs.
+    Worker,
     /// Apply migrations.
     Migrate,
     /// Bootstrap roles, database, schema and platform tenant.
@@ -62,6 +65,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => Ok(Command::Serve),
         ["migrate"] => Ok(Command::Migrate),
+        ["worker"] => Ok(Command::Worker),
         ["db", "bootstrap"] => Ok(Command::Bootstrap),
         ["help" | "--help" | "-h"] => Ok(Command::Help),
         ["openapi"] => Ok(Command::Openapi),
@@ -173,6 +177,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Serve => serve(config, &admin_url).await,
+        Command::Worker => work(config, &admin_url).await,
         Command::Help | Command::Openapi => Ok(()),
     }
 }
@@ -231,6 +236,34 @@ async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<
     )?)
 }
 
+/// `portico worker`: runs jobs until SIGTERM or Ctrl-C.
+async fn work(config: Config, admin_url: &str) -> Result<(), Failure> {
+    let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
+    let store = Store::connect(&urls, &config.pool()).await?;
+    let registry = crate::jobs::registry(&store);
+    tracing::info!(kinds = ?registry.kinds(), concurrency = config.worker.concurrency, "worker starting");
+    println!("Portico worker is running ({} job kinds)", registry.kinds().len());
+    portico_worker::Worker::new(store, registry, config.worker()).run(shutdown_signal()).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
     let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
     let store = Store::connect(&urls, &config.pool()).await?;
@@ -261,6 +294,7 @@ mod tests {
         assert_eq!(parse(&args("")), Ok(Command::Serve));
         assert_eq!(parse(&args("serve")), Ok(Command::Serve));
         assert_eq!(parse(&args("migrate")), Ok(Command::Migrate));
+        assert_eq!(parse(&args("worker")), Ok(Command::Worker));
         assert_eq!(parse(&args("db bootstrap")), Ok(Command::Bootstrap));
         assert_eq!(parse(&args("--help")), Ok(Command::Help));
         assert_eq!(parse(&args("db")), Err("unknown command `db`".to_owned()));

@@ -105,6 +105,24 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// The background worker.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Lease of a claimed job (seconds).
+    pub lease_secs: u64,
+    /// Poll interval of an idle worker (milliseconds).
+    pub poll_interval_ms: u64,
+    /// Time running jobs get to finish on shutdown (seconds).
+    pub shutdown_grace_secs: u64,
+    /// First retry delay (milliseconds).
+    pub retry_base_ms: u64,
+    /// Longest retry delay (seconds).
+    pub retry_cap_secs: u64,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +138,7 @@ struct Files {
     auth: AuthConfig,
     log: LogConfig,
     database: DatabaseConfig,
+    worker: WorkerSection,
     seed: SeedConfig,
 }
 
@@ -157,6 +176,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The database.
     pub database: DatabaseConfig,
+    /// The background worker.
+    pub worker: WorkerSection,
     /// Demo data.
     pub seed: SeedConfig,
     /// Secrets from the environment.
@@ -214,6 +235,7 @@ impl Config {
             auth: files.auth,
             log: files.log,
             database: files.database,
+            worker: files.worker,
             seed: files.seed,
             secrets,
         };
@@ -282,6 +304,20 @@ impl Config {
                 ));
             }
         }
+        let worker = &self.worker;
+        if !(1..=256).contains(&worker.concurrency) {
+            problems.push("worker.concurrency: must be between 1 and 256".to_owned());
+        }
+        for (key, value) in [
+            ("worker.lease_secs", worker.lease_secs),
+            ("worker.poll_interval_ms", worker.poll_interval_ms),
+            ("worker.retry_base_ms", worker.retry_base_ms),
+            ("worker.retry_cap_secs", worker.retry_cap_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be more than 0"));
+            }
+        }
         if self.environment == Environment::Production && self.seed.demo_data {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
@@ -319,6 +355,20 @@ impl Config {
             json_body_limit: self.http.json_body_limit_bytes,
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
+        }
+    }
+
+    /// The worker's settings.
+    #[must_use]
+    pub fn worker(&self) -> portico_worker::WorkerConfig {
+        let w = &self.worker;
+        portico_worker::WorkerConfig {
+            concurrency: w.concurrency,
+            lease: Duration::from_secs(w.lease_secs),
+            poll_interval: Duration::from_millis(w.poll_interval_ms),
+            shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+            retry_base: Duration::from_millis(w.retry_base_ms),
+            retry_cap: Duration::from_secs(w.retry_cap_secs),
         }
     }
 
@@ -362,17 +412,20 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     let auth = section::<AuthConfig>(figment, "auth", &mut problems);
     let log = section::<LogConfig>(figment, "log", &mut problems);
     let database = section::<DatabaseConfig>(figment, "database", &mut problems);
+    let worker = section::<WorkerSection>(figment, "worker", &mut problems);
     let seed = section::<SeedConfig>(figment, "seed", &mut problems);
     // Unknown sections, which no section above reads.
-    const SECTIONS: [&str; 5] = ["http", "auth", "log", "database", "seed"];
+    const SECTIONS: [&str; 6] = ["http", "auth", "log", "database", "worker", "seed"];
     if let Ok(top) = figment.extract::<figment::value::Dict>() {
         for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
             problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    match (http, auth, log, database, seed) {
-        (Some(http), Some(auth), Some(log), Some(database), Some(seed)) if problems.is_empty() => {
-            Ok(Files { http, auth, log, database, seed })
+    match (http, auth, log, database, worker, seed) {
+        (Some(http), Some(auth), Some(log), Some(database), Some(worker), Some(seed))
+            if problems.is_empty() =>
+        {
+            Ok(Files { http, auth, log, database, worker, seed })
         }
         _ => Err(ConfigError(problems)),
     }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod jobs;
 pub mod json;
 pub mod metrics;
 pub mod openapi;

@@ -268,6 +268,31 @@ impl Store {
         .map_err(resolve)
     }
 
+    /// Deletes succeeded jobs finished more than `succeeded_for` ago and dead
+    /// ones finished more than `dead_for` ago (kept longer, to be looked at).
+    /// Returns how many were deleted.
+    pub async fn prune_jobs(&self, succeeded_for: Duration, dead_for: Duration) -> Result<usize, InfraError> {
+        let (succeeded_ms, dead_ms) = (
+            i64::try_from(succeeded_for.as_millis()).unwrap_or(i64::MAX),
+            i64::try_from(dead_for.as_millis()).unwrap_or(i64::MAX),
+        );
+        self.as_platform(move |conn| {
+            Box::pin(async move {
+                Ok(diesel::sql_query(
+                    "DELETE FROM jobs WHERE \
+                        (state = 'succeeded' AND finished_at < now() - make_interval(secs => $1::double precision / 1000)) \
+                     OR (state = 'dead' AND finished_at < now() - make_interval(secs => $2::double precision / 1000))",
+                )
+                .bind::<BigInt, _>(succeeded_ms)
+                .bind::<BigInt, _>(dead_ms)
+                .execute(conn)
+                .await?)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
     /// A connection listening for enqueued jobs (outside the pools).
     pub async fn job_notifications(&self) -> Result<JobNotifications, StoreError> {
         let mut conn = AsyncPgConnection::establish(&self.platform_url).await?;

@@ -110,3 +110,78 @@ async fn portico_token_mints_a_token_the_api_accepts() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no tenant with slug `no-such-tenant`"));
 }
+
+/// The state and attempts of every job, read through the platform role.
+async fn job_states(db: &TestDb) -> Vec<(String, i32)> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        attempts: i32,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.urls.platform).await.unwrap();
+    let rows: Vec<Row> = diesel::sql_query("SELECT state, attempts FROM jobs ORDER BY created_at")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| (r.state, r.attempts)).collect()
+}
+
+async fn wait_for_state(db: &TestDb, state: &str) -> Vec<(String, i32)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let states = job_states(db).await;
+        if states.iter().any(|(s, _)| s == state) {
+            return states;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job reached {state}: {states:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn worker(db: &TestDb, lease_secs: &str) -> Killed {
+    let child = portico(db, &["worker"])
+        .env("PORTICO__WORKER__LEASE_SECS", lease_secs)
+        .env("PORTICO__WORKER__POLL_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+async fn enqueue_probe(db: &TestDb, delay_ms: u64) {
+    let store = db.store().await;
+    let job = portico_kernel::NewJob::of(&portico_bff::jobs::Probe { delay_ms }).unwrap();
+    store.enqueue_platform(&portico_kernel::PlatformContext::system("test"), job).await.unwrap();
+}
+
+#[tokio::test]
+async fn portico_worker_runs_jobs_and_stops_cleanly_on_sigterm() {
+    let db = TestDb::new().await;
+    enqueue_probe(&db, 0).await;
+    let mut running = worker(&db, "30");
+    assert_eq!(wait_for_state(&db, "succeeded").await, vec![("succeeded".to_owned(), 1)]);
+
+    let terminated = Command::new("kill").args(["-TERM", &running.0.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let status = tokio::task::spawn_blocking(move || running.0.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a clean exit after SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_loses_nothing() {
+    let db = TestDb::new().await;
+    enqueue_probe(&db, 1500).await;
+    let mut first = worker(&db, "1");
+    wait_for_state(&db, "running").await;
+    first.0.kill().unwrap(); // SIGKILL: no chance to release or report
+    first.0.wait().unwrap();
+    assert_eq!(job_states(&db).await, vec![("running".to_owned(), 1)], "left behind, still leased");
+
+    let _second = worker(&db, "30");
+    let states = wait_for_state(&db, "succeeded").await;
+    assert_eq!(states, vec![("succeeded".to_owned(), 2)], "taken over after the lease, run to the end");
+}

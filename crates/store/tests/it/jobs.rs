@@ -219,3 +219,27 @@ async fn idle_workers_hear_of_committed_jobs_only() {
     let more = tokio::time::timeout(Duration::from_millis(300), listener.next()).await;
     assert!(more.is_err(), "the rolled-back job woke nobody");
 }
+
+#[tokio::test]
+async fn pruning_deletes_finished_jobs_past_their_retention_only() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    for n in 0..4 {
+        store.enqueue(&member_of(acme.id), job(n)).await.unwrap();
+    }
+    let mut platform = connect(&db.urls.platform).await;
+    platform
+        .batch_execute(
+            "UPDATE jobs SET state = 'succeeded', finished_at = now() - interval '10 days' WHERE payload->>'n' = '0'; \
+             UPDATE jobs SET state = 'succeeded', finished_at = now() - interval '1 day' WHERE payload->>'n' = '1'; \
+             UPDATE jobs SET state = 'dead', finished_at = now() - interval '10 days' WHERE payload->>'n' = '2'",
+        )
+        .await
+        .unwrap();
+    let day = Duration::from_secs(86_400);
+    assert_eq!(store.prune_jobs(day * 7, day * 30).await.unwrap(), 1, "only the old succeeded job");
+    let left =
+        crate::support::lines(&mut platform, "SELECT payload->>'n' AS line FROM jobs ORDER BY 1").await;
+    assert_eq!(left, vec!["1", "2", "3"]);
+}

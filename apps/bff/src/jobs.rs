@@ -1,0 +1,60 @@
+//! The platform's job handlers, registered for `portico worker`.
+
+use std::time::Duration;
+
+use portico_kernel::JobKind;
+use portico_store::Store;
+use portico_worker::{HandlerError, Registry};
+use serde::{Deserialize, Serialize};
+
+/// Deletes finished jobs past their retention (a platform job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneJobs {
+    /// Days succeeded jobs are kept.
+    pub succeeded_days: u32,
+    /// Days dead jobs are kept (longer: someone should look at them).
+    pub dead_days: u32,
+}
+
+impl JobKind for PruneJobs {
+    const KIND: &'static str = "jobs.prune";
+}
+
+/// An end-to-end check of the job pipeline: waits `delayMs` (at most a
+/// minute) and succeeds. Harmless to run twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    /// How long the job takes.
+    pub delay_ms: u64,
+}
+
+impl JobKind for Probe {
+    const KIND: &'static str = "system.probe";
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Every handler the platform runs.
+#[must_use]
+pub fn registry(store: &Store) -> Registry {
+    let store = store.clone();
+    Registry::new()
+        .on(move |job: PruneJobs, _| {
+            let store = store.clone();
+            async move {
+                let deleted = store
+                    .prune_jobs(DAY * job.succeeded_days, DAY * job.dead_days)
+                    .await
+                    .map_err(HandlerError::new)?;
+                tracing::info!(deleted, "pruned finished jobs");
+                Ok(())
+            }
+        })
+        .on(|job: Probe, ctx| async move {
+            tokio::time::sleep(Duration::from_millis(job.delay_ms.min(60_000))).await;
+            tracing::info!(job = %ctx.job_id, attempt = ctx.attempt, "probe ran");
+            Ok(())
+        })
+}
