@@ -36,9 +36,10 @@ migrate:
 openapi:
     cargo run -q -- openapi > docs/openapi.json
 
-# Measure the store's scoped transactions against PostgreSQL (release build).
+# Load drivers (release build): the store's scoped transactions, and job throughput.
 bench:
     cargo bench -p portico-store
+    cargo bench -p portico-worker
 
 # What CI runs.
 ci:
