@@ -240,6 +240,9 @@ async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<
 async fn work(config: Config, admin_url: &str) -> Result<(), Failure> {
     let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
     let store = Store::connect(&urls, &config.pool()).await?;
+    for schedule in crate::jobs::platform_schedules()? {
+        store.upsert_schedule(PLATFORM_TENANT_ID, schedule).await?;
+    }
     let registry = crate::jobs::registry(&store);
     tracing::info!(kinds = ?registry.kinds(), concurrency = config.worker.concurrency, "worker starting");
     println!("Portico worker is running ({} job kinds)", registry.kinds().len());

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_kernel::JobKind;
+use portico_kernel::{JobKind, NewJob, Recurrence, ScheduleSpec};
 use portico_store::Store;
 use portico_worker::{HandlerError, Registry};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,15 @@ impl JobKind for Probe {
 }
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The platform's own recurring jobs, registered (idempotently) when a worker starts.
+pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Error>> {
+    Ok(vec![ScheduleSpec {
+        name: "prune-jobs".to_owned(),
+        recurrence: Recurrence::parse("30 3 * * *", "UTC")?,
+        job: NewJob::of(&PruneJobs { succeeded_days: 7, dead_days: 30 })?,
+    }])
+}
 
 /// Every handler the platform runs.
 #[must_use]

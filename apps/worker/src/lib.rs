@@ -10,6 +10,8 @@
 //!   notification was lost, the poll interval) wakes it, retries failures with
 //!   exponential backoff and jitter, and on shutdown stops claiming, lets
 //!   running jobs finish within the grace period and releases the rest.
+//! - Every poll interval it also fires due recurring schedules; the store
+//!   makes each slot one job however many workers run.
 
 mod registry;
 mod worker;

@@ -68,9 +68,17 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let in_flight: InFlight = Arc::default();
         let mut running = JoinSet::new();
+        let mut schedules_checked: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
 
         loop {
+            // Due schedules become jobs (at most once per poll interval).
+            if schedules_checked.is_none_or(|at| at.elapsed() >= self.config.poll_interval) {
+                schedules_checked = Some(tokio::time::Instant::now());
+                if let Err(error) = self.store.fire_due_schedules(64).await {
+                    tracing::warn!(%error, "firing schedules failed");
+                }
+            }
             // Claim as many jobs as there are free slots.
             let free = slots.available_permits();
             let claimed = if free == 0 {

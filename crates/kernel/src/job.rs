@@ -25,8 +25,8 @@ pub trait JobKind: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub struct NewJob {
     /// Its id, chosen up front so the enqueuer can refer to it.
     pub id: JobId,
-    /// [`JobKind::KIND`].
-    pub kind: &'static str,
+    /// [`JobKind::KIND`], or a stored kind (a schedule's).
+    pub kind: std::borrow::Cow<'static, str>,
     /// The payload, serialised.
     pub payload: serde_json::Value,
     /// Higher runs first.
@@ -44,7 +44,7 @@ impl NewJob {
     pub fn of<J: JobKind>(payload: &J) -> Result<Self, serde_json::Error> {
         Ok(Self {
             id: JobId::new(),
-            kind: J::KIND,
+            kind: std::borrow::Cow::Borrowed(J::KIND),
             payload: serde_json::to_value(payload)?,
             priority: 0,
             run_at: None,
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn a_new_job_carries_its_kind_payload_and_attempts() {
         let job = NewJob::of(&Ping { to: "x".into() }).unwrap().unique("ping:x").priority(5);
-        assert_eq!((job.kind, job.max_attempts, job.priority), ("test.ping", 3, 5));
+        assert_eq!((job.kind.as_ref(), job.max_attempts, job.priority), ("test.ping", 3, 5));
         assert_eq!(job.payload, serde_json::json!({"to": "x"}));
         assert_eq!(job.unique_key.as_deref(), Some("ping:x"));
         assert_eq!(job.run_at, None);

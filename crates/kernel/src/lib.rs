@@ -29,6 +29,7 @@ mod job;
 mod money;
 mod page;
 pub mod redact;
+mod schedule;
 mod validation;
 
 pub use audit::AuditEntry;
@@ -39,6 +40,7 @@ pub use id::{ApiKeyId, AuditId, IdParseError, JobId, TenantId, UserId};
 pub use job::{JobKind, NewJob, retry_delay};
 pub use money::{Currency, Money, MoneyError};
 pub use page::{Page, PageError, PageRequest};
+pub use schedule::{Firing, Recurrence, ScheduleError, ScheduleSpec};
 pub use validation::{FieldError, ValidationErrors};
 
 /// The platform tenant: the operator of a Portico installation, itself a tenant.

@@ -93,7 +93,7 @@ pub async fn enqueue_in(
     )
     .bind::<SqlUuid, _>(tenant.into_uuid())
     .bind::<SqlUuid, _>(job.id.into_uuid())
-    .bind::<Text, _>(job.kind)
+    .bind::<Text, _>(job.kind.as_ref())
     .bind::<Jsonb, _>(&job.payload)
     .bind::<SmallInt, _>(job.priority)
     .bind::<Timestamptz, _>(job.run_at.unwrap_or(now))
@@ -106,7 +106,7 @@ pub async fn enqueue_in(
     // Delivered when (and only if) the transaction commits.
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(JOBS_CHANNEL)
-        .bind::<Text, _>(job.kind)
+        .bind::<Text, _>(job.kind.as_ref())
         .execute(conn)
         .await?;
     Ok(Some(JobId::from_uuid(row.id)))

@@ -12,6 +12,7 @@ mod error;
 mod jobs;
 mod migrations;
 mod roles;
+mod schedules;
 mod schema;
 mod store;
 mod tenants;

@@ -229,3 +229,40 @@ async fn shutdown_lets_quick_jobs_finish_and_releases_slow_ones() {
     assert_eq!(jobs_in(&db, "queued").await, 1, "the slow one was released for another worker");
     assert_eq!(jobs_in(&db, "running").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_schedule_fires_once_with_two_workers_running() {
+    use chrono::TimeZone;
+    let db = TestDb::new().await;
+    let clock = Arc::new(portico_kernel::FixedClock::at(
+        chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 59, 0).unwrap(),
+    ));
+    let store = db.store().await.with_clock(clock.clone());
+    let acme = tenant(&store, "acme").await;
+    let spec = portico_kernel::ScheduleSpec {
+        name: "counting".into(),
+        recurrence: portico_kernel::Recurrence::parse("0 10 * * *", "UTC").unwrap(),
+        job: NewJob::of(&Count { n: 42 }).unwrap(),
+    };
+    store.upsert_schedule(acme, spec).await.unwrap();
+    clock.set(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 1).unwrap());
+
+    let effects = Effects::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let mut stopped = stopped.clone();
+        let worker = Worker::new(store.clone(), counting(&effects), config());
+        workers.push(tokio::spawn(worker.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })));
+    }
+    until(&db, "succeeded", 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // several more rounds of both workers
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert_eq!(effects.lock().unwrap().get(&42).map(Vec::len), Some(1), "one run for the slot");
+    assert_eq!(jobs_in(&db, "succeeded").await + jobs_in(&db, "queued").await, 1);
+}

@@ -10,5 +10,6 @@ mod isolation;
 mod jobs;
 mod migrations;
 mod pool;
+mod schedules;
 mod support;
 mod tenants;
