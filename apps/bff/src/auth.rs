@@ -257,6 +257,10 @@ permissions! {
     PlatformTenantsRead = "platform:tenants:read";
     /// Create, suspend, activate and delete tenants.
     PlatformTenantsWrite = "platform:tenants:write";
+    /// See the job queue.
+    PlatformJobsRead = "platform:jobs:read";
+    /// Retry dead jobs.
+    PlatformJobsWrite = "platform:jobs:write";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.

@@ -13,7 +13,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
-use portico_store::{PoolStatus, Store};
+use portico_kernel::PlatformContext;
+use portico_store::{JobOverview, PoolStatus, Store};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -107,6 +108,56 @@ impl Metrics {
     }
 }
 
+/// The job queue, read at scrape time: depth by kind and state, the oldest
+/// due job's wait, jobs that failed at least once, and recent latency.
+#[must_use]
+pub fn render_jobs(overview: &JobOverview) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP portico_jobs Jobs by kind and state (queued and running are the queue's depth).\n");
+    out.push_str("# TYPE portico_jobs gauge\n");
+    for c in &overview.counts {
+        let _ = writeln!(
+            out,
+            "portico_jobs{{kind=\"{}\",state=\"{}\"}} {}",
+            escape(&c.kind),
+            escape(&c.state),
+            c.jobs
+        );
+    }
+    out.push_str(
+        "# HELP portico_jobs_failed Jobs that failed at least once, by kind and state (dead: gave up).\n",
+    );
+    out.push_str("# TYPE portico_jobs_failed gauge\n");
+    for c in &overview.counts {
+        let _ = writeln!(
+            out,
+            "portico_jobs_failed{{kind=\"{}\",state=\"{}\"}} {}",
+            escape(&c.kind),
+            escape(&c.state),
+            c.with_errors
+        );
+    }
+    out.push_str(
+        "# HELP portico_jobs_oldest_due_seconds How long the longest-waiting due job has waited, by kind.\n",
+    );
+    out.push_str("# TYPE portico_jobs_oldest_due_seconds gauge\n");
+    for c in overview.counts.iter().filter(|c| c.state == "queued") {
+        let _ = writeln!(
+            out,
+            "portico_jobs_oldest_due_seconds{{kind=\"{}\"}} {}",
+            escape(&c.kind),
+            c.oldest_due_secs
+        );
+    }
+    out.push_str("# HELP portico_job_latency_seconds Average time from due to done over the last five minutes, by kind.\n");
+    out.push_str("# TYPE portico_job_latency_seconds gauge\n");
+    for l in &overview.latency {
+        let _ =
+            writeln!(out, "portico_job_latency_seconds{{kind=\"{}\"}} {}", escape(&l.kind), l.average_secs);
+    }
+    out
+}
+
 /// Label values escape `\`, `"` and newlines.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -132,9 +183,12 @@ pub async fn middleware(
 /// `GET /metrics`.
 pub async fn scrape(metrics: web::Data<Metrics>, store: web::Data<Store>) -> HttpResponse {
     let (app, platform) = store.pool_status();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(&[("app", app), ("platform", platform)]))
+    let mut body = metrics.render(&[("app", app), ("platform", platform)]);
+    match store.job_overview(&PlatformContext::system("metrics")).await {
+        Ok(overview) => body.push_str(&render_jobs(&overview)),
+        Err(error) => tracing::warn!(%error, "job metrics unavailable"),
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }
 
 #[cfg(test)]

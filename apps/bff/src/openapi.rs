@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use portico_store::{DeadJob, JobCount, JobLatency, JobOverview};
 use portico_tenancy::{CreateTenant, PublicTenant, Tenant, TenantStatus, UpdateTenant};
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -29,16 +30,20 @@ use crate::api;
         api::tenants::delete,
         api::tenants::suspend,
         api::tenants::activate,
+        api::jobs::overview,
+        api::jobs::retry,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
-        PublicTenantEnvelope, PageMeta,
+        PublicTenantEnvelope, PageMeta, JobOverview, JobCount, JobLatency, DeadJob, JobOverviewEnvelope,
+        JobRetried, JobRetriedEnvelope,
         ErrorEnvelope, ErrorBody
     )),
     modifiers(&BearerScheme),
     tags(
         (name = "tenants", description = "The businesses on the platform."),
         (name = "public", description = "Before sign-in: the tenant named by slug or host."),
+        (name = "jobs", description = "The platform's background job queue."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -94,6 +99,35 @@ pub struct PublicTenantEnvelope {
     pub success: bool,
     /// The tenant's public face.
     pub data: PublicTenant,
+}
+
+/// `{"success": true, "data": JobOverview}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobOverviewEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The queue.
+    pub data: JobOverview,
+}
+
+/// A job queued again.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "state": "queued"}))]
+pub struct JobRetried {
+    /// The job.
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Always `queued`.
+    pub state: String,
+}
+
+/// `{"success": true, "data": JobRetried}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRetriedEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The job.
+    pub data: JobRetried,
 }
 
 /// `{"success": true, "data": [Tenant], "meta": PageMeta}`.

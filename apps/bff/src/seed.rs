@@ -49,8 +49,14 @@ pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
 }
 
 /// What a platform admin's demo token may do.
-pub const ADMIN_PERMISSIONS: [&str; 4] =
-    ["platform:tenants:read", "platform:tenants:write", "tenants:read", "tenants:write"];
+pub const ADMIN_PERMISSIONS: [&str; 6] = [
+    "platform:tenants:read",
+    "platform:tenants:write",
+    "platform:jobs:read",
+    "platform:jobs:write",
+    "tenants:read",
+    "tenants:write",
+];
 
 /// What a tenant owner's demo token may do.
 pub const OWNER_PERMISSIONS: [&str; 2] = ["tenants:read", "tenants:write"];

@@ -72,6 +72,39 @@ impl NewJob {
     }
 }
 
+/// Why an operator's action on a job was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No such job.
+    #[error("job not found")]
+    NotFound,
+    /// Only dead jobs can be retried.
+    #[error("only a dead job can be retried; this one is {0}")]
+    NotDead(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::InfraError),
+}
+
+impl crate::DomainError for JobError {
+    fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::NotFound => crate::ErrorKind::NotFound,
+            Self::NotDead(_) => crate::ErrorKind::Conflict,
+            Self::Store(infra) => infra.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "jobs.not_found",
+            Self::NotDead(_) => "jobs.not_dead",
+            Self::Store(infra) if infra.kind() == crate::ErrorKind::Unavailable => "store.unavailable",
+            Self::Store(_) => "internal",
+        }
+    }
+}
+
 /// The delay before try `attempt + 1` after try `attempt` failed: exponential
 /// from `base`, capped at `cap`, with "equal jitter" (half fixed, half random)
 /// so that jobs failing together do not retry together. `random` is in `[0, 1)`.

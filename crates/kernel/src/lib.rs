@@ -37,7 +37,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Actor, ContextError, PlatformContext, RequestId, TenantContext};
 pub use error::{DomainError, ErrorKind, InfraError};
 pub use id::{ApiKeyId, AuditId, IdParseError, JobId, TenantId, UserId};
-pub use job::{JobKind, NewJob, retry_delay};
+pub use job::{JobError, JobKind, NewJob, retry_delay};
 pub use money::{Currency, Money, MoneyError};
 pub use page::{Page, PageError, PageRequest};
 pub use schedule::{Firing, Recurrence, ScheduleError, ScheduleSpec};

@@ -70,6 +70,89 @@ pub enum FailOutcome {
     Superseded,
 }
 
+/// Jobs of one kind in one state.
+#[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct JobCount {
+    /// The kind.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// `queued`, `running`, `succeeded` or `dead`.
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    /// How many.
+    #[diesel(sql_type = BigInt)]
+    pub jobs: i64,
+    /// Of those, how many failed at least once.
+    #[diesel(sql_type = BigInt)]
+    pub with_errors: i64,
+    /// Seconds the longest-waiting due job has waited (queued only).
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub oldest_due_secs: f64,
+}
+
+/// Recent time from due to done, by kind.
+#[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct JobLatency {
+    /// The kind.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Jobs finished in the last five minutes.
+    #[diesel(sql_type = BigInt)]
+    pub finished: i64,
+    /// Their average seconds from due to done.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub average_secs: f64,
+}
+
+/// A dead job, for an operator to look at.
+#[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeadJob {
+    /// Its id.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: uuid::Uuid,
+    /// Its tenant.
+    #[diesel(sql_type = SqlUuid)]
+    pub tenant_id: uuid::Uuid,
+    /// Its kind.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Tries made.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    /// The last error (PII masked when stored).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    /// When it died.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The state of the queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "counts": [{"kind": "jobs.prune", "state": "queued", "jobs": 1, "withErrors": 0, "oldestDueSecs": 12.5}],
+    "latency": [{"kind": "jobs.prune", "finished": 3, "averageSecs": 0.8}],
+    "dead": [{"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "tenantId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60",
+              "kind": "email.send", "attempts": 5, "lastError": "smtp: 550 mailbox unavailable",
+              "finishedAt": "2026-11-23T09:00:00Z"}]
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct JobOverview {
+    /// Jobs by kind and state.
+    pub counts: Vec<JobCount>,
+    /// Recent latency by kind.
+    pub latency: Vec<JobLatency>,
+    /// The 50 most recent dead jobs.
+    pub dead: Vec<DeadJob>,
+}
+
 /// Enqueues `job` for `tenant` on `conn`, inside the caller's transaction
 /// (which must be scoped to `tenant`). Returns `None` when a job with the
 /// same unique key is already pending in that tenant.
@@ -266,6 +349,87 @@ impl Store {
         })
         .await
         .map_err(resolve)
+    }
+
+    /// The queue across all tenants: counts, latency and recent dead jobs.
+    pub async fn job_overview(&self, _ctx: &PlatformContext) -> Result<JobOverview, InfraError> {
+        self.as_platform(move |conn| {
+            Box::pin(async move {
+                let counts: Vec<JobCount> = diesel::sql_query(
+                    "SELECT kind, state, count(*)::bigint AS jobs, \
+                            count(*) FILTER (WHERE last_error IS NOT NULL)::bigint AS with_errors, \
+                            coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'queued' AND run_at <= now())), 0)::float8 \
+                              AS oldest_due_secs \
+                     FROM jobs GROUP BY kind, state ORDER BY kind, state",
+                )
+                .load(conn)
+                .await?;
+                let latency: Vec<JobLatency> = diesel::sql_query(
+                    "SELECT kind, count(*)::bigint AS finished, \
+                            avg(extract(epoch FROM finished_at - run_at))::float8 AS average_secs \
+                     FROM jobs WHERE state = 'succeeded' AND finished_at > now() - interval '5 minutes' \
+                     GROUP BY kind ORDER BY kind",
+                )
+                .load(conn)
+                .await?;
+                let dead: Vec<DeadJob> = diesel::sql_query(
+                    "SELECT id, tenant_id, kind, attempts, last_error, finished_at FROM jobs \
+                     WHERE state = 'dead' ORDER BY finished_at DESC NULLS LAST LIMIT 50",
+                )
+                .load(conn)
+                .await?;
+                Ok(JobOverview { counts, latency, dead })
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Queues a dead job again with fresh attempts, audited as `job.retry`
+    /// in the job's tenant.
+    pub async fn retry_job(&self, ctx: &PlatformContext, id: JobId) -> Result<(), portico_kernel::JobError> {
+        use portico_kernel::JobError;
+        #[derive(QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = SqlUuid)]
+            tenant_id: uuid::Uuid,
+            #[diesel(sql_type = Text)]
+            state: String,
+        }
+        let ctx = ctx.clone();
+        let now = self.now();
+        self.as_platform(move |conn| {
+            Box::pin(async move {
+                let found: Vec<Found> = diesel::sql_query("SELECT tenant_id, state FROM jobs WHERE id = $1 FOR UPDATE")
+                    .bind::<SqlUuid, _>(id.into_uuid())
+                    .load(conn)
+                    .await?;
+                let found = found.into_iter().next().ok_or(Failure::Domain(JobError::NotFound))?;
+                if found.state != "dead" {
+                    return Err(Failure::Domain(JobError::NotDead(found.state)));
+                }
+                diesel::sql_query(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now() \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind::<SqlUuid, _>(found.tenant_id)
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .execute(conn)
+                .await?;
+                diesel::sql_query("SELECT pg_notify($1, 'retry')").bind::<Text, _>(JOBS_CHANNEL).execute(conn).await?;
+                let entry = portico_kernel::AuditEntry {
+                    action: "job.retry",
+                    resource_type: "job",
+                    resource_id: id.to_string(),
+                    changes: serde_json::json!({"state": {"before": "dead", "after": "queued"}}),
+                };
+                let tenant = TenantId::from_uuid(found.tenant_id);
+                crate::audit::record(conn, tenant, &ctx.actor, &ctx.request_id, &entry, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|failure| failure.resolve(|_| None))
     }
 
     /// Deletes succeeded jobs finished more than `succeeded_for` ago and dead

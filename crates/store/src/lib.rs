@@ -21,7 +21,10 @@ pub use admin::{
     Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
 };
 pub use error::StoreError;
-pub use jobs::{ClaimedJob, FailOutcome, JOBS_CHANNEL, JobNotifications, enqueue_in};
+pub use jobs::{
+    ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
+    enqueue_in,
+};
 pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
     run_next_migration,

@@ -4,6 +4,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod jobs;
 pub mod public;
 pub mod tenants;
 
@@ -12,7 +13,7 @@ use actix_web::{Route, web};
 use crate::{error, openapi};
 
 /// Every `/api/v1` route: method and path template.
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 11] = [
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/public/tenant"),
     ("GET", "/api/v1/tenants"),
@@ -22,6 +23,8 @@ pub const ROUTES: [(&str, &str); 9] = [
     ("DELETE", "/api/v1/tenants/{id}"),
     ("POST", "/api/v1/tenants/{id}/suspend"),
     ("POST", "/api/v1/tenants/{id}/activate"),
+    ("GET", "/api/v1/admin/jobs"),
+    ("POST", "/api/v1/admin/jobs/{id}/retry"),
 ];
 
 /// The handler of a listed route.
@@ -36,6 +39,8 @@ fn route(method: &str, path: &str) -> Route {
         ("DELETE", "/api/v1/tenants/{id}") => web::delete().to(tenants::delete),
         ("POST", "/api/v1/tenants/{id}/suspend") => web::post().to(tenants::suspend),
         ("POST", "/api/v1/tenants/{id}/activate") => web::post().to(tenants::activate),
+        ("GET", "/api/v1/admin/jobs") => web::get().to(jobs::overview),
+        ("POST", "/api/v1/admin/jobs/{id}/retry") => web::post().to(jobs::retry),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

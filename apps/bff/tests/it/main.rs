@@ -8,6 +8,7 @@ mod binary;
 mod health;
 mod http;
 mod hygiene;
+mod jobs_api;
 mod openapi;
 mod support;
 mod tenants_api;

@@ -73,8 +73,7 @@ impl TestApp {
 
     /// A platform admin's token (every tenant and platform permission).
     pub fn admin_token(&self) -> String {
-        let permissions =
-            ["platform:tenants:read", "platform:tenants:write", "tenants:read", "tenants:write"];
+        let permissions = portico_bff::seed::ADMIN_PERMISSIONS;
         self.keys
             .mint(
                 UserId::new(),

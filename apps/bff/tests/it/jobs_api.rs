@@ -1,0 +1,124 @@
+//! The jobs admin API and job metrics.
+
+use std::time::Duration;
+
+use portico_kernel::{JobKind, NewJob, PLATFORM_TENANT_ID, PlatformContext};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[derive(Serialize, Deserialize)]
+struct Fragile;
+
+impl JobKind for Fragile {
+    const KIND: &'static str = "test.fragile";
+    const MAX_ATTEMPTS: i32 = 1;
+}
+
+/// A dead job with an error, and a queued one; returns the dead one's id.
+async fn dead_and_queued(app: &TestApp) -> portico_kernel::JobId {
+    let store = app.db.store().await;
+    let platform = PlatformContext::system("test");
+    let dead = store.enqueue_platform(&platform, NewJob::of(&Fragile).unwrap()).await.unwrap().unwrap();
+    let claimed = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
+    store.fail_job(&claimed, "smtp said no to carol@example.com", Duration::ZERO).await.unwrap();
+    store.enqueue_platform(&platform, NewJob::of(&Fragile).unwrap().unique("second")).await.unwrap();
+    dead
+}
+
+#[actix_web::test]
+async fn platform_staff_see_the_queue_and_its_dead_jobs() {
+    let app = TestApp::spawn().await;
+    let dead = dead_and_queued(&app).await;
+    let res = app.call("GET", "/api/v1/admin/jobs", Some(&app.admin_token()), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let counts = res.json["data"]["counts"].as_array().unwrap();
+    let count = |state: &str| counts.iter().find(|c| c["state"] == state).map(|c| c["jobs"].clone());
+    assert_eq!((count("dead"), count("queued")), (Some(json!(1)), Some(json!(1))));
+    let dead_jobs = res.json["data"]["dead"].as_array().unwrap();
+    assert_eq!(dead_jobs[0]["id"], json!(dead.to_string()));
+    assert_eq!(dead_jobs[0]["lastError"], json!("smtp said no to c***@example.com"), "stored masked");
+}
+
+#[actix_web::test]
+async fn tenants_cannot_see_or_touch_the_queue() {
+    let app = TestApp::spawn().await;
+    let dead = dead_and_queued(&app).await;
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(&app.admin_token()),
+            Some(json!({"name": "A", "slug": "acme", "contactEmail": "a@b.example"})),
+        )
+        .await;
+    let acme = created.json["data"]["id"].as_str().unwrap().parse().unwrap();
+    let forged = app.user_token(acme, &["platform:jobs:read", "platform:jobs:write"]);
+    let list = app.call("GET", "/api/v1/admin/jobs", Some(&forged), None).await;
+    assert_eq!((list.status, list.json["error"]["code"].clone()), (403, json!("auth.permission_denied")));
+    assert!(!list.body.contains("test.fragile"));
+    let retry = app.call("POST", &format!("/api/v1/admin/jobs/{dead}/retry"), Some(&forged), None).await;
+    assert_eq!(retry.status, 403);
+    assert_eq!(app.call("GET", "/api/v1/admin/jobs", None, None).await.status, 401);
+}
+
+#[actix_web::test]
+async fn a_dead_job_is_retried_once_and_the_retry_is_audited() {
+    let app = TestApp::spawn().await;
+    let dead = dead_and_queued(&app).await;
+    let admin = app.admin_token();
+    let res = app.call("POST", &format!("/api/v1/admin/jobs/{dead}/retry"), Some(&admin), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json["data"], json!({"id": dead.to_string(), "state": "queued"}));
+
+    let store = app.db.store().await;
+    let claimed = store.claim_jobs(10, Duration::from_secs(30)).await.unwrap();
+    let again = claimed.iter().find(|j| j.id() == dead).expect("claimable again");
+    assert_eq!(again.attempts, 1, "fresh attempts");
+
+    let twice = app.call("POST", &format!("/api/v1/admin/jobs/{dead}/retry"), Some(&admin), None).await;
+    assert_eq!((twice.status, twice.json["error"]["code"].clone()), (409, json!("jobs.not_dead")));
+    let unknown = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/jobs/{}/retry", portico_kernel::JobId::new()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((unknown.status, unknown.json["error"]["code"].clone()), (404, json!("jobs.not_found")));
+    let malformed = app.call("POST", "/api/v1/admin/jobs/nope/retry", Some(&admin), None).await;
+    assert_eq!(malformed.status, 400);
+
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        action: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        actor_tenant_id: Option<String>,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT action, actor_tenant_id::text FROM audit_log WHERE resource_type = 'job'")
+            .load(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].action.as_str(), rows[0].actor_tenant_id.clone()),
+        ("job.retry", Some(PLATFORM_TENANT_ID.to_string()))
+    );
+}
+
+#[actix_web::test]
+async fn metrics_show_the_queue() {
+    let app = TestApp::spawn().await;
+    dead_and_queued(&app).await;
+    let text = app.call("GET", "/metrics", None, None).await.body;
+    assert!(text.contains(r#"portico_jobs{kind="test.fragile",state="queued"} 1"#), "{text}");
+    assert!(text.contains(r#"portico_jobs{kind="test.fragile",state="dead"} 1"#), "{text}");
+    assert!(text.contains(r#"portico_jobs_failed{kind="test.fragile",state="dead"} 1"#), "{text}");
+    assert!(text.contains(r#"portico_jobs_oldest_due_seconds{kind="test.fragile"}"#), "{text}");
+}
