@@ -23,6 +23,7 @@
 mod audit;
 mod clock;
 mod context;
+mod email;
 mod error;
 mod id;
 mod job;
@@ -35,6 +36,7 @@ mod validation;
 pub use audit::AuditEntry;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Actor, ContextError, PlatformContext, RequestId, TenantContext};
+pub use email::{EmailError, EmailMessage, EmailSender, Mailbox, SendEmail, SendFuture};
 pub use error::{DomainError, ErrorKind, InfraError};
 pub use id::{ApiKeyId, AuditId, IdParseError, JobId, TenantId, UserId};
 pub use job::{JobError, JobKind, NewJob, retry_delay};
