@@ -123,6 +123,38 @@ pub struct WorkerSection {
     pub retry_cap_secs: u64,
 }
 
+/// How email leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransport {
+    /// Kept as files for the development mailbox.
+    Mailbox,
+    /// Sent over SMTP.
+    Smtp,
+}
+
+/// Email delivery.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSection {
+    /// `mailbox` or `smtp`.
+    pub transport: EmailTransport,
+    /// Sender display name.
+    pub from_name: String,
+    /// Sender address.
+    pub from_address: String,
+    /// SMTP server.
+    pub smtp_host: String,
+    /// SMTP port.
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `plain`.
+    pub smtp_security: String,
+    /// SMTP user; empty for none.
+    pub smtp_username: String,
+    /// Time a delivery may take (seconds).
+    pub smtp_timeout_secs: u64,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +171,7 @@ struct Files {
     log: LogConfig,
     database: DatabaseConfig,
     worker: WorkerSection,
+    email: EmailSection,
     seed: SeedConfig,
 }
 
@@ -151,6 +184,8 @@ pub struct Secrets {
     pub role_passwords: RolePasswords,
     /// `PORTICO_JWT_SECRET`: signs access tokens (HS256).
     pub jwt_secret: Option<String>,
+    /// `PORTICO_SMTP_PASSWORD`.
+    pub smtp_password: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -159,6 +194,7 @@ impl fmt::Debug for Secrets {
             .field("database_url", &self.database_url.as_deref().map(portico_store::redact_url))
             .field("role_passwords", &self.role_passwords)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -178,6 +214,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The background worker.
     pub worker: WorkerSection,
+    /// Email delivery.
+    pub email: EmailSection,
     /// Demo data.
     pub seed: SeedConfig,
     /// Secrets from the environment.
@@ -228,6 +266,7 @@ impl Config {
             database_url: var("DATABASE_URL"),
             role_passwords: RolePasswords::from_lookup(var),
             jwt_secret: var("PORTICO_JWT_SECRET"),
+            smtp_password: var("PORTICO_SMTP_PASSWORD"),
         };
         let config = Self {
             environment,
@@ -236,6 +275,7 @@ impl Config {
             log: files.log,
             database: files.database,
             worker: files.worker,
+            email: files.email,
             seed: files.seed,
             secrets,
         };
@@ -318,6 +358,15 @@ impl Config {
                 problems.push(format!("{key}: must be more than 0"));
             }
         }
+        if self.email.transport == EmailTransport::Mailbox && self.environment == Environment::Production {
+            problems.push("email.transport: production sends email: use smtp".to_owned());
+        }
+        if !matches!(self.email.smtp_security.as_str(), "starttls" | "tls" | "plain") {
+            problems.push("email.smtp_security: one of starttls, tls, plain".to_owned());
+        }
+        if !self.email.from_address.contains('@') {
+            problems.push("email.from_address: an email address".to_owned());
+        }
         if self.environment == Environment::Production && self.seed.demo_data {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
@@ -355,7 +404,51 @@ impl Config {
             json_body_limit: self.http.json_body_limit_bytes,
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
+            dev_mailbox: (self.environment == Environment::Development
+                && self.email.transport == EmailTransport::Mailbox)
+                .then(|| self.mailbox_dir()),
         }
+    }
+
+    /// The email sender this configuration asks for.
+    pub fn email_sender(
+        &self,
+    ) -> Result<std::sync::Arc<dyn portico_kernel::EmailSender>, portico_kernel::EmailError> {
+        let email = &self.email;
+        Ok(match email.transport {
+            EmailTransport::Mailbox => {
+                std::sync::Arc::new(portico_smtp::FileMailbox::new(self.mailbox_dir()))
+            }
+            EmailTransport::Smtp => {
+                let security = match email.smtp_security.as_str() {
+                    "tls" => portico_smtp::Security::Tls,
+                    "plain" => portico_smtp::Security::Plain,
+                    _ => portico_smtp::Security::StartTls,
+                };
+                let credentials = (!email.smtp_username.is_empty()).then(|| {
+                    (email.smtp_username.clone(), self.secrets.smtp_password.clone().unwrap_or_default())
+                });
+                std::sync::Arc::new(portico_smtp::SmtpSender::new(&portico_smtp::SmtpConfig {
+                    host: email.smtp_host.clone(),
+                    port: email.smtp_port,
+                    security,
+                    credentials,
+                    timeout: Duration::from_secs(email.smtp_timeout_secs.max(1)),
+                })?)
+            }
+        })
+    }
+
+    /// Where the development mailbox keeps messages.
+    #[must_use]
+    pub fn mailbox_dir(&self) -> PathBuf {
+        portico_db_discovery::default_state_dir().join("portico-mailbox")
+    }
+
+    /// The sender of platform email.
+    #[must_use]
+    pub fn email_from(&self) -> portico_kernel::Mailbox {
+        portico_kernel::Mailbox::named(self.email.from_name.clone(), self.email.from_address.clone())
     }
 
     /// The worker's settings.
@@ -413,19 +506,20 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     let log = section::<LogConfig>(figment, "log", &mut problems);
     let database = section::<DatabaseConfig>(figment, "database", &mut problems);
     let worker = section::<WorkerSection>(figment, "worker", &mut problems);
+    let email = section::<EmailSection>(figment, "email", &mut problems);
     let seed = section::<SeedConfig>(figment, "seed", &mut problems);
     // Unknown sections, which no section above reads.
-    const SECTIONS: [&str; 6] = ["http", "auth", "log", "database", "worker", "seed"];
+    const SECTIONS: [&str; 7] = ["http", "auth", "log", "database", "worker", "email", "seed"];
     if let Ok(top) = figment.extract::<figment::value::Dict>() {
         for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
             problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    match (http, auth, log, database, worker, seed) {
-        (Some(http), Some(auth), Some(log), Some(database), Some(worker), Some(seed))
+    match (http, auth, log, database, worker, email, seed) {
+        (Some(http), Some(auth), Some(log), Some(database), Some(worker), Some(email), Some(seed))
             if problems.is_empty() =>
         {
-            Ok(Files { http, auth, log, database, worker, seed })
+            Ok(Files { http, auth, log, database, worker, email, seed })
         }
         _ => Err(ConfigError(problems)),
     }
@@ -547,6 +641,7 @@ mod tests {
             ("PORTICO_ENV", "production"),
             ("DATABASE_URL", "postgres://a@b/postgres"),
             ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PORTICO__EMAIL__TRANSPORT", "smtp"),
         ]);
         assert_eq!(Config::from_sources(&dir(), &production).unwrap().log_format(), LogFormat::Json);
         assert_eq!(Config::from_sources(&dir(), &[]).unwrap().log_format(), LogFormat::Pretty);
@@ -569,6 +664,20 @@ mod tests {
         assert_ne!(development_secret(&other), first, "each machine its own");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&other);
+    }
+
+    #[test]
+    fn production_sends_email_over_smtp() {
+        let production = vars(&[
+            ("PORTICO_ENV", "production"),
+            ("DATABASE_URL", "postgres://a@b/postgres"),
+            ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PORTICO__EMAIL__TRANSPORT", "mailbox"),
+        ]);
+        let err = Config::from_sources(&dir(), &production).unwrap_err();
+        assert!(err.0.iter().any(|p| p.starts_with("email.transport")), "{err}");
+        let bad = vars(&[("PORTICO__EMAIL__SMTP_SECURITY", "ssl3")]);
+        assert!(Config::from_sources(&dir(), &bad).unwrap_err().to_string().contains("email.smtp_security"));
     }
 
     #[test]
@@ -601,6 +710,7 @@ mod tests {
                 ("PORTICO_ENV", "production"),
                 ("DATABASE_URL", "postgres://admin:pw@db/postgres"),
                 ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("PORTICO__EMAIL__TRANSPORT", "smtp"),
             ]),
         )
         .unwrap();

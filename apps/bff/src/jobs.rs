@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use portico_kernel::{JobKind, NewJob, Recurrence, ScheduleSpec};
+use std::sync::Arc;
+
+use portico_kernel::{EmailSender, JobKind, NewJob, Recurrence, ScheduleSpec, SendEmail};
 use portico_store::Store;
 use portico_worker::{HandlerError, Registry};
 use serde::{Deserialize, Serialize};
@@ -47,9 +49,21 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
 
 /// Every handler the platform runs.
 #[must_use]
-pub fn registry(store: &Store) -> Registry {
+pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
     let store = store.clone();
     Registry::new()
+        .on(move |job: SendEmail, _| {
+            let email = email.clone();
+            async move {
+                email.send(&job.message).await.map_err(|error| {
+                    if error.is_permanent() {
+                        HandlerError::permanent(error)
+                    } else {
+                        HandlerError::new(error)
+                    }
+                })
+            }
+        })
         .on(move |job: PruneJobs, _| {
             let store = store.clone();
             async move {

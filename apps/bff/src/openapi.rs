@@ -32,11 +32,12 @@ use crate::api;
         api::tenants::activate,
         api::jobs::overview,
         api::jobs::retry,
+        api::dev::mailbox,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
         PublicTenantEnvelope, PageMeta, JobOverview, JobCount, JobLatency, DeadJob, JobOverviewEnvelope,
-        JobRetried, JobRetriedEnvelope,
+        JobRetried, JobRetriedEnvelope, MailboxEnvelope,
         ErrorEnvelope, ErrorBody
     )),
     modifiers(&BearerScheme),
@@ -44,6 +45,7 @@ use crate::api;
         (name = "tenants", description = "The businesses on the platform."),
         (name = "public", description = "Before sign-in: the tenant named by slug or host."),
         (name = "jobs", description = "The platform's background job queue."),
+        (name = "dev", description = "Development only: 404 elsewhere."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -128,6 +130,22 @@ pub struct JobRetriedEnvelope {
     pub success: bool,
     /// The job.
     pub data: JobRetried,
+}
+
+/// `{"success": true, "data": [StoredEmail]}`: the development mailbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"success": true, "data": [{
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "sentAt": "2026-11-23T09:00:00Z",
+    "message": {"from": {"name": "Portico", "address": "no-reply@portico.localhost"},
+                "to": [{"address": "owner@acme.example"}], "subject": "Welcome",
+                "html": "<p>Welcome</p>", "text": "Welcome"}
+}]}))]
+pub struct MailboxEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The kept emails.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
 }
 
 /// `{"success": true, "data": [Tenant], "meta": PageMeta}`.

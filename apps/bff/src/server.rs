@@ -27,6 +27,9 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// Send `Strict-Transport-Security` (production, behind TLS).
     pub hsts: bool,
+    /// The development mailbox's directory; `None` outside development
+    /// (its route then answers 404).
+    pub dev_mailbox: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             json_body_limit: 1024 * 1024,
             cors_allowed_origins: Vec::new(),
             hsts: false,
+            dev_mailbox: None,
         }
     }
 }
@@ -115,11 +119,15 @@ pub fn configure(
     let store = web::Data::new(store);
     let keys = web::Data::new(settings.token_keys.clone());
     let metrics = web::Data::new(Metrics::default());
+    let mailbox = web::Data::new(crate::api::dev::DevMailbox(
+        settings.dev_mailbox.clone().map(portico_smtp::FileMailbox::new),
+    ));
     let json_limit = settings.json_body_limit;
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
+            .app_data(mailbox.clone())
             // The body limit of `json::Json` bodies; a route may set its own.
             .app_data(web::PayloadConfig::new(json_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))

@@ -21,18 +21,28 @@ pub struct JobContext {
 
 /// Why a handler failed; the message is stored with the job (PII masked).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError(pub String);
+pub struct HandlerError {
+    /// What went wrong.
+    pub message: String,
+    /// Retrying cannot help: the job is dead at once.
+    pub permanent: bool,
+}
 
 impl HandlerError {
-    /// A failure described by `error`.
+    /// A failure worth retrying, described by `error`.
     pub fn new(error: impl std::fmt::Display) -> Self {
-        Self(error.to_string())
+        Self { message: error.to_string(), permanent: false }
+    }
+
+    /// A failure retrying cannot fix (a refused recipient, a malformed payload).
+    pub fn permanent(error: impl std::fmt::Display) -> Self {
+        Self { message: error.to_string(), permanent: true }
     }
 }
 
 impl std::fmt::Display for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -70,7 +80,7 @@ impl Registry {
             Ok(job) => Box::pin(handler(job, ctx)),
             Err(error) => {
                 let message = format!("the payload does not fit {}: {error}", J::KIND);
-                Box::pin(std::future::ready(Err(HandlerError(message))))
+                Box::pin(std::future::ready(Err(HandlerError::permanent(message))))
             }
         });
         self.handlers.insert(J::KIND, erased);
@@ -89,9 +99,9 @@ impl Registry {
     pub(crate) fn run(&self, kind: &str, payload: serde_json::Value, ctx: JobContext) -> BoxFuture {
         match self.handlers.get(kind) {
             Some(handler) => handler(payload, ctx),
-            None => {
-                Box::pin(std::future::ready(Err(HandlerError(format!("no handler for job kind {kind}")))))
-            }
+            None => Box::pin(std::future::ready(Err(HandlerError::new(format!(
+                "no handler for job kind {kind}"
+            ))))),
         }
     }
 }

@@ -164,9 +164,10 @@ impl Worker {
                 }
             }),
             Err(error) => {
-                let delay =
-                    retry_delay(job.attempts, self.config.retry_base, self.config.retry_cap, jitter());
-                self.store.fail_job(job, &error.0, delay).await.map(|outcome| match outcome {
+                let delay = (!error.permanent).then(|| {
+                    retry_delay(job.attempts, self.config.retry_base, self.config.retry_cap, jitter())
+                });
+                self.store.fail_job(job, &error.message, delay).await.map(|outcome| match outcome {
                     FailOutcome::Retrying(at) => tracing::info!(job = %job.id(), %at, "job failed; retrying"),
                     FailOutcome::Dead => {
                         tracing::warn!(job = %job.id(), kind = %job.kind, "job failed for the last time")

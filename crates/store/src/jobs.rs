@@ -281,12 +281,13 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Records a failed try: queued again after `retry_in`, or dead when out of attempts.
+    /// Records a failed try: queued again after `retry_in`, or dead when out
+    /// of attempts or when `retry_in` is `None` (retrying cannot help).
     pub async fn fail_job(
         &self,
         job: &ClaimedJob,
         error: &str,
-        retry_in: Duration,
+        retry_in: Option<Duration>,
     ) -> Result<FailOutcome, InfraError> {
         #[derive(QueryableByName)]
         struct Outcome {
@@ -297,15 +298,16 @@ impl Store {
         }
         let (tenant, id, attempts) = (job.tenant_id, job.id, job.attempts);
         let error: String = portico_kernel::redact::text(error).chars().take(2000).collect();
-        let delay_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+        let give_up = retry_in.is_none();
+        let delay_ms = retry_in.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let outcome: Option<Outcome> = self
             .as_platform(move |conn| {
                 Box::pin(async move {
                     let rows: Vec<Outcome> = diesel::sql_query(
                         "UPDATE jobs SET last_error = $4, lease_expires_at = NULL, updated_at = now(), \
-                                state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
-                                finished_at = CASE WHEN attempts >= max_attempts THEN now() END, \
-                                run_at = CASE WHEN attempts >= max_attempts THEN run_at \
+                                state = CASE WHEN $6 OR attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                                finished_at = CASE WHEN $6 OR attempts >= max_attempts THEN now() END, \
+                                run_at = CASE WHEN $6 OR attempts >= max_attempts THEN run_at \
                                               ELSE now() + make_interval(secs => $5::double precision / 1000) END \
                          WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3 \
                          RETURNING state, run_at",
@@ -315,6 +317,7 @@ impl Store {
                     .bind::<Integer, _>(attempts)
                     .bind::<Text, _>(error)
                     .bind::<BigInt, _>(delay_ms)
+                    .bind::<diesel::sql_types::Bool, _>(give_up)
                     .load(conn)
                     .await?;
                     Ok(rows.into_iter().next())

@@ -4,6 +4,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod dev;
 pub mod jobs;
 pub mod public;
 pub mod tenants;
@@ -13,7 +14,7 @@ use actix_web::{Route, web};
 use crate::{error, openapi};
 
 /// Every `/api/v1` route: method and path template.
-pub const ROUTES: [(&str, &str); 11] = [
+pub const ROUTES: [(&str, &str); 12] = [
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/public/tenant"),
     ("GET", "/api/v1/tenants"),
@@ -25,6 +26,7 @@ pub const ROUTES: [(&str, &str); 11] = [
     ("POST", "/api/v1/tenants/{id}/activate"),
     ("GET", "/api/v1/admin/jobs"),
     ("POST", "/api/v1/admin/jobs/{id}/retry"),
+    ("GET", "/api/v1/dev/mailbox"),
 ];
 
 /// The handler of a listed route.
@@ -41,6 +43,7 @@ fn route(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/tenants/{id}/activate") => web::post().to(tenants::activate),
         ("GET", "/api/v1/admin/jobs") => web::get().to(jobs::overview),
         ("POST", "/api/v1/admin/jobs/{id}/retry") => web::post().to(jobs::retry),
+        ("GET", "/api/v1/dev/mailbox") => web::get().to(dev::mailbox),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

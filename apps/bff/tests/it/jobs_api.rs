@@ -22,7 +22,7 @@ async fn dead_and_queued(app: &TestApp) -> portico_kernel::JobId {
     let platform = PlatformContext::system("test");
     let dead = store.enqueue_platform(&platform, NewJob::of(&Fragile).unwrap()).await.unwrap().unwrap();
     let claimed = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
-    store.fail_job(&claimed, "smtp said no to carol@example.com", Duration::ZERO).await.unwrap();
+    store.fail_job(&claimed, "smtp said no to carol@example.com", Some(Duration::ZERO)).await.unwrap();
     store.enqueue_platform(&platform, NewJob::of(&Fragile).unwrap().unique("second")).await.unwrap();
     dead
 }
@@ -121,4 +121,58 @@ async fn metrics_show_the_queue() {
     assert!(text.contains(r#"portico_jobs{kind="test.fragile",state="dead"} 1"#), "{text}");
     assert!(text.contains(r#"portico_jobs_failed{kind="test.fragile",state="dead"} 1"#), "{text}");
     assert!(text.contains(r#"portico_jobs_oldest_due_seconds{kind="test.fragile"}"#), "{text}");
+}
+
+#[actix_web::test]
+async fn an_email_job_goes_through_a_worker_into_the_development_mailbox() {
+    use std::sync::Arc;
+    let app = TestApp::spawn().await;
+    let store = app.db.store().await;
+    let message = portico_kernel::EmailMessage {
+        from: portico_kernel::Mailbox::named("Portico", "no-reply@portico.localhost"),
+        to: vec![portico_kernel::Mailbox::address("owner@acme.example")],
+        reply_to: None,
+        subject: "Your invitation".into(),
+        html: "<p>Welcome</p>".into(),
+        text: "Welcome".into(),
+    };
+    let job = NewJob::of(&portico_kernel::SendEmail { message }).unwrap();
+    store.enqueue_platform(&PlatformContext::system("test"), job).await.unwrap();
+
+    let sender = Arc::new(portico_smtp::FileMailbox::new(&app.mailbox));
+    let registry = portico_bff::jobs::registry(&store, sender);
+    let config =
+        portico_worker::WorkerConfig { poll_interval: Duration::from_millis(100), ..Default::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker =
+        actix_web::rt::spawn(portico_worker::Worker::new(store.clone(), registry, config).run(async {
+            let _ = stopped.await;
+        }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let inbox = loop {
+        let res = app.call("GET", "/api/v1/dev/mailbox", None, None).await;
+        if res.json["data"].as_array().is_some_and(|m| !m.is_empty()) {
+            break res;
+        }
+        assert!(std::time::Instant::now() < deadline, "no email arrived: {}", res.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(inbox.json["data"][0]["message"]["subject"], json!("Your invitation"));
+    assert_eq!(inbox.json["data"][0]["message"]["to"][0]["address"], json!("owner@acme.example"));
+}
+
+#[actix_web::test]
+async fn the_development_mailbox_is_404_when_not_enabled() {
+    use portico_bff::server::{self, Settings};
+    let db = portico_testkit::TestDb::new().await;
+    let settings = Settings::local(portico_bff::auth::TokenKeys::new(crate::support::SECRET));
+    let running = server::start(db.store().await, &settings).unwrap();
+    let (addr, handle) = (running.addr, running.handle.clone());
+    actix_web::rt::spawn(running.server);
+    let res =
+        tokio::task::spawn_blocking(move || crate::http::get(addr, "/api/v1/dev/mailbox")).await.unwrap();
+    assert_eq!((res.status, res.json["error"]["code"].clone()), (404, json!("http.route_not_found")));
+    handle.stop(false).await;
 }

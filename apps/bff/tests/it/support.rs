@@ -54,7 +54,14 @@ pub struct TestApp {
     pub db: TestDb,
     pub addr: SocketAddr,
     pub keys: TokenKeys,
+    /// The development mailbox this app shows.
+    pub mailbox: std::path::PathBuf,
     handle: ServerHandle,
+}
+
+/// A name unique within this machine.
+fn uuid_like() -> String {
+    portico_kernel::JobId::new().to_string()
 }
 
 impl TestApp {
@@ -63,12 +70,16 @@ impl TestApp {
         let db = TestDb::new().await;
         let store = db.store().await;
         let keys = TokenKeys::new(SECRET);
-        let settings =
-            Settings { cors_allowed_origins: vec![PORTAL.to_owned()], ..Settings::local(keys.clone()) };
+        let mailbox = std::env::temp_dir().join(format!("portico-test-mailbox-{}", uuid_like()));
+        let settings = Settings {
+            cors_allowed_origins: vec![PORTAL.to_owned()],
+            dev_mailbox: Some(mailbox.clone()),
+            ..Settings::local(keys.clone())
+        };
         let running = server::start(store, &settings).unwrap();
         let handle = running.handle.clone();
         actix_web::rt::spawn(running.server);
-        Self { db, addr: running.addr, keys, handle }
+        Self { db, addr: running.addr, keys, handle, mailbox }
     }
 
     /// A platform admin's token (every tenant and platform permission).
@@ -132,5 +143,6 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
+        let _ = std::fs::remove_dir_all(&self.mailbox);
     }
 }

@@ -266,3 +266,28 @@ async fn a_due_schedule_fires_once_with_two_workers_running() {
     assert_eq!(effects.lock().unwrap().get(&42).map(Vec::len), Some(1), "one run for the slot");
     assert_eq!(jobs_in(&db, "succeeded").await + jobs_in(&db, "queued").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_is_dead_at_once() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    store.enqueue(&as_tenant(acme), NewJob::of(&Count { n: 1 }).unwrap()).await.unwrap();
+    let tries = Arc::new(Mutex::new(0));
+    let counted = tries.clone();
+    let registry = Registry::new().on(move |_: Count, _| {
+        let counted = counted.clone();
+        async move {
+            *counted.lock().unwrap() += 1;
+            Err(HandlerError::permanent("550 no such mailbox"))
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(Worker::new(store.clone(), registry, config()).run(async {
+        let _ = stopped.await;
+    }));
+    until(&db, "dead", 1).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(*tries.lock().unwrap(), 1, "no retries for a permanent failure");
+}

@@ -114,7 +114,7 @@ async fn a_failing_job_is_retried_later_each_time_and_then_dead() {
         let retry_in =
             portico_kernel::retry_delay(attempt, Duration::from_secs(10), Duration::from_secs(3600), 0.5);
         let outcome = store
-            .fail_job(&claimed, &format!("try {attempt} failed for bob@acme.example"), retry_in)
+            .fail_job(&claimed, &format!("try {attempt} failed for bob@acme.example"), Some(retry_in))
             .await
             .unwrap();
         match outcome {
@@ -152,7 +152,7 @@ async fn a_lease_that_runs_out_hands_the_job_to_another_worker() {
     let again = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
     assert_eq!((again.id(), again.attempts), (lost.id(), 2));
     assert!(!store.complete_job(&lost).await.unwrap(), "the first worker's report changes nothing");
-    assert_eq!(store.fail_job(&lost, "late", Duration::ZERO).await.unwrap(), FailOutcome::Superseded);
+    assert_eq!(store.fail_job(&lost, "late", Some(Duration::ZERO)).await.unwrap(), FailOutcome::Superseded);
     assert!(store.complete_job(&again).await.unwrap());
     assert_eq!(jobs_in(&db, "succeeded").await, 1);
 }
