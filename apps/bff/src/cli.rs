@@ -106,7 +106,13 @@ fn parse_token(args: &[&str]) -> Result<TokenRequest, String> {
 #[must_use]
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse(&args) {
+    main_with(&args)
+}
+
+/// Runs `portico` with `args` (after the program name) and the process's environment.
+#[must_use]
+pub fn main_with(args: &[String]) -> ExitCode {
+    let command = match parse(args) {
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -185,3 +185,14 @@ async fn a_worker_killed_mid_job_loses_nothing() {
     let states = wait_for_state(&db, "succeeded").await;
     assert_eq!(states, vec![("succeeded".to_owned(), 2)], "taken over after the lease, run to the end");
 }
+
+#[test]
+fn portico_worker_is_the_same_command_line_as_portico_worker() {
+    let output = Command::new(env!("CARGO_BIN_EXE_portico-worker"))
+        .env("PORTICO_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+        .env("PORTICO__WORKER__CONCURRENCY", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("worker.concurrency"));
+}
