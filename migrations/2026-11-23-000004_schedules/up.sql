@@ -8,7 +8,7 @@ CREATE TABLE schedules (
     name          text        NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
     cron          text        NOT NULL,
     time_zone     text        NOT NULL,
-    job_kind      text        NOT NULL,
+    job_kind      text        NOT NULL CHECK (job_kind ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$'),
     payload       jsonb       NOT NULL DEFAULT '{}',
     max_attempts  integer     NOT NULL CHECK (max_attempts >= 1),
     enabled       boolean     NOT NULL DEFAULT true,

@@ -245,7 +245,11 @@ async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<
 /// `portico worker`: runs jobs until SIGTERM or Ctrl-C.
 async fn work(config: Config, admin_url: &str) -> Result<(), Failure> {
     let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
-    let store = Store::connect(&urls, &config.pool()).await?;
+    // Claims, reports and lease renewals go through the platform pool: one
+    // connection per running job, plus the claimer and the scheduler.
+    let mut pool = config.pool();
+    pool.platform_max_size = pool.platform_max_size.max(config.worker.concurrency + 2);
+    let store = Store::connect(&urls, &pool).await?;
     for schedule in crate::jobs::platform_schedules()? {
         store.upsert_schedule(PLATFORM_TENANT_ID, schedule).await?;
     }

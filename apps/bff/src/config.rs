@@ -364,6 +364,12 @@ impl Config {
         if !matches!(self.email.smtp_security.as_str(), "starttls" | "tls" | "plain") {
             problems.push("email.smtp_security: one of starttls, tls, plain".to_owned());
         }
+        if self.email.transport == EmailTransport::Smtp
+            && !self.email.smtp_username.is_empty()
+            && self.secrets.smtp_password.is_none()
+        {
+            problems.push("PORTICO_SMTP_PASSWORD: required when email.smtp_username is set".to_owned());
+        }
         if !self.email.from_address.contains('@') {
             problems.push("email.from_address: an email address".to_owned());
         }
@@ -678,6 +684,32 @@ mod tests {
         assert!(err.0.iter().any(|p| p.starts_with("email.transport")), "{err}");
         let bad = vars(&[("PORTICO__EMAIL__SMTP_SECURITY", "ssl3")]);
         assert!(Config::from_sources(&dir(), &bad).unwrap_err().to_string().contains("email.smtp_security"));
+    }
+
+    #[test]
+    fn the_development_mailbox_is_served_in_development_only() {
+        assert!(Config::from_sources(&dir(), &[]).unwrap().server().dev_mailbox.is_some());
+        let test = vars(&[("PORTICO_ENV", "test")]);
+        assert!(Config::from_sources(&dir(), &test).unwrap().server().dev_mailbox.is_none());
+        let smtp = vars(&[("PORTICO__EMAIL__TRANSPORT", "smtp")]);
+        assert!(
+            Config::from_sources(&dir(), &smtp).unwrap().server().dev_mailbox.is_none(),
+            "nothing lands there"
+        );
+    }
+
+    #[test]
+    fn an_smtp_user_needs_its_password() {
+        let user =
+            vars(&[("PORTICO__EMAIL__TRANSPORT", "smtp"), ("PORTICO__EMAIL__SMTP_USERNAME", "mailer")]);
+        let err = Config::from_sources(&dir(), &user).unwrap_err();
+        assert!(err.0.iter().any(|p| p.starts_with("PORTICO_SMTP_PASSWORD")), "{err}");
+        let with_password = vars(&[
+            ("PORTICO__EMAIL__TRANSPORT", "smtp"),
+            ("PORTICO__EMAIL__SMTP_USERNAME", "mailer"),
+            ("PORTICO_SMTP_PASSWORD", "s3cret"),
+        ]);
+        assert!(Config::from_sources(&dir(), &with_password).is_ok());
     }
 
     #[test]

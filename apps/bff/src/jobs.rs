@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use portico_kernel::{EmailSender, JobKind, NewJob, Recurrence, ScheduleSpec, SendEmail};
+use portico_kernel::{EmailSender, JobKind, NewJob, PLATFORM_TENANT_ID, Recurrence, ScheduleSpec, SendEmail};
 use portico_store::Store;
 use portico_worker::{HandlerError, Registry};
 use serde::{Deserialize, Serialize};
@@ -52,10 +52,14 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
     let store = store.clone();
     Registry::new()
-        .on(move |job: SendEmail, _| {
+        .on(move |job: SendEmail, ctx| {
             let email = email.clone();
             async move {
-                email.send(&job.message).await.map_err(|error| {
+                // The job's id names the message: a resend after a crash carries the
+                // same Message-ID, which mail systems use to drop the duplicate.
+                let mut message = job.message;
+                message.message_id.get_or_insert_with(|| format!("<{}@portico>", ctx.job_id));
+                email.send(&message).await.map_err(|error| {
                     if error.is_permanent() {
                         HandlerError::permanent(error)
                     } else {
@@ -64,9 +68,13 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
                 })
             }
         })
-        .on(move |job: PruneJobs, _| {
+        .on(move |job: PruneJobs, ctx| {
             let store = store.clone();
             async move {
+                // It deletes across tenants: only the platform's own job may.
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("jobs.prune runs only as a platform job"));
+                }
                 let deleted = store
                     .prune_jobs(DAY * job.succeeded_days, DAY * job.dead_days)
                     .await

@@ -12,6 +12,10 @@
 //!   running jobs finish within the grace period and releases the rest.
 //! - Every poll interval it also fires due recurring schedules; the store
 //!   makes each slot one job however many workers run.
+//! - While a handler runs, its lease is renewed every third of the lease, so
+//!   a long job is not taken over; a handler that panics counts as a failed
+//!   try. Each running job holds a `portico_platform` connection only while
+//!   it reports, but give that pool `concurrency` + 2 connections.
 
 mod registry;
 mod worker;

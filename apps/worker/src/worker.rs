@@ -10,7 +10,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::{JobContext, Registry};
+use crate::{HandlerError, JobContext, Registry};
 
 /// How a worker runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +156,13 @@ impl Worker {
             attempt: job.attempts,
         };
         let span = tracing::info_span!("job", kind = %job.kind, job_id = %job.id(), tenant_id = %job.tenant(), attempt = job.attempts);
-        let outcome = self.registry.run(&job.kind, job.payload.clone(), ctx).instrument(span).await;
+        // The handler runs as a task of its own, so a panic becomes a failed
+        // try instead of a job stuck in `running`; it is aborted if this
+        // worker is (forced shutdown).
+        let handler = AbortOnDrop(tokio::spawn(
+            self.registry.run(&job.kind, job.payload.clone(), ctx).instrument(span),
+        ));
+        let outcome = self.with_lease_renewal(job, handler).await;
         let reported = match outcome {
             Ok(()) => self.store.complete_job(job).await.map(|done| {
                 if !done {
@@ -180,6 +186,46 @@ impl Worker {
         };
         if let Err(error) = reported {
             tracing::warn!(%error, job = %job.id(), "could not record the job's outcome; its lease will expire");
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Worker {
+    /// Waits for the handler, extending the job's lease every third of it, so
+    /// a long job stays this worker's and is not run twice.
+    async fn with_lease_renewal(
+        &self,
+        job: &ClaimedJob,
+        mut handler: AbortOnDrop<Result<(), HandlerError>>,
+    ) -> Result<(), HandlerError> {
+        let mut renew = tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(10)));
+        renew.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                finished = &mut handler.0 => {
+                    return finished.unwrap_or_else(|error| {
+                        let what = if error.is_panic() { "the handler panicked" } else { "the handler was cancelled" };
+                        tracing::error!(job = %job.id(), kind = %job.kind, "{what}");
+                        Err(HandlerError::new(what))
+                    });
+                }
+                _ = renew.tick() => {
+                    match self.store.extend_lease(job, self.config.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(job = %job.id(), "the job's lease was lost while it ran"),
+                        Err(error) => tracing::warn!(%error, job = %job.id(), "could not extend the job's lease"),
+                    }
+                }
+            }
         }
     }
 }

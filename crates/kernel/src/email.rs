@@ -46,6 +46,10 @@ pub struct EmailMessage {
     pub html: String,
     /// Plain-text body (for clients that show no HTML, and for spam filters).
     pub text: String,
+    /// `Message-ID` (`<id@host>`); the send job sets one from its id so a
+    /// resend after a crash is recognisably the same message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// Why an email was not delivered.
@@ -104,6 +108,7 @@ mod tests {
             subject: "Welcome".into(),
             html: "<p>Hi</p>".into(),
             text: "Hi".into(),
+            message_id: None,
         };
         let job = crate::NewJob::of(&SendEmail { message: message.clone() }).unwrap();
         assert_eq!(job.kind, "email.send");

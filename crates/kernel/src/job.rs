@@ -81,6 +81,9 @@ pub enum JobError {
     /// Only dead jobs can be retried.
     #[error("only a dead job can be retried; this one is {0}")]
     NotDead(String),
+    /// A job with the same unique key is already pending.
+    #[error("a job with the same unique key is already pending")]
+    DuplicatePending,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::InfraError),
@@ -90,7 +93,7 @@ impl crate::DomainError for JobError {
     fn kind(&self) -> crate::ErrorKind {
         match self {
             Self::NotFound => crate::ErrorKind::NotFound,
-            Self::NotDead(_) => crate::ErrorKind::Conflict,
+            Self::NotDead(_) | Self::DuplicatePending => crate::ErrorKind::Conflict,
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -99,6 +102,7 @@ impl crate::DomainError for JobError {
         match self {
             Self::NotFound => "jobs.not_found",
             Self::NotDead(_) => "jobs.not_dead",
+            Self::DuplicatePending => "jobs.duplicate_pending",
             Self::Store(infra) if infra.kind() == crate::ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }

@@ -15,7 +15,7 @@ use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, SmallInt, Text, Timest
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use portico_kernel::{
-    InfraError, JobId, NewJob, PLATFORM_TENANT_ID, PlatformContext, TenantContext, TenantId,
+    InfraError, JobError, JobId, NewJob, PLATFORM_TENANT_ID, PlatformContext, TenantContext, TenantId,
 };
 
 use crate::error::{Failure, infra};
@@ -332,6 +332,30 @@ impl Store {
         })
     }
 
+    /// Extends the lease of a job still being run by this worker. `false`
+    /// when the job is no longer this worker's.
+    pub async fn extend_lease(&self, job: &ClaimedJob, lease: Duration) -> Result<bool, InfraError> {
+        let (tenant, id, attempts) = (job.tenant_id, job.id, job.attempts);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        self.as_platform(move |conn| {
+            Box::pin(async move {
+                let updated = diesel::sql_query(
+                    "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $4::double precision / 1000) \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<SqlUuid, _>(id)
+                .bind::<Integer, _>(attempts)
+                .bind::<BigInt, _>(lease_ms)
+                .execute(conn)
+                .await?;
+                Ok(updated == 1)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
     /// Gives a claimed job back untried (a worker shutting down): queued
     /// again at once, and the try does not count.
     pub async fn release_job(&self, job: &ClaimedJob) -> Result<bool, InfraError> {
@@ -390,8 +414,7 @@ impl Store {
 
     /// Queues a dead job again with fresh attempts, audited as `job.retry`
     /// in the job's tenant.
-    pub async fn retry_job(&self, ctx: &PlatformContext, id: JobId) -> Result<(), portico_kernel::JobError> {
-        use portico_kernel::JobError;
+    pub async fn retry_job(&self, ctx: &PlatformContext, id: JobId) -> Result<(), JobError> {
         #[derive(QueryableByName)]
         struct Found {
             #[diesel(sql_type = SqlUuid)]
@@ -432,7 +455,11 @@ impl Store {
             })
         })
         .await
-        .map_err(|failure| failure.resolve(|_| None))
+        .map_err(|failure| {
+            failure.resolve(|error| {
+                crate::error::is_unique_violation(error, "jobs_pending_unique_key").then_some(JobError::DuplicatePending)
+            })
+        })
     }
 
     /// Deletes succeeded jobs finished more than `succeeded_for` ago and dead

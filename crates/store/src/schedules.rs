@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use portico_kernel::{InfraError, JobId, NewJob, Recurrence, ScheduleSpec, TenantId};
 
 use crate::Store;
@@ -29,7 +29,9 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
                      ON CONFLICT (tenant_id, name) DO UPDATE SET \
                         next_run_at = CASE WHEN schedules.cron <> EXCLUDED.cron OR schedules.time_zone <> EXCLUDED.time_zone \
+                                             OR schedules.next_run_at IS NULL \
                                            THEN EXCLUDED.next_run_at ELSE schedules.next_run_at END, \
+                        enabled = true, \
                         cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone, job_kind = EXCLUDED.job_kind, \
                         payload = EXCLUDED.payload, max_attempts = EXCLUDED.max_attempts, updated_at = EXCLUDED.updated_at",
                 )
@@ -113,10 +115,22 @@ impl Store {
                             (None, None)
                         }
                     };
-                    if let Some(job) = job
-                        && let Some(id) = enqueue_in(conn, TenantId::from_uuid(schedule.tenant_id), &job, now).await?
-                    {
-                        enqueued.push(id);
+                    // Each firing in a savepoint: a schedule whose job cannot be
+                    // enqueued is disabled instead of blocking every other one.
+                    let mut next = next;
+                    if let Some(job) = job {
+                        let tenant = TenantId::from_uuid(schedule.tenant_id);
+                        let fired = conn
+                            .transaction::<_, diesel::result::Error, _>(async |conn| enqueue_in(conn, tenant, &job, now).await)
+                            .await;
+                        match fired {
+                            Ok(Some(id)) => enqueued.push(id),
+                            Ok(None) => {}
+                            Err(error) => {
+                                tracing::warn!(schedule = %schedule.name, error = %crate::error::infra(error), "schedule cannot enqueue; disabled");
+                                next = None;
+                            }
+                        }
                     }
                     diesel::sql_query(
                         "UPDATE schedules SET next_run_at = $3, last_fired_at = $4, updated_at = $4, \

@@ -135,6 +135,7 @@ async fn an_email_job_goes_through_a_worker_into_the_development_mailbox() {
         subject: "Your invitation".into(),
         html: "<p>Welcome</p>".into(),
         text: "Welcome".into(),
+        message_id: None,
     };
     let job = NewJob::of(&portico_kernel::SendEmail { message }).unwrap();
     store.enqueue_platform(&PlatformContext::system("test"), job).await.unwrap();
@@ -160,6 +161,8 @@ async fn an_email_job_goes_through_a_worker_into_the_development_mailbox() {
     stop.send(()).unwrap();
     worker.await.unwrap();
     assert_eq!(inbox.json["data"][0]["message"]["subject"], json!("Your invitation"));
+    let id = inbox.json["data"][0]["message"]["messageId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with('<') && id.ends_with("@portico>"), "named after the job: {id}");
     assert_eq!(inbox.json["data"][0]["message"]["to"][0]["address"], json!("owner@acme.example"));
 }
 
@@ -175,4 +178,52 @@ async fn the_development_mailbox_is_404_when_not_enabled() {
         tokio::task::spawn_blocking(move || crate::http::get(addr, "/api/v1/dev/mailbox")).await.unwrap();
     assert_eq!((res.status, res.json["error"]["code"].clone()), (404, json!("http.route_not_found")));
     handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn pruning_is_refused_outside_the_platform_tenant() {
+    let app = TestApp::spawn().await;
+    let store = app.db.store().await;
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(&app.admin_token()),
+            Some(json!({"name": "A", "slug": "acme", "contactEmail": "a@b.example"})),
+        )
+        .await;
+    let acme: portico_kernel::TenantId = created.json["data"]["id"].as_str().unwrap().parse().unwrap();
+    let ctx = portico_kernel::TenantContext {
+        tenant_id: acme,
+        actor: portico_kernel::Actor::system("test"),
+        permissions: Default::default(),
+        request_id: portico_kernel::RequestId::generate(),
+    };
+    let prune = portico_bff::jobs::PruneJobs { succeeded_days: 0, dead_days: 0 };
+    store.enqueue(&ctx, NewJob::of(&prune).unwrap()).await.unwrap();
+    let registry = portico_bff::jobs::registry(
+        &store,
+        std::sync::Arc::new(portico_smtp::FileMailbox::new(&app.mailbox)),
+    );
+    let config =
+        portico_worker::WorkerConfig { poll_interval: Duration::from_millis(50), ..Default::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker =
+        actix_web::rt::spawn(portico_worker::Worker::new(store.clone(), registry, config).run(async {
+            let _ = stopped.await;
+        }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let res = app.call("GET", "/api/v1/admin/jobs", Some(&app.admin_token()), None).await;
+        if let Some(dead) = res.json["data"]["dead"].as_array().and_then(|d| d.first()).cloned() {
+            break dead;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never died: {}", res.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(dead["kind"], json!("jobs.prune"));
+    assert_eq!(dead["attempts"], json!(1), "refused for good, not retried");
+    assert_eq!(dead["lastError"], json!("jobs.prune runs only as a platform job"));
 }

@@ -135,9 +135,24 @@ async fn two_workers_over_a_thousand_jobs_run_each_exactly_once() {
     let effects = Effects::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    for _ in 0..2 {
+    let who: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    for id in 0..2 {
         let mut stopped = stopped.clone();
-        let worker = Worker::new(store.clone(), counting(&effects), config());
+        let (effects, who) = (effects.clone(), who.clone());
+        let registry = Registry::new().on(move |job: Count, ctx| {
+            let (effects, who) = (effects.clone(), who.clone());
+            async move {
+                effects
+                    .lock()
+                    .unwrap()
+                    .entry(job.n)
+                    .or_default()
+                    .push((ctx.ctx.tenant_id, ctx.ctx.actor.clone()));
+                *who.lock().unwrap().entry(id).or_default() += 1;
+                Ok(())
+            }
+        });
+        let worker = Worker::new(store.clone(), registry, config());
         workers.push(tokio::spawn(worker.run(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         })));
@@ -150,10 +165,12 @@ async fn two_workers_over_a_thousand_jobs_run_each_exactly_once() {
     let effects = effects.lock().unwrap();
     assert_eq!(effects.len(), 1000, "every job ran");
     assert!(effects.values().all(|runs| runs.len() == 1), "no job ran twice");
+    let who = who.lock().unwrap();
+    assert_eq!(who.len(), 2, "both workers took part: {who:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_handler_is_retried_then_dead_with_its_error() {
+async fn a_failing_handler_is_retried_later_each_time_then_dead() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let acme = tenant(&store, "acme").await;
@@ -167,8 +184,15 @@ async fn a_failing_handler_is_retried_then_dead_with_its_error() {
             Err(HandlerError::new("the provider said no"))
         }
     });
+    // Delays: after try 1 between 200 and 400 ms, after try 2 between 400 and 800 ms.
+    let slow_retries = WorkerConfig {
+        poll_interval: Duration::from_millis(20),
+        retry_base: Duration::from_millis(400),
+        retry_cap: Duration::from_secs(10),
+        ..config()
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(store.clone(), registry, config()).run(async {
+    let worker = tokio::spawn(Worker::new(store.clone(), registry, slow_retries).run(async {
         let _ = stopped.await;
     }));
     until(&db, "dead", 1).await;
@@ -176,7 +200,68 @@ async fn a_failing_handler_is_retried_then_dead_with_its_error() {
     worker.await.unwrap();
     let tries = tries.lock().unwrap();
     assert_eq!(tries.len(), 3, "MAX_ATTEMPTS tries");
-    assert!(tries[1] - tries[0] >= Duration::from_millis(10), "a delay before the second try");
+    let (first, second) = (tries[1] - tries[0], tries[2] - tries[1]);
+    assert!(first >= Duration::from_millis(200), "first delay {first:?}");
+    assert!(second >= Duration::from_millis(400), "second delay {second:?} grew");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_failed_try_not_a_stuck_job() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    store.enqueue(&as_tenant(acme), NewJob::of(&Count { n: 1 }).unwrap()).await.unwrap();
+    let registry = Registry::new().on(|job: Count, _| async move {
+        assert!(job.n > 1, "a bug in a handler");
+        Ok(())
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(Worker::new(store.clone(), registry, config()).run(async {
+        let _ = stopped.await;
+    }));
+    until(&db, "dead", 1).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(jobs_in(&db, "running").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_its_lease_still_runs_once_with_two_workers() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    store.enqueue(&as_tenant(acme), NewJob::of(&Count { n: 1 }).unwrap()).await.unwrap();
+    let runs = Arc::new(Mutex::new(0));
+    let short_lease = WorkerConfig {
+        lease: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(50),
+        ..config()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let runs = runs.clone();
+        let registry = Registry::new().on(move |_: Count, _| {
+            let runs = runs.clone();
+            async move {
+                *runs.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_millis(1200)).await; // four leases long
+                Ok(())
+            }
+        });
+        let mut stopped = stopped.clone();
+        workers.push(tokio::spawn(Worker::new(store.clone(), registry, short_lease.clone()).run(
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+    until(&db, "succeeded", 1).await;
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert_eq!(*runs.lock().unwrap(), 1, "the lease was renewed, nobody took the job over");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,24 +313,25 @@ async fn shutdown_lets_quick_jobs_finish_and_releases_slow_ones() {
     assert_eq!(jobs_in(&db, "succeeded").await, 1, "the quick job finished within the grace period");
     assert_eq!(jobs_in(&db, "queued").await, 1, "the slow one was released for another worker");
     assert_eq!(jobs_in(&db, "running").await, 0);
+    let again = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
+    assert_eq!(again.attempts, 1, "the interrupted try did not count");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_schedule_fires_once_with_two_workers_running() {
-    use chrono::TimeZone;
     let db = TestDb::new().await;
-    let clock = Arc::new(portico_kernel::FixedClock::at(
-        chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 59, 0).unwrap(),
-    ));
+    // Time as the database sees it, so the fired job is due for the claim.
+    let now = chrono::Utc::now();
+    let clock = Arc::new(portico_kernel::FixedClock::at(now - chrono::TimeDelta::minutes(2)));
     let store = db.store().await.with_clock(clock.clone());
     let acme = tenant(&store, "acme").await;
     let spec = portico_kernel::ScheduleSpec {
         name: "counting".into(),
-        recurrence: portico_kernel::Recurrence::parse("0 10 * * *", "UTC").unwrap(),
+        recurrence: portico_kernel::Recurrence::parse("* * * * *", "UTC").unwrap(),
         job: NewJob::of(&Count { n: 42 }).unwrap(),
     };
     store.upsert_schedule(acme, spec).await.unwrap();
-    clock.set(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 1).unwrap());
+    clock.set(now);
 
     let effects = Effects::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -102,6 +102,9 @@ fn build(message: &EmailMessage) -> Result<Message, EmailError> {
     if let Some(reply_to) = &message.reply_to {
         builder = builder.reply_to(mailbox(reply_to)?);
     }
+    if let Some(id) = &message.message_id {
+        builder = builder.message_id(Some(id.clone()));
+    }
     builder
         .multipart(MultiPart::alternative_plain_html(message.text.clone(), message.html.clone()))
         .map_err(|e| EmailError::Invalid(e.to_string()))
@@ -132,6 +135,7 @@ mod tests {
             subject: "Welcome".into(),
             html: "<p>Hi</p>".into(),
             text: "Hi".into(),
+            message_id: None,
         }
     }
 

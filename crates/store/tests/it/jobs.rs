@@ -243,3 +243,34 @@ async fn pruning_deletes_finished_jobs_past_their_retention_only() {
         crate::support::lines(&mut platform, "SELECT payload->>'n' AS line FROM jobs ORDER BY 1").await;
     assert_eq!(left, vec!["1", "2", "3"]);
 }
+
+#[tokio::test]
+async fn retrying_a_dead_job_while_its_key_is_pending_again_is_a_conflict() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    let mut once = job(1).unique("nightly");
+    once.max_attempts = 1;
+    let dead = store.enqueue(&member_of(acme.id), once).await.unwrap().unwrap();
+    let claimed = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
+    store.fail_job(&claimed, "boom", None).await.unwrap();
+    store.enqueue(&member_of(acme.id), job(2).unique("nightly")).await.unwrap().unwrap();
+    let error = store.retry_job(&PlatformContext::system("test"), dead).await.unwrap_err();
+    assert!(matches!(error, portico_kernel::JobError::DuplicatePending), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_worker_keeps_its_job_by_extending_the_lease() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let acme = tenant(&store, "acme").await;
+    store.enqueue(&member_of(acme.id), job(1)).await.unwrap();
+    let mine = store.claim_jobs(1, Duration::from_millis(100)).await.unwrap().pop().unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(store.extend_lease(&mine, Duration::from_millis(100)).await.unwrap());
+        assert!(store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().is_empty(), "still mine");
+    }
+    assert!(store.complete_job(&mine).await.unwrap());
+    assert!(!store.extend_lease(&mine, Duration::from_secs(1)).await.unwrap(), "a finished job has no lease");
+}

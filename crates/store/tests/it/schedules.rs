@@ -104,3 +104,35 @@ async fn registering_again_keeps_the_next_firing_and_a_new_expression_moves_it()
     .await;
     assert_eq!(next, vec!["2026-11-24 02:00".to_owned()], "03:00 in Berlin is 02:00 UTC in winter");
 }
+
+#[tokio::test]
+async fn a_schedule_that_cannot_enqueue_is_disabled_and_the_others_still_fire() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::new().await;
+    let (store, clock) = store_at(&db, at(9, 30)).await;
+    let acme = tenant(&store, "acme").await;
+    let mut broken = hourly("broken");
+    broken.job.kind = "test.refused".into();
+    store.upsert_schedule(acme.id, broken).await.unwrap();
+    store.upsert_schedule(acme.id, hourly("healthy")).await.unwrap();
+    // The queue refuses this kind, as a schema change or a bad row would.
+    let mut owner = connect(&db.urls.owner).await;
+    owner
+        .batch_execute("ALTER TABLE jobs ADD CONSTRAINT test_refuse CHECK (kind <> 'test.refused')")
+        .await
+        .unwrap();
+
+    clock.set(at(10, 0));
+    assert_eq!(store.fire_due_schedules(10).await.unwrap().len(), 1, "the healthy schedule fired");
+    let mut platform = connect(&db.urls.platform).await;
+    let states =
+        lines(&mut platform, "SELECT name || ' ' || enabled AS line FROM schedules ORDER BY name").await;
+    assert_eq!(states, vec!["broken false", "healthy true"]);
+
+    owner.batch_execute("ALTER TABLE jobs DROP CONSTRAINT test_refuse").await.unwrap();
+    let mut fixed = hourly("broken");
+    fixed.job.kind = "test.refused".into();
+    store.upsert_schedule(acme.id, fixed).await.unwrap();
+    clock.set(at(11, 0));
+    assert_eq!(store.fire_due_schedules(10).await.unwrap().len(), 2, "registered again, it is back");
+}

@@ -88,8 +88,9 @@ fn message() -> EmailMessage {
         to: vec![Mailbox::address("bob@example.com"), Mailbox::named("Carol", "carol@example.com")],
         reply_to: Some(Mailbox::address("support@acme.example")),
         subject: "Welcome to Acme".into(),
-        html: "<p>Hello Bob</p>".into(),
-        text: "Hello Bob".into(),
+        html: "<p>Hello Bob, in HTML</p>".into(),
+        text: "Hello Bob, in plain text".into(),
+        message_id: Some("<job-123@portico>".into()),
     }
 }
 
@@ -105,8 +106,9 @@ async fn recipients_subject_and_both_bodies_arrive() {
     assert!(data.contains("From: \"Acme Property\" <hello@acme.example>"), "{data}");
     assert!(data.contains("Reply-To: support@acme.example"), "{data}");
     assert!(data.contains("multipart/alternative"), "{data}");
-    assert!(data.contains("Content-Type: text/plain") && data.contains("Hello Bob"), "{data}");
-    assert!(data.contains("Content-Type: text/html") && data.contains("<p>Hello Bob</p>"), "{data}");
+    assert!(data.contains("Content-Type: text/plain") && data.contains("Hello Bob, in plain text"), "{data}");
+    assert!(data.contains("Content-Type: text/html") && data.contains("<p>Hello Bob, in HTML</p>"), "{data}");
+    assert!(data.contains("Message-ID: <job-123@portico>"), "{data}");
     assert_eq!(session.auth, None, "no credentials, no AUTH");
 }
 
