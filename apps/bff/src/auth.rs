@@ -259,6 +259,10 @@ permissions! {
     PlatformTenantsWrite = "platform:tenants:write";
     /// See the job queue.
     PlatformJobsRead = "platform:jobs:read";
+    /// Read one's own tenant's audit trail.
+    AuditRead = "audit:read";
+    /// Read every tenant's audit trail.
+    PlatformAuditRead = "platform:audit:read";
     /// Retry dead jobs.
     PlatformJobsWrite = "platform:jobs:write";
 }

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use portico_store::{DeadJob, JobCount, JobLatency, JobOverview};
+use portico_store::{AuditRecord, DeadJob, JobCount, JobLatency, JobOverview};
 use portico_tenancy::{CreateTenant, PublicTenant, Tenant, TenantStatus, UpdateTenant};
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -33,11 +33,13 @@ use crate::api;
         api::jobs::overview,
         api::jobs::retry,
         api::dev::mailbox,
+        api::audit::trail,
+        api::audit::platform_trail,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
         PublicTenantEnvelope, PageMeta, JobOverview, JobCount, JobLatency, DeadJob, JobOverviewEnvelope,
-        JobRetried, JobRetriedEnvelope, MailboxEnvelope,
+        JobRetried, JobRetriedEnvelope, MailboxEnvelope, AuditRecord, AuditPageEnvelope,
         ErrorEnvelope, ErrorBody
     )),
     modifiers(&BearerScheme),
@@ -46,6 +48,7 @@ use crate::api;
         (name = "public", description = "Before sign-in: the tenant named by slug or host."),
         (name = "jobs", description = "The platform's background job queue."),
         (name = "dev", description = "Development only: 404 elsewhere."),
+        (name = "audit", description = "Who changed what, when, in which request."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -146,6 +149,17 @@ pub struct MailboxEnvelope {
     /// The kept emails.
     #[schema(value_type = Vec<Object>)]
     pub data: Vec<serde_json::Value>,
+}
+
+/// `{"success": true, "data": [AuditRecord], "meta": PageMeta}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPageEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// This page's rows, newest first.
+    pub data: Vec<AuditRecord>,
+    /// The numbers to page on.
+    pub meta: PageMeta,
 }
 
 /// `{"success": true, "data": [Tenant], "meta": PageMeta}`.

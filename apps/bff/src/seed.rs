@@ -49,17 +49,19 @@ pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
 }
 
 /// What a platform admin's demo token may do.
-pub const ADMIN_PERMISSIONS: [&str; 6] = [
+pub const ADMIN_PERMISSIONS: [&str; 8] = [
     "platform:tenants:read",
     "platform:tenants:write",
     "platform:jobs:read",
     "platform:jobs:write",
+    "platform:audit:read",
     "tenants:read",
     "tenants:write",
+    "audit:read",
 ];
 
 /// What a tenant owner's demo token may do.
-pub const OWNER_PERMISSIONS: [&str; 2] = ["tenants:read", "tenants:write"];
+pub const OWNER_PERMISSIONS: [&str; 3] = ["tenants:read", "tenants:write", "audit:read"];
 
 /// `export NAME=value` lines for the demo tenants' ids and tokens, ready to
 /// paste into a shell (the README's examples use them).

@@ -20,6 +20,7 @@ mod tenants;
 pub use admin::{
     Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
 };
+pub use audit::{AuditFilter, AuditRecord};
 pub use error::StoreError;
 pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,

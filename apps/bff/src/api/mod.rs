@@ -4,6 +4,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod audit;
 pub mod dev;
 pub mod jobs;
 pub mod public;
@@ -14,7 +15,7 @@ use actix_web::{Route, web};
 use crate::{error, openapi};
 
 /// Every `/api/v1` route: method and path template.
-pub const ROUTES: [(&str, &str); 12] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/public/tenant"),
     ("GET", "/api/v1/tenants"),
@@ -27,6 +28,8 @@ pub const ROUTES: [(&str, &str); 12] = [
     ("GET", "/api/v1/admin/jobs"),
     ("POST", "/api/v1/admin/jobs/{id}/retry"),
     ("GET", "/api/v1/dev/mailbox"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/admin/audit"),
 ];
 
 /// The handler of a listed route.
@@ -44,6 +47,8 @@ fn route(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/admin/jobs") => web::get().to(jobs::overview),
         ("POST", "/api/v1/admin/jobs/{id}/retry") => web::post().to(jobs::retry),
         ("GET", "/api/v1/dev/mailbox") => web::get().to(dev::mailbox),
+        ("GET", "/api/v1/audit") => web::get().to(audit::trail),
+        ("GET", "/api/v1/admin/audit") => web::get().to(audit::platform_trail),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions are test code too: a failed step stops the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit_api;
 mod binary;
 mod health;
 mod http;

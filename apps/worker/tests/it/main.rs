@@ -232,11 +232,8 @@ async fn a_job_longer_than_its_lease_still_runs_once_with_two_workers() {
     let acme = tenant(&store, "acme").await;
     store.enqueue(&as_tenant(acme), NewJob::of(&Count { n: 1 }).unwrap()).await.unwrap();
     let runs = Arc::new(Mutex::new(0));
-    let short_lease = WorkerConfig {
-        lease: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(50),
-        ..config()
-    };
+    let short_lease =
+        WorkerConfig { lease: Duration::from_secs(1), poll_interval: Duration::from_millis(50), ..config() };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for _ in 0..2 {
@@ -245,7 +242,7 @@ async fn a_job_longer_than_its_lease_still_runs_once_with_two_workers() {
             let runs = runs.clone();
             async move {
                 *runs.lock().unwrap() += 1;
-                tokio::time::sleep(Duration::from_millis(1200)).await; // four leases long
+                tokio::time::sleep(Duration::from_millis(3000)).await; // three leases long
                 Ok(())
             }
         });
@@ -302,7 +299,7 @@ async fn shutdown_lets_quick_jobs_finish_and_releases_slow_ones() {
             Ok(())
         }
     });
-    let quick_grace = WorkerConfig { shutdown_grace: Duration::from_millis(600), ..config() };
+    let quick_grace = WorkerConfig { shutdown_grace: Duration::from_millis(1500), ..config() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(Worker::new(store.clone(), registry, quick_grace).run(async {
         let _ = stopped.await;

@@ -146,9 +146,9 @@ async fn a_lease_that_runs_out_hands_the_job_to_another_worker() {
     let acme = tenant(&store, "acme").await;
     store.enqueue(&member_of(acme.id), job(1)).await.unwrap();
 
-    let lost = store.claim_jobs(1, Duration::from_millis(50)).await.unwrap().pop().unwrap();
+    let lost = store.claim_jobs(1, Duration::from_millis(500)).await.unwrap().pop().unwrap();
     assert!(store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().is_empty(), "leased");
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let again = store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().pop().unwrap();
     assert_eq!((again.id(), again.attempts), (lost.id(), 2));
     assert!(!store.complete_job(&lost).await.unwrap(), "the first worker's report changes nothing");
@@ -265,10 +265,12 @@ async fn a_worker_keeps_its_job_by_extending_the_lease() {
     let store = db.store().await;
     let acme = tenant(&store, "acme").await;
     store.enqueue(&member_of(acme.id), job(1)).await.unwrap();
-    let mine = store.claim_jobs(1, Duration::from_millis(100)).await.unwrap().pop().unwrap();
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(store.extend_lease(&mine, Duration::from_millis(100)).await.unwrap());
+    // Margins wide enough for a loaded machine: renewals every 0.6 s of a 1 s lease.
+    let lease = Duration::from_secs(1);
+    let mine = store.claim_jobs(1, lease).await.unwrap().pop().unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(store.extend_lease(&mine, lease).await.unwrap());
         assert!(store.claim_jobs(1, Duration::from_secs(30)).await.unwrap().is_empty(), "still mine");
     }
     assert!(store.complete_job(&mine).await.unwrap());
