@@ -202,6 +202,13 @@ impl Auth {
         Ok(Self { ctx, claims })
     }
 
+    /// The platform-wide scope; 403 for anyone but platform staff with a platform permission.
+    pub fn platform(&self) -> Result<portico_kernel::PlatformContext, ApiError> {
+        self.ctx
+            .platform()
+            .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
+    }
+
     /// The context for a route that names `tenant` in its path: re-scoped
     /// to it when platform staff hold the route's platform `permission` and
     /// did not already name a tenant with `X-Tenant-ID`; unchanged otherwise

@@ -71,6 +71,14 @@ impl ApiError {
         }
     }
 
+    /// A store failure outside any domain operation: logged, answered 503 or 500.
+    pub fn infra(error: &portico_kernel::InfraError) -> Self {
+        let code = if error.kind() == ErrorKind::Unavailable { "store.unavailable" } else { "internal" };
+        let detail = portico_kernel::redact::text(&error.to_string());
+        tracing::error!(code, error = %detail, "request failed on our side");
+        Self::server_side(error.kind(), code)
+    }
+
     fn server_side(kind: ErrorKind, code: &'static str) -> Self {
         let message = match kind {
             ErrorKind::Unavailable => "A service Portico depends on is unavailable. Try again shortly.",

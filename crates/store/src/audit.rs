@@ -207,7 +207,7 @@ impl crate::Store {
             Box::pin(async move { Ok(page_of(conn, Some(tenant), &filter, page).await?) })
         })
         .await
-        .map_err(|failure: crate::error::Failure<portico_kernel::InfraError>| failure.resolve(|_| None))
+        .map_err(crate::error::Failure::into_infra)
     }
 
     /// Every tenant's audit trail together (platform staff), newest first.
@@ -221,6 +221,6 @@ impl crate::Store {
         let filter = filter.clone();
         self.as_platform(move |conn| Box::pin(async move { Ok(page_of(conn, tenant, &filter, page).await?) }))
             .await
-            .map_err(|failure: crate::error::Failure<portico_kernel::InfraError>| failure.resolve(|_| None))
+            .map_err(crate::error::Failure::into_infra)
     }
 }

@@ -75,6 +75,13 @@ impl<E: From<InfraError>> Failure<E> {
     }
 }
 
+impl Failure<InfraError> {
+    /// The failure of an operation with no domain errors of its own.
+    pub(crate) fn into_infra(self) -> InfraError {
+        self.resolve(|_| None)
+    }
+}
+
 /// True when `error` is a unique violation of `constraint`.
 pub(crate) fn is_unique_violation(error: &diesel::result::Error, constraint: &str) -> bool {
     matches!(

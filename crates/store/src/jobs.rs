@@ -195,10 +195,6 @@ pub async fn enqueue_in(
     Ok(Some(JobId::from_uuid(row.id)))
 }
 
-fn resolve(failure: Failure<InfraError>) -> InfraError {
-    failure.resolve(|_| None)
-}
-
 impl Store {
     /// Enqueues `job` in the context's tenant, in a transaction of its own.
     pub async fn enqueue(&self, ctx: &TenantContext, job: NewJob) -> Result<Option<JobId>, InfraError> {
@@ -220,7 +216,7 @@ impl Store {
             Box::pin(async move { Ok(enqueue_in(conn, tenant, &job, now).await?) })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// Claims up to `limit` due jobs for `lease`: queued jobs whose time has
@@ -257,28 +253,17 @@ impl Store {
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// Records success. `false` when another worker has taken the job over.
     pub async fn complete_job(&self, job: &ClaimedJob) -> Result<bool, InfraError> {
-        let (tenant, id, attempts) = (job.tenant_id, job.id, job.attempts);
-        self.as_platform(move |conn| {
-            Box::pin(async move {
-                let updated = diesel::sql_query(
-                    "UPDATE jobs SET state = 'succeeded', lease_expires_at = NULL, finished_at = now(), updated_at = now() \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<SqlUuid, _>(id)
-                .bind::<Integer, _>(attempts)
-                .execute(conn)
-                .await?;
-                Ok(updated == 1)
-            })
-        })
+        self.update_claimed(
+            job,
+            "state = 'succeeded', lease_expires_at = NULL, finished_at = now(), updated_at = now()",
+            0,
+        )
         .await
-        .map_err(resolve)
     }
 
     /// Records a failed try: queued again after `retry_in`, or dead when out
@@ -324,7 +309,7 @@ impl Store {
                 })
             })
             .await
-            .map_err(resolve)?;
+            .map_err(Failure::into_infra)?;
         Ok(match outcome {
             None => FailOutcome::Superseded,
             Some(row) if row.state == "dead" => FailOutcome::Dead,
@@ -335,47 +320,54 @@ impl Store {
     /// Extends the lease of a job still being run by this worker. `false`
     /// when the job is no longer this worker's.
     pub async fn extend_lease(&self, job: &ClaimedJob, lease: Duration) -> Result<bool, InfraError> {
-        let (tenant, id, attempts) = (job.tenant_id, job.id, job.attempts);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        self.as_platform(move |conn| {
-            Box::pin(async move {
-                let updated = diesel::sql_query(
-                    "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $4::double precision / 1000) \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<SqlUuid, _>(id)
-                .bind::<Integer, _>(attempts)
-                .bind::<BigInt, _>(lease_ms)
-                .execute(conn)
-                .await?;
-                Ok(updated == 1)
-            })
-        })
+        self.update_claimed(
+            job,
+            "lease_expires_at = now() + make_interval(secs => $4::double precision / 1000)",
+            lease_ms,
+        )
         .await
-        .map_err(resolve)
     }
 
     /// Gives a claimed job back untried (a worker shutting down): queued
     /// again at once, and the try does not count.
     pub async fn release_job(&self, job: &ClaimedJob) -> Result<bool, InfraError> {
+        self.update_claimed(
+            job,
+            "state = 'queued', attempts = attempts - 1, lease_expires_at = NULL, updated_at = now()",
+            0,
+        )
+        .await
+    }
+
+    /// `UPDATE jobs SET <set>` on `job` if it is still this worker's try
+    /// (running, same attempt); `$4` is `param` for `set` to use (always
+    /// referenced, so its type is known when `set` does not use it). `false`
+    /// when another worker holds the job now.
+    async fn update_claimed(
+        &self,
+        job: &ClaimedJob,
+        set: &'static str,
+        param: i64,
+    ) -> Result<bool, InfraError> {
         let (tenant, id, attempts) = (job.tenant_id, job.id, job.attempts);
         self.as_platform(move |conn| {
             Box::pin(async move {
-                let updated = diesel::sql_query(
-                    "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_expires_at = NULL, updated_at = now() \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3",
-                )
+                let updated = diesel::sql_query(format!(
+                    "UPDATE jobs SET {set} WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempts = $3 \
+                     AND $4::bigint IS NOT NULL"
+                ))
                 .bind::<SqlUuid, _>(tenant)
                 .bind::<SqlUuid, _>(id)
                 .bind::<Integer, _>(attempts)
+                .bind::<BigInt, _>(param)
                 .execute(conn)
                 .await?;
                 Ok(updated == 1)
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// The queue across all tenants: counts, latency and recent dead jobs.
@@ -409,7 +401,7 @@ impl Store {
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// Queues a dead job again with fresh attempts, audited as `job.retry`
@@ -484,7 +476,7 @@ impl Store {
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// A connection listening for enqueued jobs (outside the pools).

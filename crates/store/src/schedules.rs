@@ -10,10 +10,6 @@ use crate::Store;
 use crate::error::Failure;
 use crate::jobs::enqueue_in;
 
-fn resolve(failure: Failure<InfraError>) -> InfraError {
-    failure.resolve(|_| None)
-}
-
 impl Store {
     /// Creates or replaces the schedule `spec.name` of `tenant`. Its next
     /// firing is recomputed only when the expression or the zone changed, so
@@ -51,7 +47,7 @@ impl Store {
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 
     /// Fires every due schedule once (at most `limit`): enqueues its job for
@@ -148,6 +144,6 @@ impl Store {
             })
         })
         .await
-        .map_err(resolve)
+        .map_err(Failure::into_infra)
     }
 }

@@ -64,10 +64,6 @@ impl AuditQuery {
     }
 }
 
-fn unavailable(error: portico_kernel::InfraError) -> ApiError {
-    ApiError::from_domain(&portico_kernel::JobError::Store(error))
-}
-
 /// The caller's tenant's audit trail, newest first.
 #[utoipa::path(
     get,
@@ -96,7 +92,7 @@ pub async fn trail(
         ));
     }
     let (filter, page) = query.parts()?;
-    let rows = store.audit_trail(&auth.ctx, &filter, page).await.map_err(unavailable)?;
+    let rows = store.audit_trail(&auth.ctx, &filter, page).await.map_err(|e| ApiError::infra(&e))?;
     Ok(envelope::page(&rows))
 }
 
@@ -125,7 +121,9 @@ pub async fn platform_trail(
         .platform()
         .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))?;
     let (filter, page) = query.parts()?;
-    let rows =
-        store.platform_audit_trail(&platform, query.tenant_id, &filter, page).await.map_err(unavailable)?;
+    let rows = store
+        .platform_audit_trail(&platform, query.tenant_id, &filter, page)
+        .await
+        .map_err(|e| ApiError::infra(&e))?;
     Ok(envelope::page(&rows))
 }

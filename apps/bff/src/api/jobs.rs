@@ -1,21 +1,15 @@
 //! The platform's view of the job queue.
 
 use actix_web::{HttpResponse, web};
-use portico_kernel::{ErrorKind, JobId};
+use portico_kernel::JobId;
 use portico_store::Store;
 use serde_json::json;
 
-use crate::auth::{Auth, PlatformJobsRead, PlatformJobsWrite, Require};
+use crate::auth::{PlatformJobsRead, PlatformJobsWrite, Require};
 use crate::envelope;
 use crate::error::ApiError;
 #[allow(unused_imports)] // the OpenAPI attributes name these
 use crate::openapi::{ErrorEnvelope, JobOverviewEnvelope, JobRetriedEnvelope};
-
-fn platform(auth: &Auth) -> Result<portico_kernel::PlatformContext, ApiError> {
-    auth.ctx
-        .platform()
-        .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
-}
 
 /// Counts by kind and state, the oldest due job's wait, recent latency and the latest dead jobs.
 #[utoipa::path(
@@ -33,10 +27,7 @@ pub async fn overview(
     auth: Require<PlatformJobsRead>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, ApiError> {
-    let overview = store
-        .job_overview(&platform(&auth)?)
-        .await
-        .map_err(|e| ApiError::from_domain(&portico_kernel::JobError::Store(e)))?;
+    let overview = store.job_overview(&auth.platform()?).await.map_err(|e| ApiError::infra(&e))?;
     Ok(envelope::ok(overview))
 }
 
@@ -61,6 +52,6 @@ pub async fn retry(
     id: web::Path<JobId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    store.retry_job(&platform(&auth)?, id).await.map_err(|e| ApiError::from_domain(&e))?;
+    store.retry_job(&auth.platform()?, id).await.map_err(|e| ApiError::from_domain(&e))?;
     Ok(envelope::ok(json!({"id": id, "state": "queued"})))
 }

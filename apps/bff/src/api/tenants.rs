@@ -42,12 +42,6 @@ fn page_request(query: &ListQuery) -> Result<PageRequest, ApiError> {
         .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
 }
 
-fn platform(auth: &crate::auth::Auth) -> Result<portico_kernel::PlatformContext, ApiError> {
-    auth.ctx
-        .platform()
-        .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/tenants",
@@ -69,7 +63,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(&query)?;
     let filter = TenantFilter { status: query.status, search: query.search.clone() };
-    let tenants = store.list(&platform(&auth)?, &filter, page).await?;
+    let tenants = store.list(&auth.platform()?, &filter, page).await?;
     Ok(envelope::page(&tenants))
 }
 
@@ -96,7 +90,7 @@ pub async fn create(
     store: web::Data<Store>,
     body: Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = store.create(&platform(&auth)?, body.into_inner()).await?;
+    let tenant = store.create(&auth.platform()?, body.into_inner()).await?;
     Ok(envelope::created(tenant))
 }
 
