@@ -9,7 +9,9 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use portico_kernel::{Actor, ErrorKind, PLATFORM_TENANT_ID, RequestId, TenantContext, TenantId, UserId};
+use portico_kernel::{
+    Actor, ErrorKind, Origin, PLATFORM_TENANT_ID, RequestId, TenantContext, TenantId, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -143,7 +145,19 @@ pub struct Auth {
 }
 
 impl Auth {
-    fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+    /// The request's authentication, or why it has none (401) or may not
+    /// name the tenant it names (403).
+    pub fn resolve(req: &HttpRequest) -> Result<Self, ApiError> {
+        // Resolved once per request: rate limiting and idempotency read it before the handler.
+        if let Some(auth) = req.extensions().get::<Self>() {
+            return Ok(auth.clone());
+        }
+        let auth = Self::authenticate(req)?;
+        req.extensions_mut().insert(auth.clone());
+        Ok(auth)
+    }
+
+    fn authenticate(req: &HttpRequest) -> Result<Self, ApiError> {
         let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| {
             ApiError::new(ErrorKind::Internal, "internal", "Authentication is not configured.")
         })?;
@@ -184,6 +198,10 @@ impl Auth {
             actor: Actor::User { user_id: claims.sub, tenant_id: claims.tenant_id },
             permissions: claims.permissions.iter().cloned().collect(),
             request_id,
+            origin: Origin::new(
+                crate::rate_limit::client_address(req),
+                req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
+            ),
         };
         if let Some(tenant) = named.filter(|t| *t != claims.tenant_id) {
             if ctx.platform().is_err() {
@@ -231,7 +249,7 @@ impl FromRequest for Auth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::from_request(req))
+        ready(Self::resolve(req))
     }
 }
 
@@ -291,7 +309,7 @@ impl<P: Permission> FromRequest for Require<P> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Auth::from_request(req).and_then(|auth| {
+        ready(Auth::resolve(req).and_then(|auth| {
             if permits(&auth.ctx, P::NAME) {
                 Ok(Self(auth, PhantomData))
             } else {
@@ -388,6 +406,7 @@ mod tests {
             actor: Actor::User { user_id: UserId::new(), tenant_id: home },
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             request_id: RequestId::generate(),
+            origin: portico_kernel::Origin::default(),
         }
     }
 

@@ -56,6 +56,36 @@ pub struct HttpConfig {
     pub json_body_limit_bytes: usize,
     /// Browser origins allowed by CORS (`https://portal.example.com`).
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::rate_limit::TrustedProxies,
+}
+
+/// `Idempotency-Key` handling.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySection {
+    /// How long a running request holds its key (seconds); longer than any request runs.
+    pub lease_secs: u64,
+    /// How long a response is kept for replay (hours).
+    pub retention_hours: u64,
+}
+
+/// The read cache.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Off: every read goes to the database.
+    pub enabled: bool,
+    /// Entries kept in memory.
+    pub max_entries: u64,
+    /// Lifetime of per-user data (seconds).
+    pub user_ttl_secs: u64,
+    /// Lifetime of tenant data (seconds).
+    pub tenant_ttl_secs: u64,
+    /// Lifetime of analytics (seconds).
+    pub analytics_ttl_secs: u64,
+    /// Lifetime of reports (seconds).
+    pub reports_ttl_secs: u64,
 }
 
 /// Access tokens.
@@ -173,6 +203,9 @@ struct Files {
     worker: WorkerSection,
     email: EmailSection,
     seed: SeedConfig,
+    idempotency: IdempotencySection,
+    cache: CacheSection,
+    rate_limit: crate::rate_limit::RateLimits,
 }
 
 /// Secrets, read from the environment only.
@@ -218,6 +251,12 @@ pub struct Config {
     pub email: EmailSection,
     /// Demo data.
     pub seed: SeedConfig,
+    /// `Idempotency-Key` handling.
+    pub idempotency: IdempotencySection,
+    /// The read cache.
+    pub cache: CacheSection,
+    /// Rate limits per route class.
+    pub rate_limit: crate::rate_limit::RateLimits,
     /// Secrets from the environment.
     pub secrets: Secrets,
 }
@@ -277,6 +316,9 @@ impl Config {
             worker: files.worker,
             email: files.email,
             seed: files.seed,
+            idempotency: files.idempotency,
+            cache: files.cache,
+            rate_limit: files.rate_limit,
             secrets,
         };
         config.check()?;
@@ -373,6 +415,25 @@ impl Config {
         if !self.email.from_address.contains('@') {
             problems.push("email.from_address: an email address".to_owned());
         }
+        if !(1..=3600).contains(&self.idempotency.lease_secs) {
+            problems.push("idempotency.lease_secs: must be between 1 and 3600".to_owned());
+        }
+        if !(1..=24 * 30).contains(&self.idempotency.retention_hours) {
+            problems.push("idempotency.retention_hours: must be between 1 and 720".to_owned());
+        }
+        let cache = &self.cache;
+        for (key, value) in [
+            ("cache.max_entries", cache.max_entries),
+            ("cache.user_ttl_secs", cache.user_ttl_secs),
+            ("cache.tenant_ttl_secs", cache.tenant_ttl_secs),
+            ("cache.analytics_ttl_secs", cache.analytics_ttl_secs),
+            ("cache.reports_ttl_secs", cache.reports_ttl_secs),
+            ("rate_limit.max_buckets", self.rate_limit.max_buckets),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be more than 0"));
+            }
+        }
         if self.environment == Environment::Production && self.seed.demo_data {
             problems.push("seed.demo_data: demo data is refused in production".to_owned());
         }
@@ -413,6 +474,20 @@ impl Config {
             dev_mailbox: (self.environment == Environment::Development
                 && self.email.transport == EmailTransport::Mailbox)
                 .then(|| self.mailbox_dir()),
+            trusted_proxies: self.http.trusted_proxies.clone(),
+            rate_limits: self.rate_limit.clone(),
+            idempotency: portico_store::IdempotencyTimes {
+                lease: Duration::from_secs(self.idempotency.lease_secs),
+                retention: Duration::from_secs(self.idempotency.retention_hours * 3600),
+            },
+            cache: crate::cache::CacheConfig {
+                enabled: self.cache.enabled,
+                max_entries: self.cache.max_entries,
+                user_ttl: Duration::from_secs(self.cache.user_ttl_secs),
+                tenant_ttl: Duration::from_secs(self.cache.tenant_ttl_secs),
+                analytics_ttl: Duration::from_secs(self.cache.analytics_ttl_secs),
+                reports_ttl: Duration::from_secs(self.cache.reports_ttl_secs),
+            },
         }
     }
 
@@ -514,18 +589,31 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     let worker = section::<WorkerSection>(figment, "worker", &mut problems);
     let email = section::<EmailSection>(figment, "email", &mut problems);
     let seed = section::<SeedConfig>(figment, "seed", &mut problems);
+    let idempotency = section::<IdempotencySection>(figment, "idempotency", &mut problems);
+    let cache = section::<CacheSection>(figment, "cache", &mut problems);
+    let rate_limit = section::<crate::rate_limit::RateLimits>(figment, "rate_limit", &mut problems);
     // Unknown sections, which no section above reads.
-    const SECTIONS: [&str; 7] = ["http", "auth", "log", "database", "worker", "email", "seed"];
+    const SECTIONS: [&str; 10] =
+        ["http", "auth", "log", "database", "worker", "email", "seed", "idempotency", "cache", "rate_limit"];
     if let Ok(top) = figment.extract::<figment::value::Dict>() {
         for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
             problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    match (http, auth, log, database, worker, email, seed) {
-        (Some(http), Some(auth), Some(log), Some(database), Some(worker), Some(email), Some(seed))
-            if problems.is_empty() =>
-        {
-            Ok(Files { http, auth, log, database, worker, email, seed })
+    match (http, auth, log, database, worker, email, seed, idempotency, cache, rate_limit) {
+        (
+            Some(http),
+            Some(auth),
+            Some(log),
+            Some(database),
+            Some(worker),
+            Some(email),
+            Some(seed),
+            Some(idempotency),
+            Some(cache),
+            Some(rate_limit),
+        ) if problems.is_empty() => {
+            Ok(Files { http, auth, log, database, worker, email, seed, idempotency, cache, rate_limit })
         }
         _ => Err(ConfigError(problems)),
     }

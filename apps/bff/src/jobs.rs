@@ -23,6 +23,14 @@ impl JobKind for PruneJobs {
     const KIND: &'static str = "jobs.prune";
 }
 
+/// Deletes idempotency records past their retention (a platform job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneIdempotencyKeys {}
+
+impl JobKind for PruneIdempotencyKeys {
+    const KIND: &'static str = "idempotency.prune";
+}
+
 /// An end-to-end check of the job pipeline: waits `delayMs` (at most a
 /// minute) and succeeds. Harmless to run twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,17 +48,24 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The platform's own recurring jobs, registered (idempotently) when a worker starts.
 pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Error>> {
-    Ok(vec![ScheduleSpec {
-        name: "prune-jobs".to_owned(),
-        recurrence: Recurrence::parse("30 3 * * *", "UTC")?,
-        job: NewJob::of(&PruneJobs { succeeded_days: 7, dead_days: 30 })?,
-    }])
+    Ok(vec![
+        ScheduleSpec {
+            name: "prune-jobs".to_owned(),
+            recurrence: Recurrence::parse("30 3 * * *", "UTC")?,
+            job: NewJob::of(&PruneJobs { succeeded_days: 7, dead_days: 30 })?,
+        },
+        ScheduleSpec {
+            name: "prune-idempotency-keys".to_owned(),
+            recurrence: Recurrence::parse("15 * * * *", "UTC")?,
+            job: NewJob::of(&PruneIdempotencyKeys {})?,
+        },
+    ])
 }
 
 /// Every handler the platform runs.
 #[must_use]
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
-    let store = store.clone();
+    let (store, keys_store) = (store.clone(), store.clone());
     Registry::new()
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
@@ -80,6 +95,17 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
                     .await
                     .map_err(HandlerError::new)?;
                 tracing::info!(deleted, "pruned finished jobs");
+                Ok(())
+            }
+        })
+        .on(move |_: PruneIdempotencyKeys, ctx| {
+            let store = keys_store.clone();
+            async move {
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("idempotency.prune runs only as a platform job"));
+                }
+                let deleted = store.prune_idempotency_keys().await.map_err(HandlerError::new)?;
+                tracing::info!(deleted, "pruned expired idempotency keys");
                 Ok(())
             }
         })

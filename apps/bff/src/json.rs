@@ -14,6 +14,17 @@ use serde_json::json;
 
 use crate::error::ApiError;
 
+/// The largest body a route reads unless it sets its own (registered as app
+/// data beside `web::PayloadConfig`, whose limit it mirrors, for the
+/// middleware that reads bodies before the handler does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    /// 1 MiB.
+    pub const DEFAULT: Self = Self(1024 * 1024);
+}
+
 /// A JSON body deserialized into `T`.
 #[derive(Debug)]
 pub struct Json<T>(pub T);

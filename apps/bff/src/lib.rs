@@ -1,19 +1,25 @@
 //! Portico's backend-for-frontend: the HTTP API of the platform.
 //!
 //! A library with a thin `main`, so tests start it in process. The request
-//! pipeline: request id and span -> authentication and tenant context ->
-//! permission check -> handler -> store -> envelope.
+//! pipeline: request id and span -> security headers, CORS, compression ->
+//! rate limit -> authentication and tenant context -> idempotency ->
+//! permission check -> cache (reads) -> handler -> store -> envelope.
 
 pub mod api;
 pub mod auth;
+pub mod cache;
+pub mod cache_sync;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod jobs;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 pub mod seed;
 pub mod server;

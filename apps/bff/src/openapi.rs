@@ -18,7 +18,10 @@ use crate::api;
     info(
         title = "Portico API",
         description = "The multi-tenant SaaS backend's API. Every error answers with the error envelope; \
-                       every route names the permission it needs as the scope of its bearer requirement.",
+                       every route names the permission it needs as the scope of its bearer requirement. \
+                       Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` \
+                       (per instance); changes accept an `Idempotency-Key`: a retry with the same key and \
+                       request gets the first answer again, marked `Idempotency-Replayed: true`.",
     ),
     paths(
         document,
@@ -42,7 +45,7 @@ use crate::api;
         JobRetried, JobRetriedEnvelope, MailboxEnvelope, AuditRecord, AuditPageEnvelope,
         ErrorEnvelope, ErrorBody
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &Guarantees),
     tags(
         (name = "tenants", description = "The businesses on the platform."),
         (name = "public", description = "Before sign-in: the tenant named by slug or host."),
@@ -67,6 +70,107 @@ impl Modify for BearerScheme {
             Some("An access token; `X-Tenant-ID` lets platform staff act on a tenant.".to_owned());
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
     }
+}
+
+/// What every route declares in [`api::ROUTES`], written into its operation:
+/// the `Idempotency-Key` header and its answers, and the 429 of rate limits.
+#[derive(Debug)]
+struct Guarantees;
+
+impl Modify for Guarantees {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for route in &api::ROUTES {
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else { continue };
+            let operation = match route.method {
+                "GET" => item.get.as_mut(),
+                "POST" => item.post.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "PATCH" => item.patch.as_mut(),
+                "DELETE" => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else { continue };
+            let responses = &mut operation.responses.responses;
+            responses.entry("429".to_owned()).or_insert_with(|| RefOr::T(too_many_requests()));
+            if route.idempotency == api::Idempotency::Exempt {
+                continue;
+            }
+            let required = route.idempotency == api::Idempotency::Required;
+            operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(idempotency_key(required)));
+            for (status, text) in IDEMPOTENCY_ANSWERS {
+                match responses.get_mut(status) {
+                    Some(RefOr::T(response)) => {
+                        response.description = format!("{} Or {text}", response.description);
+                    }
+                    _ => {
+                        responses.insert(status.to_owned(), RefOr::T(error_response(text)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The answers `Idempotency-Key` adds to a route.
+const IDEMPOTENCY_ANSWERS: [(&str, &str); 3] = [
+    ("400", "`idempotency.invalid_key`: the Idempotency-Key is not 1 to 255 visible ASCII characters."),
+    (
+        "409",
+        "`idempotency.in_progress`: a request with this Idempotency-Key is still running; retry after \
+         `Retry-After` seconds.",
+    ),
+    ("422", "`idempotency.key_reused`: this Idempotency-Key was used for another request."),
+];
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
+        )
+        .build()
+}
+
+fn too_many_requests() -> utoipa::openapi::Response {
+    use utoipa::openapi::HeaderBuilder;
+    use utoipa::openapi::schema::{Object, Type};
+    let header = |text: &str| {
+        HeaderBuilder::new().schema(Some(Object::with_type(Type::Integer))).description(Some(text)).build()
+    };
+    let mut response = error_response(
+        "`rate_limit.exceeded`: over this route class's limit for the caller (per user or key and per \
+         tenant, or per client address on public routes).",
+    );
+    for (name, text) in [
+        ("Retry-After", "Seconds until a request is accepted again."),
+        ("RateLimit-Limit", "Requests the bucket holds."),
+        ("RateLimit-Remaining", "Requests left now (0)."),
+        ("RateLimit-Reset", "Seconds until the bucket is full again."),
+    ] {
+        response.headers.insert(name.to_owned(), utoipa::openapi::RefOr::T(header(text)));
+    }
+    response
+}
+
+fn idempotency_key(required: bool) -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{Object, Type};
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(if required { Required::True } else { Required::False })
+        .description(Some(
+            "Makes a retry safe: the same key with the same request within 24 hours answers the first \
+             response again (with `Idempotency-Replayed: true`) instead of running twice. Scoped to the \
+             caller and the tenant. 1 to 255 visible ASCII characters; a UUID is a good choice.",
+        ))
+        .schema(Some(Object::with_type(Type::String)))
+        .example(Some(serde_json::json!("3f1c2a9e-5b7d-4e2f-9a10-6c8d7e5f4a3b")))
+        .build()
 }
 
 /// The document as pretty JSON (what `/api/v1/openapi.json` serves and

@@ -10,9 +10,12 @@ use portico_store::Store;
 use serde_json::json;
 
 use crate::auth::TokenKeys;
+use crate::cache::{Cache, CacheConfig};
 use crate::error::{self, ApiError};
 use crate::metrics::{self, Metrics};
+use crate::rate_limit::{RateLimiter, RateLimits, TrustedProxies};
 use crate::{api, request_id};
+use portico_store::IdempotencyTimes;
 
 /// What the server needs besides the store.
 #[derive(Debug, Clone)]
@@ -30,6 +33,14 @@ pub struct Settings {
     /// The development mailbox's directory; `None` outside development
     /// (its route then answers 404).
     pub dev_mailbox: Option<std::path::PathBuf>,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    /// Rate limits per route class.
+    pub rate_limits: RateLimits,
+    /// How long idempotency claims and records last.
+    pub idempotency: IdempotencyTimes,
+    /// The read cache.
+    pub cache: CacheConfig,
 }
 
 impl Settings {
@@ -43,6 +54,10 @@ impl Settings {
             cors_allowed_origins: Vec::new(),
             hsts: false,
             dev_mailbox: None,
+            trusted_proxies: TrustedProxies::default(),
+            rate_limits: RateLimits::default(),
+            idempotency: IdempotencyTimes::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -112,24 +127,36 @@ fn security_headers(hsts: bool) -> middleware::DefaultHeaders {
 }
 
 /// Builds the app: middleware, extractor settings, routes, fallbacks.
+/// `cache` is kept coherent by [`crate::cache_sync::keep_coherent`], which
+/// [`start`] runs.
 pub fn configure(
     store: Store,
+    cache: Cache,
     settings: &Settings,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let store = web::Data::new(store);
+    let cache = web::Data::new(cache);
     let keys = web::Data::new(settings.token_keys.clone());
     let metrics = web::Data::new(Metrics::default());
     let mailbox = web::Data::new(crate::api::dev::DevMailbox(
         settings.dev_mailbox.clone().map(portico_smtp::FileMailbox::new),
     ));
     let json_limit = settings.json_body_limit;
+    let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
+    let rate_limiter = web::Data::new(RateLimiter::new(settings.rate_limits.clone()));
+    let idempotency = web::Data::new(settings.idempotency);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
+            .app_data(cache.clone())
+            .app_data(trusted_proxies.clone())
+            .app_data(rate_limiter.clone())
+            .app_data(idempotency.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(mailbox.clone())
             // The body limit of `json::Json` bodies; a route may set its own.
             .app_data(web::PayloadConfig::new(json_limit))
+            .app_data(crate::json::BodyLimit(json_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/health/live", web::get().to(live))
@@ -159,8 +186,14 @@ impl std::fmt::Debug for Running {
 }
 
 /// Binds and returns the server to await.
+/// Also starts listening for other instances' changes (the cache is
+/// bypassed until that connection is up).
 pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
-    let routes = configure(store, settings);
+    let cache = Cache::new(settings.cache.clone());
+    if settings.cache.enabled {
+        tokio::spawn(crate::cache_sync::keep_coherent(store.clone(), cache.clone()));
+    }
+    let routes = configure(store, cache, settings);
     let (origins, hsts) = (settings.cors_allowed_origins.clone(), settings.hsts);
     let http = HttpServer::new(move || {
         // The last `wrap` runs first: request id and span around everything,

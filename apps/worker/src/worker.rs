@@ -151,6 +151,7 @@ impl Worker {
                 actor: Actor::system(format!("job:{}", job.kind)),
                 permissions: Default::default(),
                 request_id: RequestId::generate(),
+                origin: portico_kernel::Origin::default(),
             },
             job_id: job.id(),
             attempt: job.attempts,

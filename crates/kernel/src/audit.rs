@@ -12,7 +12,8 @@ pub struct AuditEntry {
     pub resource_type: &'static str,
     /// Its id.
     pub resource_id: String,
-    /// `{"field": {"before": .., "after": ..}}` for each changed field.
+    /// `{"field": {"before": .., "after": ..}}` for each changed field,
+    /// personal data and secrets masked.
     pub changes: Value,
 }
 
@@ -35,8 +36,68 @@ impl AuditEntry {
             action,
             resource_type,
             resource_id: resource_id.to_string(),
-            changes: changed_fields(&to_object(before), &to_object(after)),
+            changes: mask(changed_fields(&to_object(before), &to_object(after))),
         }
+    }
+}
+
+/// Masks personal data and secrets in recorded changes, by field name: the
+/// trail shows that an email or phone number changed, and its domain or
+/// country code, not the whole value; secrets leave nothing behind.
+fn mask(changes: Value) -> Value {
+    let Value::Object(fields) = changes else { return changes };
+    let masked = fields
+        .into_iter()
+        .map(|(name, change)| {
+            let masker: Option<fn(&str) -> String> = match field_class(&name) {
+                FieldClass::Secret => Some(|s| crate::redact::secret(s).to_owned()),
+                FieldClass::Email => Some(crate::redact::email),
+                FieldClass::Phone => Some(crate::redact::phone),
+                FieldClass::Plain => None,
+            };
+            let change = match (masker, change) {
+                (Some(masker), Value::Object(sides)) => Value::Object(
+                    sides
+                        .into_iter()
+                        .map(|(side, value)| {
+                            let value = match value {
+                                Value::Null => Value::Null,
+                                Value::String(text) => Value::String(masker(&text)),
+                                other => Value::String(masker(&other.to_string())),
+                            };
+                            (side, value)
+                        })
+                        .collect(),
+                ),
+                (_, change) => change,
+            };
+            (name, change)
+        })
+        .collect();
+    Value::Object(masked)
+}
+
+/// How a field's values are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldClass {
+    Plain,
+    Email,
+    Phone,
+    Secret,
+}
+
+/// The class of a field by its (camelCase or snake_case) name.
+fn field_class(name: &str) -> FieldClass {
+    let lower = name.to_ascii_lowercase();
+    let secret_words = ["password", "secret", "token", "apikey", "api_key", "privatekey", "private_key"];
+    if secret_words.iter().any(|word| lower.contains(word)) || lower == "key" || lower.ends_with("hash") {
+        FieldClass::Secret
+    } else if lower.contains("email") {
+        FieldClass::Email
+    } else if lower.contains("phone") || lower.contains("mobile") {
+        FieldClass::Phone
+    } else {
+        FieldClass::Plain
     }
 }
 
@@ -82,6 +143,40 @@ mod tests {
         assert_eq!(
             entry.changes,
             json!({"name": {"before": null, "after": "a"}, "size": {"before": null, "after": 2}})
+        );
+    }
+
+    #[test]
+    fn personal_data_and_secrets_are_masked() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Person {
+            contact_email: &'static str,
+            phone: Option<&'static str>,
+            password_hash: &'static str,
+            name: &'static str,
+        }
+        let before = Person {
+            contact_email: "alice@old.example",
+            phone: None,
+            password_hash: "$argon2id$v=19$abc",
+            name: "Alice",
+        };
+        let after = Person {
+            contact_email: "alice@new.example",
+            phone: Some("+4930123456"),
+            password_hash: "$argon2id$v=19$def",
+            name: "Alice B",
+        };
+        let entry = AuditEntry::between("person.update", "person", "p", Some(&before), Some(&after));
+        assert_eq!(
+            entry.changes,
+            json!({
+                "contactEmail": {"before": "a***@old.example", "after": "a***@new.example"},
+                "phone": {"before": null, "after": "+49******56"},
+                "passwordHash": {"before": "[redacted]", "after": "[redacted]"},
+                "name": {"before": "Alice", "after": "Alice B"},
+            })
         );
     }
 

@@ -48,6 +48,30 @@ impl fmt::Debug for RequestId {
     }
 }
 
+/// Where a request came from, recorded on its audit rows: the client's
+/// address (behind trusted proxies, the forwarded one) and user agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address; `None` for work that no client asked for.
+    pub ip: Option<std::net::IpAddr>,
+    /// The client's `User-Agent`, cut to [`Origin::MAX_USER_AGENT`] characters.
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// Longest user agent kept.
+    pub const MAX_USER_AGENT: usize = 512;
+
+    /// An origin from a request's address and `User-Agent`.
+    #[must_use]
+    pub fn new(ip: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(Self::MAX_USER_AGENT).collect::<String>())
+            .filter(|ua| !ua.is_empty());
+        Self { ip, user_agent }
+    }
+}
+
 /// Who performs an action: recorded on every audit row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -113,6 +137,8 @@ pub struct TenantContext {
     pub permissions: BTreeSet<String>,
     /// The request this work belongs to.
     pub request_id: RequestId,
+    /// Where the request came from.
+    pub origin: Origin,
 }
 
 impl TenantContext {
@@ -135,7 +161,11 @@ impl TenantContext {
         let platform_staff = self.actor.home_tenant() == Some(PLATFORM_TENANT_ID);
         let platform_permission = self.permissions.iter().any(|p| p.starts_with("platform:"));
         if platform_staff && platform_permission {
-            Ok(PlatformContext { actor: self.actor.clone(), request_id: self.request_id.clone() })
+            Ok(PlatformContext {
+                actor: self.actor.clone(),
+                request_id: self.request_id.clone(),
+                origin: self.origin.clone(),
+            })
         } else {
             Err(ContextError::NotPlatform)
         }
@@ -153,13 +183,15 @@ pub struct PlatformContext {
     pub actor: Actor,
     /// The request (or job run) this work belongs to.
     pub request_id: RequestId,
+    /// Where the request came from (nowhere, for the platform's own work).
+    pub origin: Origin,
 }
 
 impl PlatformContext {
     /// The platform acting on its own behalf (bootstrap, jobs, sweeps).
     #[must_use]
     pub fn system(name: impl Into<String>) -> Self {
-        Self { actor: Actor::system(name), request_id: RequestId::generate() }
+        Self { actor: Actor::system(name), request_id: RequestId::generate(), origin: Origin::default() }
     }
 }
 
@@ -173,7 +205,16 @@ mod tests {
             actor,
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             request_id: RequestId::generate(),
+            origin: Origin::default(),
         }
+    }
+
+    #[test]
+    fn origins_keep_a_printable_bounded_user_agent() {
+        let origin = Origin::new(None, Some("curl/8.5\n\u{7}x"));
+        assert_eq!(origin.user_agent.as_deref(), Some("curl/8.5x"));
+        assert_eq!(Origin::new(None, Some(&"a".repeat(600))).user_agent.map(|ua| ua.len()), Some(512));
+        assert_eq!(Origin::new(None, Some("\n")).user_agent, None);
     }
 
     #[test]

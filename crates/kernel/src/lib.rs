@@ -35,7 +35,7 @@ mod validation;
 
 pub use audit::AuditEntry;
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use context::{Actor, ContextError, PlatformContext, RequestId, TenantContext};
+pub use context::{Actor, ContextError, Origin, PlatformContext, RequestId, TenantContext};
 pub use email::{EmailError, EmailMessage, EmailSender, Mailbox, SendEmail, SendFuture};
 pub use error::{DomainError, ErrorKind, InfraError};
 pub use id::{ApiKeyId, AuditId, IdParseError, JobId, TenantId, UserId};

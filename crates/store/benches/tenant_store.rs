@@ -24,6 +24,7 @@ fn member(tenant: portico_kernel::TenantId) -> TenantContext {
         actor: Actor::User { user_id: UserId::new(), tenant_id: tenant },
         permissions: Default::default(),
         request_id: RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
     }
 }
 

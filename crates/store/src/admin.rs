@@ -294,7 +294,7 @@ pub async fn ensure_platform_tenant(owner_url: &str) -> Result<(), StoreError> {
                 resource_id: PLATFORM_TENANT_ID.to_string(),
                 changes: serde_json::json!({"slug": {"before": null, "after": "platform"}}),
             };
-            audit::record(conn, PLATFORM_TENANT_ID, &ctx.actor, &ctx.request_id, &entry, now).await?;
+            audit::record(conn, PLATFORM_TENANT_ID, (&ctx).into(), &entry, now).await?;
         }
         Ok(())
     })

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::Insertable;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use portico_kernel::{Actor, AuditEntry, AuditId, RequestId, TenantId};
+use portico_kernel::{
+    Actor, AuditEntry, AuditId, Origin, PlatformContext, RequestId, TenantContext, TenantId,
+};
 
 use crate::schema::audit_log;
 
@@ -21,7 +23,29 @@ struct NewAuditRow<'a> {
     resource_id: &'a str,
     changes: &'a serde_json::Value,
     request_id: &'a str,
+    ip: Option<ipnet::IpNet>,
+    user_agent: Option<&'a str>,
     occurred_at: DateTime<Utc>,
+}
+
+/// Who did a change, in which request, from where: what every audit row carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct By<'a> {
+    pub(crate) actor: &'a Actor,
+    pub(crate) request_id: &'a RequestId,
+    pub(crate) origin: &'a Origin,
+}
+
+impl<'a> From<&'a TenantContext> for By<'a> {
+    fn from(ctx: &'a TenantContext) -> Self {
+        Self { actor: &ctx.actor, request_id: &ctx.request_id, origin: &ctx.origin }
+    }
+}
+
+impl<'a> From<&'a PlatformContext> for By<'a> {
+    fn from(ctx: &'a PlatformContext) -> Self {
+        Self { actor: &ctx.actor, request_id: &ctx.request_id, origin: &ctx.origin }
+    }
 }
 
 /// Appends `entry` to `tenant`'s audit trail on `conn` (which must be inside
@@ -29,12 +53,11 @@ struct NewAuditRow<'a> {
 pub(crate) async fn record(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
-    actor: &Actor,
-    request_id: &RequestId,
+    by: By<'_>,
     entry: &AuditEntry,
     at: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    let (actor_type, actor_id, actor_tenant_id, actor_name) = match actor {
+    let (actor_type, actor_id, actor_tenant_id, actor_name) = match by.actor {
         Actor::User { user_id, tenant_id } => {
             ("user", Some(user_id.into_uuid()), Some(tenant_id.into_uuid()), None)
         }
@@ -55,7 +78,9 @@ pub(crate) async fn record(
             resource_type: entry.resource_type,
             resource_id: &entry.resource_id,
             changes: &entry.changes,
-            request_id: request_id.as_str(),
+            request_id: by.request_id.as_str(),
+            ip: by.origin.ip.map(ipnet::IpNet::from),
+            user_agent: by.origin.user_agent.as_deref(),
             occurred_at: at,
         })
         .execute(conn)
@@ -72,7 +97,8 @@ pub(crate) async fn record(
     "actorTenantId": "00000000-0000-7000-8000-000000000001", "actorName": null,
     "action": "tenant.suspend", "resourceType": "tenant", "resourceId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60",
     "changes": {"status": {"before": "ACTIVE", "after": "SUSPENDED"}},
-    "requestId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e62", "occurredAt": "2026-11-23T09:00:00Z"
+    "requestId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e62", "ip": "203.0.113.7",
+    "userAgent": "portico-portal/1.0", "occurredAt": "2026-11-23T09:00:00Z"
 })))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -110,6 +136,12 @@ pub struct AuditRecord {
     /// The request (or job run) that did it.
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub request_id: String,
+    /// The client's address, for a request.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub ip: Option<String>,
+    /// The client's user agent, for a request.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub user_agent: Option<String>,
     /// When.
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub occurred_at: DateTime<Utc>,
@@ -175,7 +207,7 @@ pub(crate) async fn page_of(
     );
     let rows_sql = format!(
         "SELECT id, tenant_id, actor_type, actor_id, actor_tenant_id, actor_name, action, resource_type, resource_id, \
-                changes, request_id, occurred_at \
+                changes, request_id, host(ip) AS ip, user_agent, occurred_at \
          FROM audit_log WHERE ($1::uuid IS NULL OR tenant_id = $1::uuid) AND {clauses} \
          ORDER BY occurred_at DESC, id DESC LIMIT $8 OFFSET $9"
     );

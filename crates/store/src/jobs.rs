@@ -442,7 +442,7 @@ impl Store {
                     changes: serde_json::json!({"state": {"before": "dead", "after": "queued"}}),
                 };
                 let tenant = TenantId::from_uuid(found.tenant_id);
-                crate::audit::record(conn, tenant, &ctx.actor, &ctx.request_id, &entry, now).await?;
+                crate::audit::record(conn, tenant, (&ctx).into(), &entry, now).await?;
                 Ok(())
             })
         })
@@ -481,32 +481,41 @@ impl Store {
 
     /// A connection listening for enqueued jobs (outside the pools).
     pub async fn job_notifications(&self) -> Result<JobNotifications, StoreError> {
+        self.listen(JOBS_CHANNEL).await
+    }
+
+    /// A dedicated connection (outside the pools) listening on `channel`.
+    pub async fn listen(&self, channel: &'static str) -> Result<Notifications, StoreError> {
         let mut conn = AsyncPgConnection::establish(&self.platform_url).await?;
-        conn.batch_execute(&format!("LISTEN {JOBS_CHANNEL}")).await?;
-        Ok(JobNotifications { conn })
+        conn.batch_execute(&format!("LISTEN {channel}")).await?;
+        Ok(Notifications { conn, channel })
     }
 }
 
 /// Wakes an idle worker when a job is enqueued (on commit).
-pub struct JobNotifications {
+pub type JobNotifications = Notifications;
+
+/// The notifications of one channel, on a connection of their own.
+pub struct Notifications {
     conn: AsyncPgConnection,
+    channel: &'static str,
 }
 
-impl std::fmt::Debug for JobNotifications {
+impl std::fmt::Debug for Notifications {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JobNotifications")
+        f.debug_struct("Notifications").field("channel", &self.channel).finish()
     }
 }
 
-impl JobNotifications {
-    /// The next notification's job kind; `None` when the connection is gone.
+impl Notifications {
+    /// The next notification's payload; `None` when the connection is gone.
     pub async fn next(&mut self) -> Option<String> {
         let stream = self.conn.notifications_stream();
         let mut stream = std::pin::pin!(stream);
         match stream.next().await {
             Some(Ok(notification)) => Some(notification.payload),
             Some(Err(error)) => {
-                tracing::warn!(error = %infra(error), "job notifications failed");
+                tracing::warn!(channel = self.channel, error = %infra(error), "notifications failed");
                 None
             }
             None => None,

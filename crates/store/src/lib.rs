@@ -9,6 +9,7 @@
 mod admin;
 mod audit;
 mod error;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod roles;
@@ -17,14 +18,21 @@ mod schema;
 mod store;
 mod tenants;
 
+/// The channel on which every committed change of a cached resource is
+/// announced as `resource:tenant_id:id` (a trigger per cached table sends it).
+pub const CACHE_CHANNEL: &str = "portico_cache";
+
 pub use admin::{
     Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
 };
 pub use audit::{AuditFilter, AuditRecord};
 pub use error::StoreError;
+pub use idempotency::{
+    Claim, Completion, IdempotencyScope, IdempotencyTimes, StoredResponse, Unit, fingerprint,
+};
 pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
-    enqueue_in,
+    Notifications, enqueue_in,
 };
 pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,

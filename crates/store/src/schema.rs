@@ -30,6 +30,8 @@ diesel::table! {
         changes -> Jsonb,
         request_id -> Text,
         occurred_at -> Timestamptz,
+        ip -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
     }
 }
 

@@ -12,6 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{Clock, InfraError, SystemClock, TenantId};
 
 use crate::error::{Failure, infra, pool_infra};
+use crate::idempotency::UnitInner;
 use crate::{DatabaseUrls, StoreError, migrations};
 
 /// A boxed, sendable future: what the work of a transaction returns.
@@ -72,6 +73,17 @@ pub struct Store {
     /// For connections outside the pools (LISTEN).
     pub(crate) platform_url: String,
     clock: Arc<dyn Clock>,
+    /// The request transaction every method joins, when bound with [`Store::within`].
+    pub(crate) unit: Option<Arc<UnitInner>>,
+}
+
+/// Which pool a transaction runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolKind {
+    /// `portico_app`: row-level security applies.
+    App,
+    /// `portico_platform`: every tenant visible.
+    Platform,
 }
 
 impl std::fmt::Debug for Store {
@@ -92,6 +104,7 @@ impl Store {
             platform: build_pool(&urls.platform, config.platform_max_size, config)?,
             platform_url: urls.platform.clone(),
             clock: Arc::new(SystemClock),
+            unit: None,
         };
         drop(store.app.get().await.map_err(|e| StoreError::Pool(format!("portico_app: {e}")))?);
         drop(store.platform.get().await.map_err(|e| StoreError::Pool(format!("portico_platform: {e}")))?);
@@ -102,6 +115,24 @@ impl Store {
     #[must_use]
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         Self { clock, ..self }
+    }
+
+    /// This store, not bound to any request transaction.
+    pub(crate) fn base(&self) -> Self {
+        Self { unit: None, ..self.clone() }
+    }
+
+    /// This store with every transaction joining `unit`.
+    pub(crate) fn bound_to(&self, unit: Arc<UnitInner>) -> Self {
+        Self { unit: Some(unit), ..self.clone() }
+    }
+
+    /// The pool of `kind`.
+    pub(crate) fn pool(&self, kind: PoolKind) -> &Pool<AsyncPgConnection> {
+        match kind {
+            PoolKind::App => &self.app,
+            PoolKind::Platform => &self.platform,
+        }
     }
 
     /// Now, at the precision PostgreSQL stores (microseconds), so what a
@@ -157,12 +188,16 @@ impl Store {
     /// Runs `work` in one transaction on the app pool, scoped to `tenant`:
     /// row-level security shows and accepts only that tenant's rows. The
     /// scope is transaction-local, so the pooled connection keeps nothing.
+    /// A store bound to a request's unit runs `work` inside that instead.
     pub(crate) async fn in_tenant<R, E, F>(&self, tenant: TenantId, work: F) -> Result<R, Failure<E>>
     where
         R: Send,
         E: Send,
         F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
     {
+        if let Some(unit) = &self.unit {
+            return unit.run(PoolKind::App, Some(tenant), work).await;
+        }
         let mut conn = self.app.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
         conn.transaction(async move |conn| {
             diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
@@ -183,6 +218,9 @@ impl Store {
         E: Send,
         F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
     {
+        if let Some(unit) = &self.unit {
+            return unit.run(PoolKind::App, None, work).await;
+        }
         let mut conn = self.app.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
         conn.transaction(async move |conn| work(conn).await).await
     }
@@ -194,6 +232,9 @@ impl Store {
         E: Send,
         F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R, Failure<E>>> + Send,
     {
+        if let Some(unit) = &self.unit {
+            return unit.run(PoolKind::Platform, None, work).await;
+        }
         let mut conn = self.platform.get().await.map_err(|e| Failure::Infra(pool_infra(e)))?;
         conn.transaction(async move |conn| work(conn).await).await
     }

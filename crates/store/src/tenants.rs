@@ -117,7 +117,7 @@ async fn save_change(
         .execute(conn)
         .await?;
     let entry = AuditEntry::between(action, "tenant", after.id, Some(before), Some(after));
-    audit::record(conn, ctx.tenant_id, &ctx.actor, &ctx.request_id, &entry, after.updated_at).await?;
+    audit::record(conn, ctx.tenant_id, ctx.into(), &entry, after.updated_at).await?;
     Ok(())
 }
 
@@ -136,8 +136,7 @@ impl TenantStore for Store {
             Box::pin(async move {
                 diesel::insert_into(tenants::table).values(TenantRow::from(&tenant)).execute(conn).await?;
                 let entry = AuditEntry::between("tenant.create", "tenant", tenant.id, None, Some(&tenant));
-                audit::record(conn, tenant.id, &ctx.actor, &ctx.request_id, &entry, tenant.created_at)
-                    .await?;
+                audit::record(conn, tenant.id, (&ctx).into(), &entry, tenant.created_at).await?;
                 Ok(tenant)
             })
         })

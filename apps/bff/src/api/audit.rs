@@ -3,10 +3,11 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use portico_kernel::{ErrorKind, PageRequest, TenantId};
-use portico_store::{AuditFilter, Store};
+use portico_store::AuditFilter;
 use serde::Deserialize;
 
 use crate::auth::{AuditRead, PlatformAuditRead, Require};
+use crate::db::Db;
 use crate::envelope;
 use crate::error::ApiError;
 #[allow(unused_imports)] // the OpenAPI attributes name these
@@ -81,7 +82,7 @@ impl AuditQuery {
 )]
 pub async fn trail(
     auth: Require<AuditRead>,
-    store: web::Data<Store>,
+    store: Db,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if query.tenant_id.is_some() {
@@ -113,7 +114,7 @@ pub async fn trail(
 )]
 pub async fn platform_trail(
     auth: Require<PlatformAuditRead>,
-    store: web::Data<Store>,
+    store: Db,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let platform = auth

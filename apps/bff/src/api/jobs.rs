@@ -1,8 +1,8 @@
 //! The platform's view of the job queue.
 
+use crate::db::Db;
 use actix_web::{HttpResponse, web};
 use portico_kernel::JobId;
-use portico_store::Store;
 use serde_json::json;
 
 use crate::auth::{PlatformJobsRead, PlatformJobsWrite, Require};
@@ -23,10 +23,7 @@ use crate::openapi::{ErrorEnvelope, JobOverviewEnvelope, JobRetriedEnvelope};
     ),
     security(("bearer" = ["platform:jobs:read"]))
 )]
-pub async fn overview(
-    auth: Require<PlatformJobsRead>,
-    store: web::Data<Store>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn overview(auth: Require<PlatformJobsRead>, store: Db) -> Result<HttpResponse, ApiError> {
     let overview = store.job_overview(&auth.platform()?).await.map_err(|e| ApiError::infra(&e))?;
     Ok(envelope::ok(overview))
 }
@@ -48,7 +45,7 @@ pub async fn overview(
 )]
 pub async fn retry(
     auth: Require<PlatformJobsWrite>,
-    store: web::Data<Store>,
+    store: Db,
     id: web::Path<JobId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

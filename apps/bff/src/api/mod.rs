@@ -1,6 +1,7 @@
 //! The `/api/v1` routes.
 //!
-//! [`ROUTES`] is the one list of routes: `configure` registers exactly these
+//! [`ROUTES`] is the one list of routes and of what each guarantees
+//! (idempotency, rate limit class): `configure` registers exactly these
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
@@ -10,30 +11,86 @@ pub mod jobs;
 pub mod public;
 pub mod tenants;
 
-use actix_web::{Route, web};
+use actix_web::{Route, middleware, web};
 
-use crate::{error, openapi};
+use crate::{error, idempotency, openapi, rate_limit};
 
-/// Every `/api/v1` route: method and path template.
-pub const ROUTES: [(&str, &str); 14] = [
-    ("GET", "/api/v1/openapi.json"),
-    ("GET", "/api/v1/public/tenant"),
-    ("GET", "/api/v1/tenants"),
-    ("POST", "/api/v1/tenants"),
-    ("GET", "/api/v1/tenants/{id}"),
-    ("PUT", "/api/v1/tenants/{id}"),
-    ("DELETE", "/api/v1/tenants/{id}"),
-    ("POST", "/api/v1/tenants/{id}/suspend"),
-    ("POST", "/api/v1/tenants/{id}/activate"),
-    ("GET", "/api/v1/admin/jobs"),
-    ("POST", "/api/v1/admin/jobs/{id}/retry"),
-    ("GET", "/api/v1/dev/mailbox"),
-    ("GET", "/api/v1/audit"),
-    ("GET", "/api/v1/admin/audit"),
+/// How a route treats the `Idempotency-Key` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Not a mutation, or no authenticated principal to scope a key by: the header is ignored.
+    Exempt,
+    /// A retried request with the same key is answered from the first run.
+    Optional,
+    /// As `Optional`, and a request without a key is refused (routes that move money or credits).
+    Required,
+}
+
+/// Which rate limit applies to a route (the limits are in `config/`, `[rate_limit]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateClass {
+    /// Routes anyone may call: limited per client address.
+    Public,
+    /// Authenticated reads: limited per principal and per tenant.
+    Read,
+    /// Authenticated changes: limited per principal and per tenant, more tightly.
+    Write,
+}
+
+/// A route and the guarantees it declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `GET`, `POST`, ...
+    pub method: &'static str,
+    /// The path template (`/api/v1/tenants/{id}`).
+    pub path: &'static str,
+    /// `Idempotency-Key` handling.
+    pub idempotency: Idempotency,
+    /// Its rate limit.
+    pub rate: RateClass,
+}
+
+/// A public read.
+const fn public(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Public }
+}
+
+/// An authenticated read.
+const fn read(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Read }
+}
+
+/// An authenticated change that honours `Idempotency-Key`.
+const fn write(method: &'static str, path: &'static str) -> RouteSpec {
+    RouteSpec { method, path, idempotency: Idempotency::Optional, rate: RateClass::Write }
+}
+
+/// Every `/api/v1` route with its guarantees.
+pub const ROUTES: [RouteSpec; 14] = [
+    public("/api/v1/openapi.json"),
+    public("/api/v1/public/tenant"),
+    read("/api/v1/tenants"),
+    write("POST", "/api/v1/tenants"),
+    read("/api/v1/tenants/{id}"),
+    write("PUT", "/api/v1/tenants/{id}"),
+    write("DELETE", "/api/v1/tenants/{id}"),
+    write("POST", "/api/v1/tenants/{id}/suspend"),
+    write("POST", "/api/v1/tenants/{id}/activate"),
+    read("/api/v1/admin/jobs"),
+    write("POST", "/api/v1/admin/jobs/{id}/retry"),
+    public("/api/v1/dev/mailbox"),
+    read("/api/v1/audit"),
+    read("/api/v1/admin/audit"),
 ];
 
+/// The declaration of `method` on `path` (a template), if listed.
+#[must_use]
+pub fn spec(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|route| route.method == method && route.path == path)
+}
+
 /// The handler of a listed route.
-fn route(method: &str, path: &str) -> Route {
+fn handler(method: &str, path: &str) -> Route {
     match (method, path) {
         ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
         ("GET", "/api/v1/public/tenant") => web::get().to(public::tenant),
@@ -54,24 +111,31 @@ fn route(method: &str, path: &str) -> Route {
     }
 }
 
-/// Registers every route of [`ROUTES`].
+/// Registers every route of [`ROUTES`], each behind its rate limit and
+/// idempotency handling (both read the route's declaration).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut paths: Vec<&str> = Vec::new();
-    for (_, path) in ROUTES {
-        if !paths.contains(&path) {
-            paths.push(path);
+    for route in &ROUTES {
+        if !paths.contains(&route.path) {
+            paths.push(route.path);
         }
     }
     for path in paths {
+        let declared: Vec<&'static RouteSpec> = ROUTES.iter().filter(|r| r.path == path).collect();
         let mut resource = web::resource(path);
-        for (method, _) in ROUTES.iter().filter(|(_, p)| *p == path) {
-            resource = resource.route(route(method, path));
+        for route in &declared {
+            resource = resource.route(handler(route.method, path));
         }
-        let allowed: Vec<&'static str> = ROUTES.iter().filter(|(_, p)| *p == path).map(|(m, _)| *m).collect();
+        let allowed: Vec<&'static str> = declared.iter().map(|r| r.method).collect();
         let refuse = move || {
             let allowed = allowed.clone();
             async move { error::method_not_allowed(&allowed) }
         };
-        cfg.service(resource.default_service(web::to(refuse)));
+        cfg.service(
+            resource
+                .default_service(web::to(refuse))
+                .wrap(middleware::from_fn(idempotency::middleware))
+                .wrap(middleware::from_fn(rate_limit::middleware)),
+        );
     }
 }

@@ -3,10 +3,10 @@
 
 use std::future::{Ready, ready};
 
+use crate::db::Db;
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use portico_kernel::ErrorKind;
-use portico_store::Store;
 use portico_tenancy::TenantStore;
 
 use crate::envelope;
@@ -81,7 +81,7 @@ impl FromRequest for TenantSlug {
     ),
     security(())
 )]
-pub async fn tenant(slug: TenantSlug, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+pub async fn tenant(slug: TenantSlug, store: Db) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(store.find_public(&slug.0).await?))
 }
 

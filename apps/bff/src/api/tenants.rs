@@ -1,9 +1,9 @@
 //! The tenants API: the platform manages tenants; a tenant's people read
 //! (and its admins edit) their own tenant only.
 
+use crate::db::Db;
 use actix_web::{HttpResponse, web};
 use portico_kernel::{ErrorKind, PageRequest, TenantId};
-use portico_store::Store;
 use portico_tenancy::{
     CreateTenant, TenantFilter, TenantStatus, TenantStore, TenantTransition, UpdateTenant,
 };
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::{
     Permission, PlatformTenantsRead, PlatformTenantsWrite, Require, TenantsRead, TenantsWrite,
 };
+use crate::cache::{Cache, CacheKey, Tag, TtlClass};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -58,7 +59,7 @@ fn page_request(query: &ListQuery) -> Result<PageRequest, ApiError> {
 /// Lists every live tenant, newest first (platform staff).
 pub async fn list(
     auth: Require<PlatformTenantsRead>,
-    store: web::Data<Store>,
+    store: Db,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(&query)?;
@@ -87,7 +88,7 @@ pub async fn list(
 /// Creates a tenant (platform staff).
 pub async fn create(
     auth: Require<PlatformTenantsWrite>,
-    store: web::Data<Store>,
+    store: Db,
     body: Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = store.create(&auth.platform()?, body.into_inner()).await?;
@@ -104,22 +105,38 @@ pub async fn create(
             description = "Platform staff: the tenant to act on (must match the path)."),
     ),
     responses(
-        (status = 200, description = "The tenant.", body = TenantEnvelope),
+        (status = 200, description = "The tenant.", body = TenantEnvelope,
+            headers(("X-Cache" = String, description = "`HIT`: served from this instance's cache; `MISS`: read from the database."))),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller (another tenant's id included).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["tenants:read"]))
 )]
-/// Reads one's own tenant, or any for platform staff.
+/// Reads one's own tenant, or any for platform staff. Cached (`X-Cache`):
+/// the permission check comes first, the key is the tenant's.
 pub async fn get(
     auth: Require<TenantsRead>,
-    store: web::Data<Store>,
+    store: Db,
+    cache: web::Data<Cache>,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let tenant = store.get(&auth.on_tenant(id, PlatformTenantsRead::NAME), id).await?;
-    Ok(envelope::ok(tenant))
+    let ctx = auth.on_tenant(id, PlatformTenantsRead::NAME);
+    let key = CacheKey::new(tag(ctx.tenant_id, id));
+    let (data, lookup) = cache
+        .get_or_load(&key, TtlClass::Tenant, || async {
+            let tenant = store.get(&ctx, id).await?;
+            envelope::to_bytes(&tenant)
+        })
+        .await?;
+    Ok(envelope::cached(&data, lookup))
+}
+
+/// The cache tag of tenant `id` as seen from `scope` (the same tenant, or
+/// nothing is found and nothing cached).
+fn tag(scope: TenantId, id: TenantId) -> Tag {
+    Tag { tenant: scope.into_uuid(), resource: "tenant".to_owned(), id: id.to_string() }
 }
 
 #[utoipa::path(
@@ -147,12 +164,14 @@ pub async fn get(
 /// Replaces a tenant's editable fields.
 pub async fn update(
     auth: Require<TenantsWrite>,
-    store: web::Data<Store>,
+    store: Db,
+    cache: web::Data<Cache>,
     id: web::Path<TenantId>,
     body: Json<UpdateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let tenant = store.update(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, body.into_inner()).await?;
+    cache.invalidate(&tag(id, id));
     Ok(envelope::ok(tenant))
 }
 
@@ -176,11 +195,13 @@ pub async fn update(
 /// Soft-deletes a tenant (platform staff).
 pub async fn delete(
     auth: Require<PlatformTenantsWrite>,
-    store: web::Data<Store>,
+    store: Db,
+    cache: web::Data<Cache>,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     store.delete(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id).await?;
+    cache.invalidate(&tag(id, id));
     Ok(envelope::no_content())
 }
 
@@ -205,10 +226,11 @@ pub async fn delete(
 /// Suspends a tenant (platform staff).
 pub async fn suspend(
     auth: Require<PlatformTenantsWrite>,
-    store: web::Data<Store>,
+    store: Db,
+    cache: web::Data<Cache>,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(&auth, &store, id.into_inner(), TenantTransition::Suspend).await
+    transition(&auth, &store, &cache, id.into_inner(), TenantTransition::Suspend).await
 }
 
 #[utoipa::path(
@@ -232,18 +254,21 @@ pub async fn suspend(
 /// Activates a tenant (platform staff).
 pub async fn activate(
     auth: Require<PlatformTenantsWrite>,
-    store: web::Data<Store>,
+    store: Db,
+    cache: web::Data<Cache>,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(&auth, &store, id.into_inner(), TenantTransition::Activate).await
+    transition(&auth, &store, &cache, id.into_inner(), TenantTransition::Activate).await
 }
 
 async fn transition(
     auth: &Require<PlatformTenantsWrite>,
-    store: &Store,
+    store: &Db,
+    cache: &Cache,
     id: TenantId,
     action: TenantTransition,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = store.transition(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, action).await?;
+    cache.invalidate(&tag(id, id));
     Ok(envelope::ok(tenant))
 }

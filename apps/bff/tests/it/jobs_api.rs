@@ -198,6 +198,7 @@ async fn pruning_is_refused_outside_the_platform_tenant() {
         actor: portico_kernel::Actor::system("test"),
         permissions: Default::default(),
         request_id: portico_kernel::RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
     };
     let prune = portico_bff::jobs::PruneJobs { succeeded_days: 0, dead_days: 0 };
     store.enqueue(&ctx, NewJob::of(&prune).unwrap()).await.unwrap();

@@ -6,6 +6,7 @@
 
 mod audit_api;
 mod binary;
+mod guarantees;
 mod health;
 mod http;
 mod hygiene;

@@ -25,13 +25,14 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 #[actix_web::test]
 async fn every_route_is_documented_and_every_documented_route_answers() {
     let listed: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+        ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
     assert_eq!(listed, operations(&document()), "api::ROUTES and the OpenAPI document differ");
 
     let app = TestApp::spawn().await;
     let token = app.admin_token();
     let id = portico_kernel::TenantId::new().to_string();
-    for (method, path) in ROUTES {
+    for route in ROUTES {
+        let (method, path) = (route.method, route.path);
         let concrete = path.replace("{id}", &id);
         let res = app.call(method, &concrete, Some(&token), None).await;
         assert!(res.json.is_object(), "{method} {path}: answers JSON: {}", res.body);

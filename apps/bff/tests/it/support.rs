@@ -51,7 +51,7 @@ impl std::io::Write for LogWriter {
 
 /// The bff serving on port 0 with a cloned database.
 pub struct TestApp {
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub addr: SocketAddr,
     pub keys: TokenKeys,
     /// The development mailbox this app shows.
@@ -66,20 +66,55 @@ fn uuid_like() -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn) with settings changed by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         log_buffer();
-        let db = TestDb::new().await;
+        let db = Arc::new(TestDb::new().await);
+        Self::serve(db, adjust).await
+    }
+
+    /// A second instance on the same database (its own cache, limits and
+    /// connections), as behind a load balancer; or the same app restarted.
+    pub async fn another_instance(&self) -> Self {
+        Self::serve(self.db.clone(), |_| {}).await
+    }
+
+    async fn serve(db: Arc<TestDb>, adjust: impl FnOnce(&mut Settings)) -> Self {
         let store = db.store().await;
         let keys = TokenKeys::new(SECRET);
         let mailbox = std::env::temp_dir().join(format!("portico-test-mailbox-{}", uuid_like()));
-        let settings = Settings {
+        let mut settings = Settings {
             cors_allowed_origins: vec![PORTAL.to_owned()],
             dev_mailbox: Some(mailbox.clone()),
             ..Settings::local(keys.clone())
         };
+        adjust(&mut settings);
         let running = server::start(store, &settings).unwrap();
         let handle = running.handle.clone();
         actix_web::rt::spawn(running.server);
         Self { db, addr: running.addr, keys, handle, mailbox }
+    }
+
+    /// Stops this instance (as a crash would: no graceful finish).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
+    /// A platform admin's token with a fixed user id: the same principal on every call.
+    pub fn admin_token_of(&self, user: UserId) -> String {
+        self.keys
+            .mint(
+                user,
+                "admin@portico.example",
+                "platform_admin",
+                PLATFORM_TENANT_ID,
+                &portico_bff::seed::ADMIN_PERMISSIONS,
+                600,
+            )
+            .unwrap()
     }
 
     /// A platform admin's token (every tenant and platform permission).

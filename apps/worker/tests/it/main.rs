@@ -70,6 +70,7 @@ fn as_tenant(tenant: TenantId) -> TenantContext {
         actor: Actor::system("test"),
         permissions: Default::default(),
         request_id: RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod harness;
+mod idempotency;
 mod isolation;
 mod jobs;
 mod migrations;

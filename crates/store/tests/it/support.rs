@@ -21,6 +21,7 @@ pub fn member_of(tenant: TenantId) -> TenantContext {
         actor: Actor::User { user_id: UserId::new(), tenant_id: tenant },
         permissions: ["tenants:read", "tenants:write"].into_iter().map(String::from).collect(),
         request_id: RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
     }
 }
 
@@ -31,6 +32,7 @@ pub fn staff_on(tenant: TenantId) -> TenantContext {
         actor: Actor::User { user_id: UserId::new(), tenant_id: PLATFORM_TENANT_ID },
         permissions: ["platform:tenants:write"].into_iter().map(String::from).collect(),
         request_id: RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
     }
 }
 

@@ -1,0 +1,433 @@
+//! Request guarantees: idempotency keys, audit rows of every mutation, the
+//! cache across instances, rate limits.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use portico_kernel::{TenantId, UserId};
+use serde_json::{Value, json};
+
+use crate::http::Response;
+use crate::support::TestApp;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// `SELECT count(*) AS n ...` over every tenant (as the platform role).
+async fn count(app: &TestApp, sql: &str, bind: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let row: Count = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
+    row.n
+}
+
+fn tenant_body(slug: &str) -> Value {
+    json!({"name": slug, "slug": slug, "contactEmail": format!("ops@{slug}.example")})
+}
+
+async fn post_with_key(app: &TestApp, path: &str, token: &str, key: &str, body: Option<&Value>) -> Response {
+    app.call_with(
+        "POST",
+        path,
+        Some(token),
+        &[("Idempotency-Key", key)],
+        body.map(|b| b.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_retried_request_is_answered_from_its_first_run() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token_of(UserId::new());
+    let body = tenant_body("acme");
+    let first = post_with_key(&app, "/api/v1/tenants", &admin, "create-acme-1", Some(&body)).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.header("idempotency-replayed"), None);
+
+    let again = post_with_key(&app, "/api/v1/tenants", &admin, "create-acme-1", Some(&body)).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body, first.body, "byte for byte");
+    assert_eq!(again.header("idempotency-replayed"), Some("true"));
+    assert_eq!(again.header("content-type"), Some("application/json"));
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "acme").await, 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM audit_log WHERE action = $1", "tenant.create").await,
+        2,
+        "the platform tenant's and acme's, once"
+    );
+
+    // The same key for another request is refused; nothing is created.
+    let other =
+        post_with_key(&app, "/api/v1/tenants", &admin, "create-acme-1", Some(&tenant_body("globex"))).await;
+    assert_eq!((other.status, other.json["error"]["code"].clone()), (422, json!("idempotency.key_reused")));
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "globex").await, 0);
+
+    // Another principal's key of the same name is its own.
+    let colleague = app.admin_token_of(UserId::new());
+    let theirs =
+        post_with_key(&app, "/api/v1/tenants", &colleague, "create-acme-1", Some(&tenant_body("globex")))
+            .await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+}
+
+#[actix_web::test]
+async fn an_outcome_pins_its_key_and_a_refusal_does_not() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token_of(UserId::new());
+    let created = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("acme"))).await;
+    let acme = created.json["data"]["id"].as_str().unwrap().to_owned();
+
+    // A suspension replayed is the first answer, not the 409 a second run would give.
+    let path = format!("/api/v1/tenants/{acme}/suspend");
+    let first = post_with_key(&app, &path, &admin, "suspend-1", None).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let replay = post_with_key(&app, &path, &admin, "suspend-1", None).await;
+    assert_eq!((replay.status, replay.body.as_str()), (200, first.body.as_str()));
+    let unkeyed = app.call("POST", &path, Some(&admin), None).await;
+    assert_eq!(unkeyed.json["error"]["code"], json!("tenancy.invalid_transition"), "without a key it runs");
+    // A domain outcome is an outcome: 409 pins too.
+    let conflict = post_with_key(&app, &path, &admin, "suspend-2", None).await;
+    assert_eq!(conflict.status, 409);
+    let replayed = post_with_key(&app, &path, &admin, "suspend-2", None).await;
+    assert_eq!((replayed.status, replayed.header("idempotency-replayed")), (409, Some("true")));
+
+    // A refused body (422) does not pin: the corrected request may use the key.
+    let bad = post_with_key(&app, "/api/v1/tenants", &admin, "create-2", Some(&json!({"name": ""}))).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let good = post_with_key(&app, "/api/v1/tenants", &admin, "create-2", Some(&tenant_body("globex"))).await;
+    assert_eq!(good.status, 201, "{}", good.body);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM idempotency_keys WHERE key = $1", "create-2").await, 1);
+
+    // Malformed keys, and a missing token: refused before anything runs.
+    let long = "k".repeat(256);
+    let res = post_with_key(&app, &path, &admin, &long, None).await;
+    assert_eq!((res.status, res.json["error"]["code"].clone()), (400, json!("idempotency.invalid_key")));
+    let anonymous = app
+        .call_with("POST", "/api/v1/tenants", None, &[("Idempotency-Key", "anon")], Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM idempotency_keys WHERE key = $1", "anon").await, 0);
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_duplicates_have_one_effect_and_one_answer() {
+    let app = TestApp::spawn_with(|settings| settings.rate_limits.enabled = false).await;
+    let admin = app.admin_token_of(UserId::new());
+    let body = tenant_body("acme");
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let (app, admin, body) = (&app, admin.clone(), body.clone());
+        calls.push(async move {
+            let mut in_progress = 0;
+            loop {
+                let res = post_with_key(app, "/api/v1/tenants", &admin, "one-acme", Some(&body)).await;
+                if res.status != 409 {
+                    return (res, in_progress);
+                }
+                assert_eq!(res.json["error"]["code"], json!("idempotency.in_progress"), "{}", res.body);
+                assert_eq!(res.header("retry-after"), Some("1"));
+                in_progress += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+    let answers = futures_util::future::join_all(calls).await;
+    let bodies: BTreeMap<&str, usize> = answers.iter().fold(BTreeMap::new(), |mut seen, (res, _)| {
+        assert_eq!(res.status, 201, "{}", res.body);
+        *seen.entry(res.body.as_str()).or_default() += 1;
+        seen
+    });
+    assert_eq!(bodies.len(), 1, "50 identical answers");
+    let replayed = answers.iter().filter(|(res, _)| res.header("idempotency-replayed").is_some()).count();
+    assert_eq!(replayed, 49, "one ran, 49 were replayed");
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "acme").await, 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM audit_log WHERE action = $1", "tenant.create").await,
+        2,
+        "the platform tenant's and acme's"
+    );
+}
+
+#[actix_web::test]
+async fn a_replay_survives_a_restart() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token_of(UserId::new());
+    let body = tenant_body("acme");
+    let first = post_with_key(&app, "/api/v1/tenants", &admin, "restart-1", Some(&body)).await;
+    assert_eq!(first.status, 201);
+    app.stop().await;
+    let restarted = app.another_instance().await;
+    let again = post_with_key(&restarted, "/api/v1/tenants", &admin, "restart-1", Some(&body)).await;
+    assert_eq!((again.status, again.header("idempotency-replayed")), (201, Some("true")));
+    assert_eq!(again.body, first.body);
+}
+
+/// A request for each mutating route of the OpenAPI document, on resources
+/// made for it. A new mutating route must be added here (the test says so).
+async fn call_mutation(
+    app: &TestApp,
+    admin: &str,
+    method: &str,
+    path: &str,
+    request_id: &str,
+) -> (Response, &'static str) {
+    let headers = [("X-Request-ID", request_id), ("User-Agent", "guarantees-test/1.0")];
+    let fresh = |slug: &'static str| async move {
+        let res = app.call("POST", "/api/v1/tenants", Some(admin), Some(tenant_body(slug))).await;
+        res.json["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let with_id = |id: &str| path.replace("{id}", id);
+    let (path, body, action) = match (method, path) {
+        ("POST", "/api/v1/tenants") => (path.to_owned(), Some(tenant_body("walked")), "tenant.create"),
+        ("PUT", "/api/v1/tenants/{id}") => {
+            let id = fresh("to-update").await;
+            (
+                with_id(&id),
+                Some(json!({"name": "Updated", "contactEmail": "new@to-update.example"})),
+                "tenant.update",
+            )
+        }
+        ("DELETE", "/api/v1/tenants/{id}") => (with_id(&fresh("to-delete").await), None, "tenant.delete"),
+        ("POST", "/api/v1/tenants/{id}/suspend") => {
+            (with_id(&fresh("to-suspend").await), None, "tenant.suspend")
+        }
+        ("POST", "/api/v1/tenants/{id}/activate") => {
+            let id = fresh("to-activate").await;
+            app.call("POST", &format!("/api/v1/tenants/{id}/suspend"), Some(admin), None).await;
+            (with_id(&id), None, "tenant.activate")
+        }
+        ("POST", "/api/v1/admin/jobs/{id}/retry") => {
+            let id = dead_job(app).await;
+            (with_id(&id), None, "job.retry")
+        }
+        _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
+    };
+    let res =
+        app.call_with(method, &path, Some(admin), &headers, body.map(|b| b.to_string().into_bytes())).await;
+    (res, action)
+}
+
+/// A dead job of the platform tenant, made directly in the database.
+async fn dead_job(app: &TestApp) -> String {
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let id = portico_kernel::JobId::new().to_string();
+    diesel::sql_query(
+        "INSERT INTO jobs (tenant_id, id, kind, state, run_at, attempts, max_attempts, created_at, updated_at, \
+                           finished_at) \
+         VALUES ($1::uuid, $2::uuid, 'system.probe', 'dead', now(), 3, 3, now(), now(), now())",
+    )
+    .bind::<Text, _>(portico_kernel::PLATFORM_TENANT_ID.to_string())
+    .bind::<Text, _>(&id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    id
+}
+
+#[derive(QueryableByName, Debug)]
+struct Audited {
+    #[diesel(sql_type = Text)]
+    action: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    ip: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    user_agent: Option<String>,
+    #[diesel(sql_type = Text)]
+    changes: String,
+}
+
+#[actix_web::test]
+async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let document = app.call("GET", "/api/v1/openapi.json", None, None).await.json;
+    let mut walked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            if !matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+                continue;
+            }
+            let request_id = format!("walk-{walked}");
+            let (res, action) = call_mutation(&app, &admin, &method, path, &request_id).await;
+            assert!(res.status < 300, "{method} {path}: {}", res.body);
+            let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+            let rows: Vec<Audited> = diesel::sql_query(
+                "SELECT action, host(ip) AS ip, user_agent, changes::text AS changes FROM audit_log \
+                 WHERE request_id = $1",
+            )
+            .bind::<Text, _>(&request_id)
+            .load(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), 1, "{method} {path}: one audit row carrying the request id: {rows:?}");
+            assert_eq!(rows[0].action, action, "{method} {path}");
+            assert_eq!(rows[0].ip.as_deref(), Some("127.0.0.1"), "{method} {path}");
+            assert_eq!(rows[0].user_agent.as_deref(), Some("guarantees-test/1.0"), "{method} {path}");
+            let changes = &rows[0].changes;
+            assert!(!changes.contains("new@") && !changes.contains("ops@"), "emails are masked: {changes}");
+            walked += 1;
+        }
+    }
+    assert_eq!(walked, 6, "every mutating route was walked");
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded_and_limited() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.trusted_proxies = serde_json::from_value(json!(["127.0.0.1/32"])).unwrap();
+        settings.rate_limits.public = "2/min".parse().unwrap();
+    })
+    .await;
+    let admin = app.admin_token();
+    let res = app
+        .call_with(
+            "POST",
+            "/api/v1/tenants",
+            Some(&admin),
+            &[("X-Forwarded-For", "198.51.100.4, 203.0.113.9"), ("X-Request-ID", "proxied-1")],
+            Some(tenant_body("acme").to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let rows: Vec<Audited> = diesel::sql_query(
+        "SELECT action, host(ip) AS ip, user_agent, changes::text AS changes FROM audit_log WHERE request_id = $1",
+    )
+    .bind::<Text, _>("proxied-1")
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows[0].ip.as_deref(), Some("203.0.113.9"), "the last hop before the trusted proxy");
+
+    // Public routes are limited per forwarded client: two clients, two buckets.
+    let public = |client: &'static str| {
+        let app = &app;
+        async move {
+            app.call_with("GET", "/api/v1/openapi.json", None, &[("X-Forwarded-For", client)], None)
+                .await
+                .status
+        }
+    };
+    assert_eq!((public("203.0.113.1").await, public("203.0.113.1").await), (200, 200));
+    assert_eq!(public("203.0.113.1").await, 429);
+    assert_eq!(public("203.0.113.2").await, 200, "another client has its own bucket");
+}
+
+#[actix_web::test]
+async fn over_the_limit_a_caller_gets_429_with_the_standard_headers() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.rate_limits.write_per_principal = "2/min".parse().unwrap();
+    })
+    .await;
+    let admin = app.admin_token_of(UserId::new());
+    let first = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("acme"))).await;
+    assert_eq!(first.status, 201);
+    assert_eq!(
+        (
+            first.header("ratelimit-limit"),
+            first.header("ratelimit-remaining"),
+            first.header("ratelimit-reset")
+        ),
+        (Some("2"), Some("1"), Some("30"))
+    );
+    let second = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("globex"))).await;
+    assert_eq!((second.status, second.header("ratelimit-remaining")), (201, Some("0")));
+    let third = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("initech"))).await;
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.json["error"]["code"], json!("rate_limit.exceeded"));
+    assert_eq!(third.header("retry-after"), Some("30"), "one token comes back every 30 s");
+    assert_eq!(third.json["error"]["requestId"].as_str(), third.header("x-request-id"));
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "initech").await, 0);
+
+    // Reads are another class, and another principal has its own bucket.
+    let read = app.call("GET", "/api/v1/tenants", Some(&admin), None).await;
+    assert_eq!(read.status, 200);
+    let colleague = app.admin_token_of(UserId::new());
+    let theirs = app.call("POST", "/api/v1/tenants", Some(&colleague), Some(tenant_body("initech"))).await;
+    assert_eq!(theirs.status, 201);
+}
+
+async fn get_tenant(app: &TestApp, token: &str, id: &str) -> Response {
+    app.call("GET", &format!("/api/v1/tenants/{id}"), Some(token), None).await
+}
+
+/// Reads until the answer is served from the cache (the instance's
+/// notification listener connects in the background at start).
+async fn until_hit(app: &TestApp, token: &str, id: &str) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = get_tenant(app, token, id).await;
+        if res.header("x-cache") == Some("HIT") || Instant::now() > deadline {
+            return res;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_change_on_one_instance_reaches_the_cache_of_another() {
+    let a = TestApp::spawn().await;
+    let b = a.another_instance().await;
+    let admin = a.admin_token();
+    let created = a.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("acme"))).await;
+    let id = created.json["data"]["id"].as_str().unwrap().to_owned();
+    let owner = b.user_token(id.parse::<TenantId>().unwrap(), &["tenants:read", "tenants:write"]);
+
+    let first = get_tenant(&b, &owner, &id).await;
+    assert_eq!((first.status, first.header("x-cache")), (200, Some("MISS")));
+    let hit = until_hit(&b, &owner, &id).await;
+    assert_eq!(hit.header("x-cache"), Some("HIT"), "served from B's cache");
+    assert_eq!(hit.json["data"]["name"], json!("acme"));
+    assert_eq!(hit.json, first.json, "a hit is the same answer");
+
+    // Another tenant's token reads nothing of it, cached or not.
+    let stranger = b.user_token(TenantId::new(), &["tenants:read"]);
+    let res = get_tenant(&b, &stranger, &id).await;
+    assert_eq!(res.status, 404);
+    assert!(!res.body.contains("acme"));
+
+    let put = a
+        .call(
+            "PUT",
+            &format!("/api/v1/tenants/{id}"),
+            Some(&owner),
+            Some(json!({"name": "Acme Renamed", "contactEmail": "ops@acme.example"})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    // The writer's own cache is dropped at once.
+    assert_eq!(get_tenant(&a, &owner, &id).await.json["data"]["name"], json!("Acme Renamed"));
+    // B learns through NOTIFY: within a bounded wait, and never the old name after that.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = get_tenant(&b, &owner, &id).await;
+        if res.json["data"]["name"] == json!("Acme Renamed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B still serves the old name: {}", res.body);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(get_tenant(&b, &owner, &id).await.json["data"]["name"], json!("Acme Renamed"));
+    }
+    assert_eq!(until_hit(&b, &owner, &id).await.json["data"]["name"], json!("Acme Renamed"));
+}
+
+#[actix_web::test]
+async fn with_the_cache_off_every_read_is_a_miss() {
+    let app = TestApp::spawn_with(|settings| settings.cache.enabled = false).await;
+    let admin = app.admin_token();
+    let created = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("acme"))).await;
+    let id = created.json["data"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let res = get_tenant(&app, &admin, &id).await;
+        assert_eq!((res.status, res.header("x-cache")), (200, Some("MISS")));
+    }
+}
