@@ -36,10 +36,12 @@ migrate:
 openapi:
     cargo run -q -- openapi > docs/openapi.json
 
-# Load drivers (release build): the store's scoped transactions, and job throughput.
+# Load drivers (release build): the store's scoped transactions, job throughput, and the HTTP
+# API (GET /api/v1/tenants/{id} from the cache, without it, and a route without database work).
 bench:
     cargo bench -p portico-store
     cargo bench -p portico-worker
+    cargo bench -p portico-bff --bench http
 
 # What CI runs.
 ci:

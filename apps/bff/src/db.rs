@@ -13,6 +13,9 @@ use crate::error::ApiError;
 /// it is bound to the request's transaction, so the handler's changes and the
 /// stored response commit together; otherwise it is the plain store. Handlers
 /// take this, never `web::Data<Store>`.
+///
+/// A bound store stays on the pool of its first call: a handler needing both
+/// the app and the platform pool cannot run under a key (it fails with 500).
 #[derive(Debug, Clone)]
 pub struct Db(pub Store);
 

@@ -7,8 +7,8 @@
 //! with a [`Db`] bound to one transaction, and the response is stored in that
 //! same transaction (see `portico_store::Unit`). Successes and domain
 //! outcomes (404, 409, ...) pin the key; a refused request (400, 401, 403,
-//! 413, 415, 422, 429) and a failure on our side (5xx) do not, and nothing
-//! of it is kept.
+//! 408, 413, 415, 422, 428, 429) and a failure on our side (5xx) do not, and
+//! nothing of it is kept.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -127,6 +127,16 @@ pub async fn middleware(
             ));
         }
         Ok(Claim::InProgress) => return Ok(in_progress(req)),
+        Ok(Claim::UnknownTenant) => {
+            return Ok(refuse(
+                req,
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    "tenancy.not_found",
+                    "The tenant acted on does not exist.",
+                ),
+            ));
+        }
         Ok(Claim::Fresh(unit)) => unit,
     };
 
@@ -159,7 +169,10 @@ pub async fn middleware(
         body: bytes.to_vec(),
     };
     match unit.commit(&stored).await {
-        Ok(Completion::Committed) => Ok(ServiceResponse::new(request, head.set_body(BoxBody::new(bytes)))),
+        Ok(Completion::Committed) => {
+            crate::cache_sync::after_commit(&request);
+            Ok(ServiceResponse::new(request, head.set_body(BoxBody::new(bytes))))
+        }
         Ok(Completion::Superseded) => Ok(in_progress(ServiceRequest::from_request(request))),
         Err(error) => Ok(ServiceResponse::new(request, ApiError::infra(&error).error_response())),
     }

@@ -2,8 +2,9 @@
 //!
 //! A library with a thin `main`, so tests start it in process. The request
 //! pipeline: request id and span -> security headers, CORS, compression ->
-//! rate limit -> authentication and tenant context -> idempotency ->
-//! permission check -> cache (reads) -> handler -> store -> envelope.
+//! rate limit -> authentication and tenant context -> idempotency claim ->
+//! permission check (the handler's extractor) -> cache (reads) -> handler ->
+//! store -> envelope.
 
 pub mod api;
 pub mod auth;

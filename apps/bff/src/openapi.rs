@@ -19,9 +19,10 @@ use crate::api;
         title = "Portico API",
         description = "The multi-tenant SaaS backend's API. Every error answers with the error envelope; \
                        every route names the permission it needs as the scope of its bearer requirement. \
-                       Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` \
-                       (per instance); changes accept an `Idempotency-Key`: a retry with the same key and \
-                       request gets the first answer again, marked `Idempotency-Replayed: true`.",
+                       Answers of `/api/v1` routes carry `RateLimit-Limit`, `RateLimit-Remaining` and \
+                       `RateLimit-Reset` (per instance); changes accept an `Idempotency-Key`: a retry with \
+                       the same key and request gets the first answer again, marked \
+                       `Idempotency-Replayed: true`.",
     ),
     paths(
         document,
@@ -164,9 +165,10 @@ fn idempotency_key(required: bool) -> utoipa::openapi::path::Parameter {
         .parameter_in(ParameterIn::Header)
         .required(if required { Required::True } else { Required::False })
         .description(Some(
-            "Makes a retry safe: the same key with the same request within 24 hours answers the first \
-             response again (with `Idempotency-Replayed: true`) instead of running twice. Scoped to the \
-             caller and the tenant. 1 to 255 visible ASCII characters; a UUID is a good choice.",
+            "Makes a retry safe: the same key with the same request within the retention (24 hours by \
+             default) answers the first response again (with `Idempotency-Replayed: true`) instead of \
+             running twice. Scoped to the caller and the tenant. 1 to 255 visible ASCII characters; a \
+             UUID is a good choice.",
         ))
         .schema(Some(Object::with_type(Type::String)))
         .example(Some(serde_json::json!("3f1c2a9e-5b7d-4e2f-9a10-6c8d7e5f4a3b")))

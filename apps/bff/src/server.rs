@@ -102,7 +102,15 @@ fn cors(origins: &[String]) -> Cors {
             header::HeaderName::from_static(crate::api::public::SLUG_HEADER),
             header::HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([header::HeaderName::from_static(request_id::HEADER)])
+        .expose_headers([
+            header::HeaderName::from_static(request_id::HEADER),
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static(crate::idempotency::REPLAYED_HEADER),
+            header::HeaderName::from_static(crate::envelope::X_CACHE),
+        ])
         .supports_credentials()
         .block_on_origin_mismatch(false)
         .max_age(3600);

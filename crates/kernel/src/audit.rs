@@ -43,38 +43,54 @@ impl AuditEntry {
 
 /// Masks personal data and secrets in recorded changes, by field name: the
 /// trail shows that an email or phone number changed, and its domain or
-/// country code, not the whole value; secrets leave nothing behind.
+/// country code, not the whole value; secrets leave nothing behind. Nested
+/// values (free-form metadata) are masked key by key the same way, and their
+/// text has every email, phone number and token in it masked.
 fn mask(changes: Value) -> Value {
     let Value::Object(fields) = changes else { return changes };
     let masked = fields
         .into_iter()
         .map(|(name, change)| {
-            let masker: Option<fn(&str) -> String> = match field_class(&name) {
-                FieldClass::Secret => Some(|s| crate::redact::secret(s).to_owned()),
-                FieldClass::Email => Some(crate::redact::email),
-                FieldClass::Phone => Some(crate::redact::phone),
-                FieldClass::Plain => None,
-            };
-            let change = match (masker, change) {
-                (Some(masker), Value::Object(sides)) => Value::Object(
-                    sides
-                        .into_iter()
-                        .map(|(side, value)| {
-                            let value = match value {
-                                Value::Null => Value::Null,
-                                Value::String(text) => Value::String(masker(&text)),
-                                other => Value::String(masker(&other.to_string())),
-                            };
-                            (side, value)
-                        })
-                        .collect(),
+            let class = field_class(&name);
+            let change = match change {
+                Value::Object(sides) => Value::Object(
+                    sides.into_iter().map(|(side, value)| (side, mask_value(class, value, true))).collect(),
                 ),
-                (_, change) => change,
+                other => other,
             };
             (name, change)
         })
         .collect();
     Value::Object(masked)
+}
+
+/// One recorded value of a field of `class`; `top` for a field of the
+/// resource itself (its plain text is kept), else a value nested in one.
+fn mask_value(class: FieldClass, value: Value, top: bool) -> Value {
+    let text = |value: Value| match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    match (class, value) {
+        (_, Value::Null) => Value::Null,
+        (FieldClass::Secret, _) => Value::String(crate::redact::secret("").to_owned()),
+        (FieldClass::Email, value) => Value::String(crate::redact::email(&text(value))),
+        (FieldClass::Phone, value) => Value::String(crate::redact::phone(&text(value))),
+        (FieldClass::Plain, Value::Object(fields)) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, value)| {
+                    let class = field_class(&name);
+                    (name, mask_value(class, value, false))
+                })
+                .collect(),
+        ),
+        (FieldClass::Plain, Value::Array(items)) => {
+            Value::Array(items.into_iter().map(|item| mask_value(FieldClass::Plain, item, false)).collect())
+        }
+        (FieldClass::Plain, Value::String(text)) if !top => Value::String(crate::redact::text(&text)),
+        (FieldClass::Plain, other) => other,
+    }
 }
 
 /// How a field's values are recorded.
@@ -176,6 +192,33 @@ mod tests {
                 "phone": {"before": null, "after": "+49******56"},
                 "passwordHash": {"before": "[redacted]", "after": "[redacted]"},
                 "name": {"before": "Alice", "after": "Alice B"},
+            })
+        );
+    }
+
+    #[test]
+    fn nested_metadata_is_masked_key_by_key_and_in_its_text() {
+        #[derive(serde::Serialize)]
+        struct WithMetadata {
+            metadata: serde_json::Value,
+        }
+        let before = WithMetadata { metadata: json!({}) };
+        let after = WithMetadata {
+            metadata: json!({
+                "crm": {"apiKey": "sk_live_123", "owner": "bob@acme.example"},
+                "notes": ["call +4930123456 about it"],
+                "plan": "gold",
+                "seats": 12,
+            }),
+        };
+        let entry = AuditEntry::between("thing.update", "thing", "x", Some(&before), Some(&after));
+        assert_eq!(
+            entry.changes["metadata"]["after"],
+            json!({
+                "crm": {"apiKey": "[redacted]", "owner": "b***@acme.example"},
+                "notes": ["call +49******56 about it"],
+                "plan": "gold",
+                "seats": 12,
             })
         );
     }

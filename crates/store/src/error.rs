@@ -90,3 +90,11 @@ pub(crate) fn is_unique_violation(error: &diesel::result::Error, constraint: &st
             if info.constraint_name() == Some(constraint)
     )
 }
+
+/// True when `error` is a foreign-key violation (a row naming a parent that does not exist).
+pub(crate) fn is_foreign_key_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _)
+    )
+}

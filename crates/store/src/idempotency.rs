@@ -87,6 +87,8 @@ pub enum Claim {
     KeyReused,
     /// The same request is running right now.
     InProgress,
+    /// The tenant acted on does not exist, so no key can be kept for it.
+    UnknownTenant,
 }
 
 /// How a [`Unit`] ended.
@@ -142,6 +144,9 @@ struct KeyRow {
     response_body: Option<Vec<u8>>,
 }
 
+/// Rows one statement of the sweep deletes at most.
+const PRUNE_BATCH: i64 = 5_000;
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -192,7 +197,9 @@ impl Store {
                     .await
                     .optional()?;
                     let row = match row {
-                        Some(row) => row,
+                        Some(row) => Some(row),
+                        // None here: the holder released the key between the two
+                        // statements; answered as in progress, a retry claims it.
                         None => diesel::sql_query(
                             "SELECT fingerprint, state, lock_token, response_status, response_content_type, \
                                     response_body \
@@ -202,14 +209,21 @@ impl Store {
                         .bind::<SqlUuid, _>(scope_copy.principal)
                         .bind::<Text, _>(&scope_copy.key)
                         .get_result(conn)
-                        .await?,
+                        .await
+                        .optional()?,
                     };
                     Ok::<_, Failure<InfraError>>((row, fingerprint))
                 })
             })
-            .await
-            .map_err(Failure::into_infra)?;
-        let (row, fingerprint) = row;
+            .await;
+        let (row, fingerprint) = match row {
+            Ok((Some(row), fingerprint)) => (row, fingerprint),
+            Ok((None, _)) => return Ok(Claim::InProgress),
+            Err(Failure::Db(error)) if crate::error::is_foreign_key_violation(&error) => {
+                return Ok(Claim::UnknownTenant);
+            }
+            Err(failure) => return Err(failure.into_infra()),
+        };
         Ok(if row.lock_token == Some(token) {
             Claim::Fresh(Unit {
                 inner: Arc::new(UnitInner {
@@ -242,16 +256,29 @@ impl Store {
     /// ago); returns how many.
     pub async fn prune_idempotency_keys(&self) -> Result<usize, InfraError> {
         let now = self.now();
-        self.as_platform(move |conn| {
-            Box::pin(async move {
-                Ok(diesel::sql_query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?)
-            })
-        })
-        .await
-        .map_err(Failure::into_infra)
+        // One transaction per batch, so a large backlog never holds one huge transaction's locks.
+        let mut deleted = 0;
+        loop {
+            let batch = self
+                .as_platform(move |conn| {
+                    Box::pin(async move {
+                        Ok(diesel::sql_query(
+                            "DELETE FROM idempotency_keys WHERE ctid IN \
+                             (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)",
+                        )
+                        .bind::<Timestamptz, _>(now)
+                        .bind::<diesel::sql_types::BigInt, _>(PRUNE_BATCH)
+                        .execute(conn)
+                        .await?)
+                    })
+                })
+                .await
+                .map_err(Failure::into_infra)?;
+            deleted += batch;
+            if i64::try_from(batch).unwrap_or(i64::MAX) < PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 }
 
@@ -283,8 +310,9 @@ impl Unit {
                 Ok(Completion::Superseded)
             }
             Err(error) => {
-                // The connection is dropped with its transaction open: the
-                // pool discards it, and nothing of the request is kept.
+                // Closed rather than returned to the pool: the server aborts
+                // the transaction (and frees its locks) at once.
+                discard(conn);
                 Err(infra(error))
             }
         }
@@ -296,32 +324,61 @@ impl Unit {
         let inner = &self.inner;
         {
             let mut slot = inner.conn.lock().await;
-            if let UnitConn::Open(_, mut conn) = std::mem::replace(&mut *slot, UnitConn::Closed) {
-                finish(&mut conn, false).await?;
+            if let UnitConn::Open(_, mut conn) = std::mem::replace(&mut *slot, UnitConn::Closed)
+                && let Err(error) = finish(&mut conn, false).await
+            {
+                discard(*conn);
+                return Err(error);
             }
         }
-        let (scope, token) = (inner.scope.clone(), inner.token);
-        inner
-            .store
-            .in_tenant(scope.tenant, move |conn| {
-                Box::pin(async move {
-                    diesel::sql_query(
-                        "DELETE FROM idempotency_keys \
-                         WHERE tenant_id = $1 AND principal_id = $2 AND key = $3 AND lock_token = $4 \
-                           AND state = 'in_progress'",
-                    )
-                    .bind::<SqlUuid, _>(scope.tenant.into_uuid())
-                    .bind::<SqlUuid, _>(scope.principal)
-                    .bind::<Text, _>(&scope.key)
-                    .bind::<SqlUuid, _>(token)
-                    .execute(conn)
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await
-            .map_err(Failure::into_infra)
+        release(&inner.store, inner.scope.clone(), inner.token).await
     }
+}
+
+impl Drop for UnitInner {
+    /// A unit dropped unfinished (the client went away and its request was
+    /// cancelled): its transaction is discarded with its connection, which
+    /// never commits, so the claim can be released at once rather than
+    /// holding the key until its lease runs out.
+    fn drop(&mut self) {
+        match std::mem::replace(self.conn.get_mut(), UnitConn::Closed) {
+            UnitConn::Closed => return,
+            UnitConn::Unopened => {}
+            // Closed rather than returned to the pool with its transaction
+            // open: the server aborts it and frees its locks at once.
+            UnitConn::Open(_, conn) => discard(*conn),
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (store, scope, token) = (self.store.clone(), self.scope.clone(), self.token);
+        runtime.spawn(async move {
+            if let Err(error) = release(&store, scope, token).await {
+                tracing::warn!(%error, "an abandoned idempotency claim was not released; its lease frees it");
+            }
+        });
+    }
+}
+
+/// Deletes the claim of `token` (only while it is still that claim, in progress).
+async fn release(store: &Store, scope: IdempotencyScope, token: uuid::Uuid) -> Result<(), InfraError> {
+    store
+        .in_tenant(scope.tenant, move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(
+                    "DELETE FROM idempotency_keys \
+                     WHERE tenant_id = $1 AND principal_id = $2 AND key = $3 AND lock_token = $4 \
+                       AND state = 'in_progress'",
+                )
+                .bind::<SqlUuid, _>(scope.tenant.into_uuid())
+                .bind::<SqlUuid, _>(scope.principal)
+                .bind::<Text, _>(&scope.key)
+                .bind::<SqlUuid, _>(token)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(Failure::into_infra)
 }
 
 impl UnitInner {
@@ -365,6 +422,11 @@ impl UnitInner {
         })
         .await
     }
+}
+
+/// Takes a connection out of its pool and closes it.
+fn discard(conn: Object<AsyncPgConnection>) {
+    drop(Object::take(conn));
 }
 
 fn closed() -> InfraError {

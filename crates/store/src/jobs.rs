@@ -508,6 +508,13 @@ impl std::fmt::Debug for Notifications {
 }
 
 impl Notifications {
+    /// Whether the connection still answers: one round trip within `timeout`.
+    /// A listener that has heard nothing for a while asks, because a
+    /// half-open connection would otherwise wait forever in silence.
+    pub async fn ping(&mut self, timeout: std::time::Duration) -> bool {
+        matches!(tokio::time::timeout(timeout, self.conn.batch_execute("SELECT 1")).await, Ok(Ok(())))
+    }
+
     /// The next notification's payload; `None` when the connection is gone.
     pub async fn next(&mut self) -> Option<String> {
         let stream = self.conn.notifications_stream();

@@ -139,3 +139,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Under an `Idempotency-Key` only the request-bound `Db` joins the
+    /// request's transaction: a handler taking the plain store from the app
+    /// data would commit its effect apart from the stored response.
+    #[test]
+    fn handlers_take_the_request_bound_store() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+        let needle = ["Data<", "Store>"].concat();
+        let mut read = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let source = std::fs::read_to_string(&path).unwrap();
+            assert!(!source.contains(&needle), "{} takes the plain store; take Db", path.display());
+            read += 1;
+        }
+        assert!(read >= 6, "the handlers were read");
+    }
+}

@@ -13,6 +13,7 @@ use crate::auth::{
     Permission, PlatformTenantsRead, PlatformTenantsWrite, Require, TenantsRead, TenantsWrite,
 };
 use crate::cache::{Cache, CacheKey, Tag, TtlClass};
+use crate::cache_sync::Invalidations;
 use crate::envelope;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -165,13 +166,13 @@ fn tag(scope: TenantId, id: TenantId) -> Tag {
 pub async fn update(
     auth: Require<TenantsWrite>,
     store: Db,
-    cache: web::Data<Cache>,
+    invalidations: Invalidations,
     id: web::Path<TenantId>,
     body: Json<UpdateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let tenant = store.update(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, body.into_inner()).await?;
-    cache.invalidate(&tag(id, id));
+    invalidations.tag(tag(id, id));
     Ok(envelope::ok(tenant))
 }
 
@@ -196,12 +197,12 @@ pub async fn update(
 pub async fn delete(
     auth: Require<PlatformTenantsWrite>,
     store: Db,
-    cache: web::Data<Cache>,
+    invalidations: Invalidations,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     store.delete(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id).await?;
-    cache.invalidate(&tag(id, id));
+    invalidations.tag(tag(id, id));
     Ok(envelope::no_content())
 }
 
@@ -227,10 +228,10 @@ pub async fn delete(
 pub async fn suspend(
     auth: Require<PlatformTenantsWrite>,
     store: Db,
-    cache: web::Data<Cache>,
+    invalidations: Invalidations,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(&auth, &store, &cache, id.into_inner(), TenantTransition::Suspend).await
+    transition(&auth, &store, &invalidations, id.into_inner(), TenantTransition::Suspend).await
 }
 
 #[utoipa::path(
@@ -255,20 +256,20 @@ pub async fn suspend(
 pub async fn activate(
     auth: Require<PlatformTenantsWrite>,
     store: Db,
-    cache: web::Data<Cache>,
+    invalidations: Invalidations,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(&auth, &store, &cache, id.into_inner(), TenantTransition::Activate).await
+    transition(&auth, &store, &invalidations, id.into_inner(), TenantTransition::Activate).await
 }
 
 async fn transition(
     auth: &Require<PlatformTenantsWrite>,
     store: &Db,
-    cache: &Cache,
+    invalidations: &Invalidations,
     id: TenantId,
     action: TenantTransition,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = store.transition(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id, action).await?;
-    cache.invalidate(&tag(id, id));
+    invalidations.tag(tag(id, id));
     Ok(envelope::ok(tenant))
 }

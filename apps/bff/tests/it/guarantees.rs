@@ -176,8 +176,12 @@ async fn call_mutation(
     method: &str,
     path: &str,
     request_id: &str,
-) -> (Response, &'static str) {
-    let headers = [("X-Request-ID", request_id), ("User-Agent", "guarantees-test/1.0")];
+) -> (Response, &'static str, Replay) {
+    let headers = [
+        ("X-Request-ID", request_id),
+        ("User-Agent", "guarantees-test/1.0"),
+        ("Idempotency-Key", request_id),
+    ];
     let fresh = |slug: &'static str| async move {
         let res = app.call("POST", "/api/v1/tenants", Some(admin), Some(tenant_body(slug))).await;
         res.json["data"]["id"].as_str().unwrap().to_owned()
@@ -208,9 +212,15 @@ async fn call_mutation(
         }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
-    let res =
-        app.call_with(method, &path, Some(admin), &headers, body.map(|b| b.to_string().into_bytes())).await;
-    (res, action)
+    let body = body.map(|b| b.to_string().into_bytes());
+    let res = app.call_with(method, &path, Some(admin), &headers, body.clone()).await;
+    (res, action, Replay { path, body })
+}
+
+/// What it takes to send a walked request again.
+struct Replay {
+    path: String,
+    body: Option<Vec<u8>>,
 }
 
 /// A dead job of the platform tenant, made directly in the database.
@@ -255,7 +265,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
                 continue;
             }
             let request_id = format!("walk-{walked}");
-            let (res, action) = call_mutation(&app, &admin, &method, path, &request_id).await;
+            let (res, action, replay) = call_mutation(&app, &admin, &method, path, &request_id).await;
             assert!(res.status < 300, "{method} {path}: {}", res.body);
             let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
             let rows: Vec<Audited> = diesel::sql_query(
@@ -272,6 +282,22 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(rows[0].user_agent.as_deref(), Some("guarantees-test/1.0"), "{method} {path}");
             let changes = &rows[0].changes;
             assert!(!changes.contains("new@") && !changes.contains("ops@"), "emails are masked: {changes}");
+
+            // Sent again with its Idempotency-Key: the first answer, and no second audit row.
+            let sql = "SELECT count(*) AS n FROM audit_log WHERE action = $1";
+            let before = count(&app, sql, action).await;
+            let again = app
+                .call_with(
+                    &method,
+                    &replay.path,
+                    Some(&admin),
+                    &[("Idempotency-Key", &request_id)],
+                    replay.body,
+                )
+                .await;
+            assert_eq!((again.status, again.header("idempotency-replayed")), (res.status, Some("true")));
+            assert_eq!(again.body, res.body, "{method} {path}");
+            assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
             walked += 1;
         }
     }
@@ -393,16 +419,20 @@ async fn a_change_on_one_instance_reaches_the_cache_of_another() {
     assert_eq!(res.status, 404);
     assert!(!res.body.contains("acme"));
 
+    // A has it cached too; its own change (under a key: committed after the
+    // handler) must not leave it serving the old name.
+    assert_eq!(until_hit(&a, &owner, &id).await.header("x-cache"), Some("HIT"));
+    let rename = json!({"name": "Acme Renamed", "contactEmail": "ops@acme.example"});
     let put = a
-        .call(
+        .call_with(
             "PUT",
             &format!("/api/v1/tenants/{id}"),
             Some(&owner),
-            Some(json!({"name": "Acme Renamed", "contactEmail": "ops@acme.example"})),
+            &[("Idempotency-Key", "rename-1")],
+            Some(rename.to_string().into_bytes()),
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.body);
-    // The writer's own cache is dropped at once.
     assert_eq!(get_tenant(&a, &owner, &id).await.json["data"]["name"], json!("Acme Renamed"));
     // B learns through NOTIFY: within a bounded wait, and never the old name after that.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -430,4 +460,64 @@ async fn with_the_cache_off_every_read_is_a_miss() {
         let res = get_tenant(&app, &admin, &id).await;
         assert_eq!((res.status, res.header("x-cache")), (200, Some("MISS")));
     }
+}
+
+#[actix_web::test]
+async fn a_refused_request_does_not_pin_its_key_and_an_unknown_tenant_keeps_none() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let created = app.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("acme"))).await;
+    let acme = created.json["data"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/tenants/{acme}/suspend");
+
+    // 403 first; the same person, once granted the permission, uses the same key.
+    let person = UserId::new();
+    let mint = |permissions: &[&str]| {
+        app.keys
+            .mint(
+                person,
+                "staff@portico.example",
+                "staff",
+                portico_kernel::PLATFORM_TENANT_ID,
+                permissions,
+                600,
+            )
+            .unwrap()
+    };
+    let denied = post_with_key(&app, &path, &mint(&["platform:tenants:read"]), "k", None).await;
+    assert_eq!(denied.status, 403);
+    let granted = post_with_key(&app, &path, &mint(&["platform:tenants:write"]), "k", None).await;
+    assert_eq!((granted.status, granted.header("idempotency-replayed")), (200, None), "{}", granted.body);
+    assert_eq!(granted.json["data"]["status"], json!("SUSPENDED"));
+
+    // X-Tenant-ID naming no tenant: no key can be kept for it, so nothing runs.
+    let nowhere = TenantId::new().to_string();
+    let res = app
+        .call_with(
+            "POST",
+            "/api/v1/tenants",
+            Some(&admin),
+            &[("Idempotency-Key", "k2"), ("X-Tenant-ID", &nowhere)],
+            Some(tenant_body("globex").to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!((res.status, res.json["error"]["code"].clone()), (404, json!("tenancy.not_found")));
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "globex").await, 0);
+}
+
+#[actix_web::test]
+async fn bad_credentials_and_forged_forwarding_do_not_escape_the_address_limit() {
+    let app = TestApp::spawn_with(|settings| settings.rate_limits.public = "2/min".parse().unwrap()).await;
+    // An invalid token is limited per address like a public request, on any route.
+    for (i, expected) in [401, 401, 429].into_iter().enumerate() {
+        let res = app.call("GET", "/api/v1/tenants", Some("not-a-token"), None).await;
+        assert_eq!(res.status, expected, "request {i}: {}", res.body);
+    }
+    // Without trusted proxies, X-Forwarded-For from the client is not believed.
+    let forged = app
+        .call_with("GET", "/api/v1/openapi.json", None, &[("X-Forwarded-For", "198.51.100.77")], None)
+        .await;
+    assert_eq!(forged.status, 429, "still the peer's bucket");
+    // A valid token has buckets of its own.
+    assert_eq!(app.call("GET", "/api/v1/tenants", Some(&app.admin_token()), None).await.status, 200);
 }

@@ -141,3 +141,41 @@ async fn keys_are_walled_by_tenant() {
         conn.batch_execute("ROLLBACK").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_unit_dropped_unfinished_rolls_back_and_frees_its_key() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let times = IdempotencyTimes::default();
+    let key = scope("cancelled");
+    let unit = fresh(&store, &key, "fp", times).await;
+    let bound = store.within(&unit);
+    bound.create(&platform(), command("acme")).await.unwrap();
+    // The request is cancelled: its future, holding the unit, is dropped.
+    drop((bound, unit));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.claim_idempotency_key(&key, "fp", times).await.unwrap() {
+            Claim::Fresh(_) => break,
+            Claim::InProgress => {
+                assert!(std::time::Instant::now() < deadline, "the claim was never released")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(slugs(&db, "acme").await, 0, "the cancelled request's effect never committed");
+}
+
+#[tokio::test]
+async fn a_key_for_a_tenant_that_does_not_exist_is_not_kept() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let nowhere = IdempotencyScope {
+        tenant: portico_kernel::TenantId::new(),
+        principal: uuid::Uuid::now_v7(),
+        key: "k".to_owned(),
+    };
+    let claim = store.claim_idempotency_key(&nowhere, "fp", IdempotencyTimes::default()).await.unwrap();
+    assert!(matches!(claim, Claim::UnknownTenant), "{claim:?}");
+}
