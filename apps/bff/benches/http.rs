@@ -103,7 +103,8 @@ fn main() {
     let system = actix_web::rt::System::new();
     system.block_on(async {
         let db = TestDb::new().await;
-        let store = db.store().await;
+        // The production default pools (the test harness's are small).
+        let store = portico_store::Store::connect(&db.urls, &portico_store::PoolConfig::default()).await.unwrap();
         let command = CreateTenant {
             name: "Bench".into(),
             slug: "bench".into(),

@@ -98,7 +98,7 @@ impl TestApp {
         Self { db, addr: running.addr, keys, handle, mailbox }
     }
 
-    /// Stops this instance (as a crash would: no graceful finish).
+    /// Stops this instance at once (no graceful finish of open connections).
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
