@@ -47,19 +47,44 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+    /// The session the token was issued to (none for development tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<portico_kernel::SessionId>,
 }
 
-/// Signs and verifies tokens with one HS256 secret; no other algorithm is accepted.
+/// One signing key: its id (`kid`) and both halves.
 #[derive(Clone)]
-pub struct TokenKeys {
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    /// A key from a shared secret; its id is derived from the secret (the
+    /// first 16 hex digits of its SHA-256), so nobody has to name keys.
+    fn from_secret(secret: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(secret);
+        let kid: String = digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect();
+        Self { kid, encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+    }
+}
+
+/// Signs tokens with the current HS256 key, naming it in the `kid` header,
+/// and verifies tokens of the current key and of previous ones (so keys
+/// rotate: tokens of the previous key stay valid until they expire). No
+/// other algorithm, and no token without a known `kid`, is accepted.
+#[derive(Clone)]
+pub struct TokenKeys {
+    current: Key,
+    previous: Vec<Key>,
     validation: Validation,
 }
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKeys(HS256, <secret>)")
+        write!(f, "TokenKeys(HS256, kid {}, {} previous)", self.current.kid, self.previous.len())
     }
 }
 
@@ -71,16 +96,27 @@ impl TokenKeys {
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
+        Self { current: Key::from_secret(secret), previous: Vec::new(), validation }
+    }
+
+    /// These keys, still verifying tokens signed with `secrets` (rotated out).
+    #[must_use]
+    pub fn with_previous<'a>(mut self, secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        self.previous.extend(secrets.into_iter().map(Key::from_secret));
+        self
+    }
+
+    /// The id of the key tokens are signed with.
+    #[must_use]
+    pub fn current_kid(&self) -> &str {
+        &self.current.kid
     }
 
     /// A signed token for `claims`.
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.current.encoding)
     }
 
     /// Mints a token valid for `ttl_secs` from now.
@@ -105,20 +141,59 @@ impl TokenKeys {
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             iat: now,
             exp: now + ttl_secs,
+            sid: None,
+        })
+    }
+
+    /// An access token for `user` acting through `membership`, on `session`.
+    pub fn mint_for_session(
+        &self,
+        user: UserId,
+        email: &str,
+        membership: &portico_tenancy::MembershipView,
+        session: portico_kernel::SessionId,
+        ttl_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        let tenant = membership.tenant_id;
+        let kind = if tenant == PLATFORM_TENANT_ID { TokenType::AdminUser } else { TokenType::PlatformUser };
+        self.sign(&Claims {
+            sub: user,
+            email: email.to_owned(),
+            role: membership.role.as_str().to_owned(),
+            tenant_id: tenant,
+            kind,
+            permissions: membership.role.permissions().iter().map(|p| (*p).to_owned()).collect(),
+            iat: now,
+            exp: now + ttl_secs,
+            sid: Some(session),
         })
     }
 
     /// The claims of a valid token, or why it is not.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         use jsonwebtoken::errors::ErrorKind as Jwt;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                Jwt::ExpiredSignature => {
-                    ApiError::new(ErrorKind::Unauthorized, "auth.token_expired", "The token has expired.")
+        let invalid =
+            || ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid.");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.kid == kid)
+            .ok_or_else(invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    Jwt::ExpiredSignature => {
+                        ApiError::new(ErrorKind::Unauthorized, "auth.token_expired", "The token has expired.")
+                    }
+                    _ => ApiError::new(
+                        ErrorKind::Unauthorized,
+                        "auth.invalid_token",
+                        "The token is not valid.",
+                    ),
                 }
-                _ => ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid."),
-            }
-        })?;
+            })?;
         let claims = data.claims;
         // A staff token must belong to the platform tenant, and only a staff token may.
         if (claims.kind == TokenType::AdminUser) != (claims.tenant_id == PLATFORM_TENANT_ID) {
@@ -199,7 +274,7 @@ impl Auth {
             permissions: claims.permissions.iter().cloned().collect(),
             request_id,
             origin: Origin::new(
-                crate::rate_limit::client_address(req),
+                crate::client::client_address(req),
                 req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
             ),
         };
@@ -359,6 +434,7 @@ mod tests {
             permissions: vec!["tenants:read".into()],
             iat: now,
             exp: now + exp_offset,
+            sid: None,
         }
     }
 
@@ -427,6 +503,28 @@ mod tests {
         assert!(permits(&writer, "tenants:write"));
         let own = context(customer, customer, &["tenants:write"]);
         assert!(permits(&own, "tenants:write"));
+    }
+
+    #[test]
+    fn keys_rotate_by_kid_and_unknown_kids_are_refused() {
+        let old = TokenKeys::new(b"old-secret-old-secret-old-secret-0123");
+        let token = old.sign(&claims(TokenType::PlatformUser, TenantId::new(), 600)).unwrap();
+        let rotated = TokenKeys::new(b"new-secret-new-secret-new-secret-0123")
+            .with_previous([b"old-secret-old-secret-old-secret-0123".as_slice()]);
+        assert!(rotated.verify(&token).is_ok(), "a previous key still verifies its tokens");
+        let fresh = rotated.sign(&claims(TokenType::PlatformUser, TenantId::new(), 600)).unwrap();
+        let kid = jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap();
+        assert_eq!(kid, rotated.current_kid());
+        assert_ne!(kid, old.current_kid());
+        assert_eq!(old.verify(&fresh).unwrap_err().code(), "auth.invalid_token", "unknown kid");
+
+        // The same signature under another (or no) kid is refused.
+        let forged_header = |header: &str| {
+            let (_, rest) = token.split_once('.').unwrap();
+            format!("{header}.{rest}")
+        };
+        let no_kid = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9"; // {"typ":"JWT","alg":"HS256"}
+        assert_eq!(rotated.verify(&forged_header(no_kid)).unwrap_err().code(), "auth.invalid_token");
     }
 
     #[test]

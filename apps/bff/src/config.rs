@@ -57,7 +57,7 @@ pub struct HttpConfig {
     /// Browser origins allowed by CORS (`https://portal.example.com`).
     pub cors_allowed_origins: Vec<String>,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: crate::rate_limit::TrustedProxies,
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 /// `Idempotency-Key` handling.
@@ -217,6 +217,9 @@ pub struct Secrets {
     pub role_passwords: RolePasswords,
     /// `PORTICO_JWT_SECRET`: signs access tokens (HS256).
     pub jwt_secret: Option<String>,
+    /// `PORTICO_JWT_PREVIOUS_SECRETS`: comma-separated secrets rotated out,
+    /// still verifying the tokens they signed until those expire.
+    pub jwt_previous_secrets: Vec<String>,
     /// `PORTICO_SMTP_PASSWORD`.
     pub smtp_password: Option<String>,
 }
@@ -227,6 +230,7 @@ impl fmt::Debug for Secrets {
             .field("database_url", &self.database_url.as_deref().map(portico_store::redact_url))
             .field("role_passwords", &self.role_passwords)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -305,6 +309,11 @@ impl Config {
             database_url: var("DATABASE_URL"),
             role_passwords: RolePasswords::from_lookup(var),
             jwt_secret: var("PORTICO_JWT_SECRET"),
+            jwt_previous_secrets: var("PORTICO_JWT_PREVIOUS_SECRETS")
+                .map(|list| {
+                    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                })
+                .unwrap_or_default(),
             smtp_password: var("PORTICO_SMTP_PASSWORD"),
         };
         let config = Self {
@@ -454,8 +463,9 @@ impl Config {
     /// production, where it is required) this machine's development secret.
     #[must_use]
     pub fn token_keys(&self) -> crate::auth::TokenKeys {
+        let previous = self.secrets.jwt_previous_secrets.iter().map(String::as_bytes);
         match &self.secrets.jwt_secret {
-            Some(secret) => crate::auth::TokenKeys::new(secret.as_bytes()),
+            Some(secret) => crate::auth::TokenKeys::new(secret.as_bytes()).with_previous(previous),
             None => crate::auth::TokenKeys::new(
                 development_secret(&portico_db_discovery::default_state_dir()).as_bytes(),
             ),

@@ -132,7 +132,7 @@ pub async fn middleware(
                 req,
                 ApiError::new(
                     ErrorKind::NotFound,
-                    "tenancy.not_found",
+                    "tenancy.tenant_not_found",
                     "The tenant acted on does not exist.",
                 ),
             ));

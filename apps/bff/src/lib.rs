@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod cache_sync;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod envelope;

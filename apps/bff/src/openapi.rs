@@ -39,12 +39,20 @@ use crate::api;
         api::dev::mailbox,
         api::audit::trail,
         api::audit::platform_trail,
+        api::auth::login,
+        api::auth::refresh,
+        api::auth::logout,
+        api::auth::me,
+        api::auth::sessions,
+        api::auth::end_session,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
         PublicTenantEnvelope, PageMeta, JobOverview, JobCount, JobLatency, DeadJob, JobOverviewEnvelope,
         JobRetried, JobRetriedEnvelope, MailboxEnvelope, AuditRecord, AuditPageEnvelope,
-        ErrorEnvelope, ErrorBody
+        ErrorEnvelope, ErrorBody, api::auth::LoginRequest, api::auth::RefreshRequest, api::auth::SignedIn,
+        api::auth::TenantRef, api::auth::Me, api::auth::SessionItem, portico_store::Session,
+        portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -53,6 +61,7 @@ use crate::api;
         (name = "jobs", description = "The platform's background job queue."),
         (name = "dev", description = "Development only: 404 elsewhere."),
         (name = "audit", description = "Who changed what, when, in which request."),
+        (name = "auth", description = "Sign-in, tokens and sessions."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -192,6 +201,33 @@ pub fn json() -> &'static str {
 )]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(json())
+}
+
+/// `{"success": true, "data": SignedIn}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedInEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The tokens.
+    pub data: api::auth::SignedIn,
+}
+
+/// `{"success": true, "data": Me}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// Who is signed in.
+    pub data: api::auth::Me,
+}
+
+/// `{"success": true, "data": [SessionItem]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionListEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The sessions.
+    pub data: Vec<api::auth::SessionItem>,
 }
 
 /// `{"success": true, "data": Tenant}`.

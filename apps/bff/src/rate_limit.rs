@@ -1,12 +1,12 @@
-//! Request rate limiting: token-bucket quotas kept in a bounded in-memory cache, and the client
-//! address as seen through trusted reverse proxies.
+//! Request rate limiting: token-bucket quotas kept in a bounded in-memory cache, and the
+//! middleware that applies each route's class of them.
 //!
 //! A [`Limiter`] checks all the buckets that apply to one request (for instance the caller's own
 //! and its tenant's) at once: a request is allowed only if every bucket has a token, and then it
-//! takes one from each. [`client_ip`] picks the address to key per-client buckets on.
+//! takes one from each. Per-client buckets are keyed by [`crate::client::client_address`].
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -224,148 +224,6 @@ impl Limiter {
     }
 }
 
-/// An IP network: an address and a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// The error for a string that is not an address or `address/prefix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CidrError(String);
-
-impl fmt::Display for CidrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid network {:?}: expected an IP address or ADDRESS/PREFIX with PREFIX at most 32 \
-             for IPv4 and 128 for IPv6 (e.g. \"10.0.0.0/8\", \"fd00::/8\")",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for CidrError {}
-
-impl FromStr for Cidr {
-    type Err = CidrError;
-
-    /// Parses `"addr"` or `"addr/prefix"`; host bits past the prefix are ignored, and an
-    /// IPv4-mapped IPv6 network of prefix 96 or more becomes the IPv4 network.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || CidrError(text.to_owned());
-        let text = text.trim();
-        let (addr, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
-        let mut addr: IpAddr = addr.parse().map_err(|_| error())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let mut prefix = match prefix {
-            None => max,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>().map_err(|_| error())?,
-            Some(_) => return Err(error()),
-        };
-        if prefix > max {
-            return Err(error());
-        }
-        if let (IpAddr::V6(v6), true) = (addr, prefix >= 96)
-            && let Some(v4) = v6.to_ipv4_mapped()
-        {
-            addr = IpAddr::V4(v4);
-            prefix -= 96;
-        }
-        let addr = match addr {
-            IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(prefix)).into()),
-            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(prefix)).into()),
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32_u32.saturating_sub(prefix.into())).unwrap_or(0)
-}
-
-fn mask128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128_u32.saturating_sub(prefix.into())).unwrap_or(0)
-}
-
-impl Cidr {
-    /// Whether `ip` is in this network; an IPv4-mapped IPv6 address counts as its IPv4 address.
-    #[must_use]
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => u32::from(ip) & mask32(self.prefix) == u32::from(net),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => u128::from(ip) & mask128(self.prefix) == u128::from(net),
-            _ => false,
-        }
-    }
-}
-
-/// The networks of the reverse proxies whose `X-Forwarded-For` headers are believed.
-///
-/// Deserializes from a list of strings such as `["10.0.0.0/8", "::1"]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "Vec<String>")]
-pub struct TrustedProxies(Vec<Cidr>);
-
-impl TryFrom<Vec<String>> for TrustedProxies {
-    type Error = CidrError;
-
-    fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
-        entries.iter().map(|e| e.parse()).collect::<Result<_, _>>().map(Self)
-    }
-}
-
-impl TrustedProxies {
-    /// Whether `ip` lies in one of the trusted networks.
-    #[must_use]
-    pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
-    }
-
-    /// Whether no proxy is trusted (forwarding headers are then always ignored).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Parses one `X-Forwarded-For` hop: an address, `[v6]`, or either with a port.
-fn parse_hop(entry: &str) -> Option<IpAddr> {
-    let bare = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')).unwrap_or(entry);
-    bare.parse().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip())).map(|ip| ip.to_canonical())
-}
-
-/// The address of the client, given the TCP peer and the raw `X-Forwarded-For` header values in order.
-///
-/// The headers are read only if the peer is trusted: hops are walked from the right, skipping
-/// trusted ones, and the first untrusted hop is the client. An unparsable hop stops the walk at
-/// the last trusted hop; if all hops are trusted the leftmost is returned. IPv4-mapped IPv6
-/// addresses are returned as IPv4.
-#[must_use]
-pub fn client_ip(peer: Option<IpAddr>, forwarded_for: &[&str], trusted: &TrustedProxies) -> Option<IpAddr> {
-    let peer = peer?.to_canonical();
-    if !trusted.is_trusted(peer) {
-        return Some(peer);
-    }
-    let hops = forwarded_for.iter().rev().flat_map(|value| value.rsplit(',')).map(str::trim);
-    let mut last_trusted = peer;
-    for hop in hops.filter(|hop| !hop.is_empty()) {
-        match parse_hop(hop) {
-            None => break,
-            Some(ip) if trusted.is_trusted(ip) => last_trusted = ip,
-            Some(ip) => return Some(ip),
-        }
-    }
-    Some(last_trusted)
-}
-
 /// The limits of each route class (`[rate_limit]` in `config/`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -384,6 +242,8 @@ pub struct RateLimits {
     pub write_per_principal: Quota,
     /// Per tenant, on changes.
     pub write_per_tenant: Quota,
+    /// Per client address, on sign-in and token refresh.
+    pub auth: Quota,
 }
 
 impl Default for RateLimits {
@@ -397,6 +257,7 @@ impl Default for RateLimits {
             read_per_tenant: quota(3000, Duration::from_secs(60)),
             write_per_principal: quota(120, Duration::from_secs(60)),
             write_per_tenant: quota(600, Duration::from_secs(60)),
+            auth: quota(10, Duration::from_secs(60)),
         }
     }
 }
@@ -418,6 +279,7 @@ impl RateLimiter {
             limits.read_per_tenant,
             limits.write_per_principal,
             limits.write_per_tenant,
+            limits.auth,
         ]
         .iter()
         .map(|quota| quota.per)
@@ -437,8 +299,11 @@ impl RateLimiter {
         let (per_principal, per_tenant) = match class {
             RateClass::Read => (limits.read_per_principal, limits.read_per_tenant),
             RateClass::Write => (limits.write_per_principal, limits.write_per_tenant),
-            RateClass::Public => (limits.public, limits.public),
+            RateClass::Public | RateClass::Auth => (limits.public, limits.public),
         };
+        if class == RateClass::Auth {
+            return vec![(format!("auth:{}", client_key(ip)), limits.auth)];
+        }
         match (class, who) {
             (RateClass::Read | RateClass::Write, Some((principal, tenant))) => {
                 let name = if class == RateClass::Read { "read" } else { "write" };
@@ -464,19 +329,6 @@ fn client_key(ip: Option<IpAddr>) -> String {
         }
         None => "unknown".to_owned(),
     }
-}
-
-/// The client's address: the peer, or behind trusted proxies the forwarded one.
-#[must_use]
-pub fn client_address(req: &actix_web::HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|addr| addr.ip());
-    let Some(trusted) = req.app_data::<actix_web::web::Data<TrustedProxies>>() else { return peer };
-    if trusted.is_empty() {
-        return peer;
-    }
-    let forwarded: Vec<&str> =
-        req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
-    client_ip(peer, &forwarded, trusted)
 }
 
 /// Whole seconds, rounded up (a client waiting that long is never early).
@@ -513,7 +365,7 @@ pub async fn middleware(
         };
         Some((principal, auth.ctx.tenant_id.to_string()))
     });
-    let buckets = limiter.buckets(route.rate, who, client_address(req.request()));
+    let buckets = limiter.buckets(route.rate, who, crate::client::client_address(req.request()));
     let keyed: Vec<(&str, Quota)> = buckets.iter().map(|(key, quota)| (key.as_str(), *quota)).collect();
     let decision = limiter.limiter.check(&keyed, Instant::now());
     let headers = [
@@ -564,10 +416,6 @@ mod tests {
     }
 
     fn q(text: &str) -> Quota {
-        text.parse().unwrap()
-    }
-
-    fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
@@ -713,73 +561,5 @@ mod tests {
         let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(allowed, 4000);
         assert_eq!(limiter.check(&[("a", quota)], t0).remaining, 1_000_000 - 4001);
-    }
-
-    #[test]
-    fn cidr_parsing() {
-        for (text, canonical) in [
-            ("10.1.2.3/8", "10.0.0.0/8"),
-            ("192.168.1.7", "192.168.1.7/32"),
-            ("::1", "::1/128"),
-            ("fd00::/8", "fd00::/8"),
-            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
-            ("0.0.0.0/0", "0.0.0.0/0"),
-        ] {
-            assert_eq!(text.parse::<Cidr>().unwrap().to_string(), canonical);
-        }
-        for bad in ["10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0/8", "garbage", ""] {
-            assert_eq!(bad.parse::<Cidr>(), Err(CidrError(bad.to_owned())), "{bad}");
-        }
-        let message = CidrError("x".into()).to_string();
-        assert!(message.starts_with("invalid network \"x\": expected an IP address"), "{message}");
-    }
-
-    #[test]
-    fn cidr_contains() {
-        let (v4, v6): (Cidr, Cidr) = ("10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap());
-        assert!(v4.contains(ip("10.255.0.1")) && v4.contains(ip("::ffff:10.1.2.3")));
-        assert!(!v4.contains(ip("11.0.0.1")) && !v4.contains(ip("::a00:1")));
-        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")) && !v6.contains(ip("10.0.0.1")));
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
-        assert!("::/0".parse::<Cidr>().unwrap().contains(ip("2001:db8::1")));
-    }
-
-    #[test]
-    fn trusted_proxies_serde() {
-        let t: TrustedProxies = serde_json::from_str(r#"["10.0.0.0/8", "::1"]"#).unwrap();
-        assert!(t.is_trusted(ip("10.9.9.9")) && t.is_trusted(ip("::1")) && !t.is_trusted(ip("8.8.8.8")));
-        assert!(!t.is_empty() && TrustedProxies::default().is_empty());
-        let error = serde_json::from_str::<TrustedProxies>(r#"["10.0.0.0/8", "nope/3"]"#).unwrap_err();
-        assert!(error.to_string().starts_with("invalid network \"nope/3\""), "{error}");
-    }
-
-    #[test]
-    fn client_ip_behind_proxies() {
-        let trusted: TrustedProxies = serde_json::from_str(r#"["10.0.0.0/8", "fd00::/8"]"#).unwrap();
-        let client = |peer: &str, headers: &[&str]| client_ip(Some(ip(peer)), headers, &trusted);
-        let some = |text: &str| Some(ip(text));
-        assert_eq!(client_ip(None, &["1.2.3.4"], &trusted), None);
-        // Untrusted peer, or no trusted proxies: a forged header is ignored.
-        assert_eq!(client("203.0.113.9", &["1.2.3.4"]), some("203.0.113.9"));
-        assert_eq!(
-            client_ip(Some(ip("10.0.0.1")), &["1.2.3.4"], &TrustedProxies::default()),
-            some("10.0.0.1")
-        );
-        // Trusted chain: the rightmost untrusted hop, not the forgeable leftmost one.
-        assert_eq!(client("10.0.0.1", &["6.6.6.6, 198.51.100.7, 10.0.0.2, fd00::3"]), some("198.51.100.7"));
-        assert_eq!(client("::ffff:10.0.0.1", &["198.51.100.7"]), some("198.51.100.7"));
-        assert_eq!(client("10.0.0.1", &[]), some("10.0.0.1"));
-        // All trusted: the leftmost.
-        assert_eq!(client("10.0.0.1", &["10.0.0.5, 10.0.0.4"]), some("10.0.0.5"));
-        // Unparsable: the last trusted hop seen.
-        assert_eq!(client("10.0.0.1", &["1.2.3.4, unknown, 10.0.0.2"]), some("10.0.0.2"));
-        assert_eq!(client("10.0.0.1", &["1.2.3.4, unknown"]), some("10.0.0.1"));
-        // Ports and brackets.
-        assert_eq!(client("10.0.0.1", &["1.2.3.4:5678, 10.0.0.2:80"]), some("1.2.3.4"));
-        assert_eq!(client("10.0.0.1", &["[2001:db8::1]:443"]), some("2001:db8::1"));
-        assert_eq!(client("10.0.0.1", &["[2001:db8::2], [fd00::1]:80"]), some("2001:db8::2"));
-        // Several header values, in order, with empty entries.
-        assert_eq!(client("10.0.0.1", &["1.1.1.1, 2.2.2.2", "10.0.0.3,, ", ""]), some("2.2.2.2"));
-        assert_eq!(client("10.0.0.1", &["1.1.1.1", "10.0.0.3, 10.0.0.2"]), some("1.1.1.1"));
     }
 }

@@ -11,9 +11,10 @@ use serde_json::json;
 
 use crate::auth::TokenKeys;
 use crate::cache::{Cache, CacheConfig};
+use crate::client::TrustedProxies;
 use crate::error::{self, ApiError};
 use crate::metrics::{self, Metrics};
-use crate::rate_limit::{RateLimiter, RateLimits, TrustedProxies};
+use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::{api, request_id};
 use portico_store::IdempotencyTimes;
 

@@ -116,6 +116,14 @@ typed_id!(
     /// A background job.
     JobId
 );
+typed_id!(
+    /// A person's membership of one tenant.
+    MembershipId
+);
+typed_id!(
+    /// A signed-in device: one chain of refresh tokens.
+    SessionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ mod admin;
 mod audit;
 mod error;
 mod idempotency;
+mod identity;
 mod jobs;
 mod migrations;
 mod roles;
@@ -30,6 +31,7 @@ pub use error::StoreError;
 pub use idempotency::{
     Claim, Completion, IdempotencyScope, IdempotencyTimes, StoredResponse, Unit, fingerprint,
 };
+pub use identity::{Credentials, NewSession, NewUser, Session};
 pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
     Notifications, enqueue_in,

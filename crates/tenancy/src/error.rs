@@ -56,6 +56,89 @@ impl DomainError for TenancyError {
     }
 }
 
+/// A failed sign-in, session or identity operation.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Not an email address.
+    #[error("not a valid email address")]
+    InvalidEmail,
+    /// A new password breaks the policy.
+    #[error("the password is not acceptable: {0}")]
+    WeakPassword(&'static str),
+    /// Hashing failed (a fault, not the caller's).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// Wrong email or password (the same answer for both).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// Too many failed sign-ins in a row: wait this long.
+    #[error("too many failed sign-ins; try again in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The account may not sign in (inactive, suspended, pending).
+    #[error("this account cannot sign in")]
+    AccountDisabled,
+    /// The person has no usable membership (of the named tenant).
+    #[error("no membership of that tenant")]
+    NoMembership,
+    /// Several tenants: name one. The names and slugs to choose from.
+    #[error("choose a tenant to sign in to")]
+    TenantSelectionRequired(Vec<(String, String)>),
+    /// The refresh token is unknown, expired, or its session ended.
+    #[error("the refresh token is not valid")]
+    InvalidRefreshToken,
+    /// A refresh token already used was presented again: the session was ended.
+    #[error("the refresh token was already used; the session has been ended")]
+    RefreshTokenReused,
+    /// No such session of this person.
+    #[error("session not found")]
+    SessionNotFound,
+    /// The email belongs to another person.
+    #[error("the email is taken")]
+    EmailTaken,
+    /// The store failed; details go to the logs, not the caller.
+    #[error(transparent)]
+    Store(#[from] InfraError),
+}
+
+impl DomainError for IdentityError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidEmail | Self::WeakPassword(_) => ErrorKind::Validation,
+            Self::Hashing(_) => ErrorKind::Internal,
+            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::RefreshTokenReused => {
+                ErrorKind::Unauthorized
+            }
+            Self::TooManyAttempts { .. } => ErrorKind::RateLimited,
+            Self::AccountDisabled | Self::NoMembership => ErrorKind::Forbidden,
+            Self::TenantSelectionRequired(_) | Self::EmailTaken => ErrorKind::Conflict,
+            Self::SessionNotFound => ErrorKind::NotFound,
+            Self::Store(infra) => infra.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidEmail => "auth.invalid_email",
+            Self::WeakPassword(_) => "auth.weak_password",
+            Self::Hashing(_) => "internal",
+            Self::InvalidCredentials => "auth.invalid_credentials",
+            Self::TooManyAttempts { .. } => "auth.too_many_attempts",
+            Self::AccountDisabled => "auth.account_disabled",
+            Self::NoMembership => "auth.no_membership",
+            Self::TenantSelectionRequired(_) => "auth.tenant_selection_required",
+            Self::InvalidRefreshToken => "auth.invalid_refresh_token",
+            Self::RefreshTokenReused => "auth.refresh_token_reused",
+            Self::SessionNotFound => "auth.session_not_found",
+            Self::EmailTaken => "auth.email_taken",
+            Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
+            Self::Store(_) => "internal",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

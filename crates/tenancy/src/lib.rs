@@ -24,12 +24,18 @@
 
 mod command;
 mod error;
+mod identity;
+pub mod password;
 mod slug;
 mod store;
 mod tenant;
 
 pub use command::{CreateTenant, UpdateTenant};
-pub use error::TenancyError;
+pub use error::{IdentityError, TenancyError};
+pub use identity::{
+    Email, MembershipKind, MembershipStatus, MembershipView, Role, TenantChoice, User, UserStatus,
+    choose_tenant, login_delay,
+};
 pub use slug::validate_slug;
 pub use store::{TenantFilter, TenantStore};
 pub use tenant::{PublicTenant, Tenant, TenantStatus, TenantTransition};

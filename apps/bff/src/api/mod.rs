@@ -6,6 +6,7 @@
 //! list against the OpenAPI document in both directions.
 
 pub mod audit;
+pub mod auth;
 pub mod dev;
 pub mod jobs;
 pub mod public;
@@ -35,6 +36,8 @@ pub enum RateClass {
     Read,
     /// Authenticated changes: limited per principal and per tenant, more tightly.
     Write,
+    /// Sign-in and token refresh: limited per client address, tightly (guessing passwords).
+    Auth,
 }
 
 /// A route and the guarantees it declares.
@@ -65,8 +68,13 @@ const fn write(method: &'static str, path: &'static str) -> RouteSpec {
     RouteSpec { method, path, idempotency: Idempotency::Optional, rate: RateClass::Write }
 }
 
+/// A sign-in route: no principal yet, limited per client address.
+const fn sign_in(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Auth }
+}
+
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 14] = [
+pub const ROUTES: [RouteSpec; 20] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -81,6 +89,12 @@ pub const ROUTES: [RouteSpec; 14] = [
     public("/api/v1/dev/mailbox"),
     read("/api/v1/audit"),
     read("/api/v1/admin/audit"),
+    sign_in("/api/v1/auth/login"),
+    sign_in("/api/v1/auth/refresh"),
+    write("POST", "/api/v1/auth/logout"),
+    read("/api/v1/auth/me"),
+    read("/api/v1/auth/sessions"),
+    write("DELETE", "/api/v1/auth/sessions/{id}"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -106,6 +120,12 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/dev/mailbox") => web::get().to(dev::mailbox),
         ("GET", "/api/v1/audit") => web::get().to(audit::trail),
         ("GET", "/api/v1/admin/audit") => web::get().to(audit::platform_trail),
+        ("POST", "/api/v1/auth/login") => web::post().to(auth::login),
+        ("POST", "/api/v1/auth/refresh") => web::post().to(auth::refresh),
+        ("POST", "/api/v1/auth/logout") => web::post().to(auth::logout),
+        ("GET", "/api/v1/auth/me") => web::get().to(auth::me),
+        ("GET", "/api/v1/auth/sessions") => web::get().to(auth::sessions),
+        ("DELETE", "/api/v1/auth/sessions/{id}") => web::delete().to(auth::end_session),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

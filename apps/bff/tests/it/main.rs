@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit_api;
+mod auth_api;
 mod binary;
 mod guarantees;
 mod health;

@@ -56,8 +56,16 @@ fn every_operation_names_its_permission_schemas_and_examples() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let name = format!("{method} {path}");
-            if path.starts_with("/api/v1/public/") || path.starts_with("/api/v1/dev/") {
+            let sign_in = ["/api/v1/auth/login", "/api/v1/auth/refresh"].contains(&path.as_str());
+            if path.starts_with("/api/v1/public/") || path.starts_with("/api/v1/dev/") || sign_in {
                 assert_eq!(op["security"], serde_json::json!([{}]), "{name}: public, no credentials");
+            } else if path.starts_with("/api/v1/auth/") {
+                // One's own sessions and profile: any signed-in person, no permission.
+                assert_eq!(
+                    op["security"],
+                    serde_json::json!([{"bearer": []}]),
+                    "{name}: any signed-in person"
+                );
             } else if path != "/api/v1/openapi.json" {
                 let scopes = &op["security"][0]["bearer"];
                 assert_eq!(

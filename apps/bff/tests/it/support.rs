@@ -7,11 +7,15 @@ use actix_web::dev::ServerHandle;
 use portico_bff::auth::TokenKeys;
 use portico_bff::server::{self, Settings};
 use portico_kernel::{PLATFORM_TENANT_ID, TenantId, UserId};
+use portico_store::NewUser;
+use portico_tenancy::{Email, MembershipKind, Role, UserStatus};
 use portico_testkit::TestDb;
 
 use crate::http::{Response, request};
 
 pub const SECRET: &[u8] = b"system-test-secret-0123456789abcdef";
+/// The password of every person the tests create.
+pub const PASSWORD: &str = "Tr0ub4dor&3-horse";
 /// The one browser origin the test server allows.
 pub const PORTAL: &str = "https://portal.example";
 
@@ -101,6 +105,49 @@ impl TestApp {
     /// Stops this instance at once (no graceful finish of open connections).
     pub async fn stop(&self) {
         self.handle.stop(false).await;
+    }
+
+    /// A person with [`PASSWORD`] and a membership of `tenant` with `role`.
+    pub async fn person(&self, email: &str, tenant: TenantId, role: Role) -> UserId {
+        let store = self.db.store().await;
+        let hash = portico_tenancy::password::hash(PASSWORD).unwrap();
+        let user = store
+            .create_user(NewUser {
+                email: Email::parse(email).unwrap(),
+                name: "Test Person".to_owned(),
+                phone: None,
+                status: UserStatus::Active,
+                password_hash: Some(hash),
+                email_verified: true,
+            })
+            .await
+            .unwrap();
+        let ctx = portico_kernel::TenantContext {
+            tenant_id: tenant,
+            actor: portico_kernel::Actor::system("test"),
+            permissions: Default::default(),
+            request_id: portico_kernel::RequestId::generate(),
+            origin: portico_kernel::Origin::default(),
+        };
+        let kind = if role.is_platform() { MembershipKind::Admin } else { MembershipKind::Owner };
+        store.add_membership(&ctx, user.id, role, kind).await.unwrap();
+        user.id
+    }
+
+    /// A fresh person of the platform tenant (a platform admin), for walking routes; their email.
+    pub async fn walk_person(&self) -> String {
+        let email = format!("walker-{}@portico.example", uuid_like());
+        self.person(&email, PLATFORM_TENANT_ID, Role::PlatformAdmin).await;
+        email
+    }
+
+    /// `POST /api/v1/auth/login`.
+    pub async fn sign_in(&self, email: &str, password: &str, tenant: Option<&str>) -> Response {
+        let mut body = serde_json::json!({"email": email, "password": password});
+        if let Some(tenant) = tenant {
+            body["tenant"] = serde_json::json!(tenant);
+        }
+        self.call("POST", "/api/v1/auth/login", None, Some(body)).await
     }
 
     /// A platform admin's token with a fixed user id: the same principal on every call.

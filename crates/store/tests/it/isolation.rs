@@ -170,7 +170,20 @@ async fn every_tenant_owned_table_is_walled_the_same_way() {
     )
     .await;
     assert!(tables.contains(&"tenants".to_owned()) && tables.contains(&"audit_log".to_owned()));
-    for table in tables {
+    // Identity is global (looked up before any tenant is known); every other table is tenant-owned.
+    let global = ["refresh_tokens", "sessions", "users"];
+    for table in global {
+        assert!(tables.contains(&table.to_owned()), "{table} exists");
+        let walled = count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) AS n FROM pg_class WHERE oid = 'public.{table}'::regclass AND relrowsecurity"
+            ),
+        )
+        .await;
+        assert_eq!(walled, 0, "{table}: global identity, not a tenant's row");
+    }
+    for table in tables.into_iter().filter(|t| !global.contains(&t.as_str())) {
         let forced = count(
             &mut conn,
             &format!("SELECT count(*) AS n FROM pg_class WHERE oid = 'public.{table}'::regclass AND relrowsecurity AND relforcerowsecurity"),
@@ -193,10 +206,12 @@ async fn every_tenant_owned_table_is_walled_the_same_way() {
                 &mut conn,
                 &format!(
                     "SELECT count(*) AS n FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
-                     WHERE c.conrelid = 'public.{table}'::regclass AND c.contype IN ('p', 'f') AND a.attname <> 'tenant_id'"
+                     WHERE c.conrelid = 'public.{table}'::regclass AND c.contype IN ('p', 'f') AND a.attname <> 'tenant_id' \
+                       AND NOT (c.contype = 'f' AND c.confrelid::regclass::text IN ('users', 'sessions', 'refresh_tokens'))"
                 ),
             )
             .await;
+            // (A reference to a global identity row, such as a membership's user, has no tenant to lead with.)
             assert_eq!(leading, 0, "{table}: tenant_id leads the primary key and every foreign key");
         }
     }

@@ -1,0 +1,400 @@
+//! Sign-in and sessions (bearer mode): a password sign-in gives a 15-minute
+//! access token and a refresh token bound to a session; each refresh spends
+//! its token and returns a new one.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use portico_kernel::{ErrorKind, Origin, RequestId, SessionId, TenantId};
+use portico_store::{NewSession, Session};
+use portico_tenancy::{
+    Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, login_delay,
+    password,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{Auth, TokenKeys};
+use crate::db::Db;
+use crate::envelope;
+use crate::error::ApiError;
+use crate::json::Json;
+#[allow(unused_imports)] // the OpenAPI attributes name these
+use crate::openapi::{ErrorEnvelope, MeEnvelope, SessionListEnvelope, SignedInEnvelope};
+
+/// Lifetime of an access token.
+pub const ACCESS_TTL_SECS: i64 = 15 * 60;
+/// Absolute lifetime of a session (refreshing does not extend it).
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match &error {
+            IdentityError::TenantSelectionRequired(tenants) => {
+                let tenants: Vec<_> =
+                    tenants.iter().map(|(name, slug)| json!({"name": name, "slug": slug})).collect();
+                Self::from_domain(&error).details(json!({ "tenants": tenants }))
+            }
+            IdentityError::TooManyAttempts { retry_after_secs } => {
+                Self::from_domain(&error).details(json!({ "retryAfterSeconds": retry_after_secs }))
+            }
+            _ => Self::from_domain(&error),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"email": "owner@acme.example", "password": "correct horse battery", "tenant": "acme"}))]
+pub struct LoginRequest {
+    /// The account's email (any case).
+    pub email: String,
+    /// The password.
+    pub password: String,
+    /// The tenant to sign in to, by slug or id; needed when the person belongs to several.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// What the client calls itself ("Pixel 8", "portal"), shown in the session list.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// `POST /api/v1/auth/refresh`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"refreshToken": "5f0c3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f"}))]
+pub struct RefreshRequest {
+    /// The refresh token of the last sign-in or refresh.
+    pub refresh_token: String,
+}
+
+/// The tenant a token is for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRef {
+    /// Its id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: TenantId,
+    /// Its slug.
+    pub slug: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// What a sign-in or refresh returns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "accessToken": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImtpZCI6IjFhMmIzYzRkNWU2ZjdhOGIifQ.e30.sig",
+    "tokenType": "Bearer", "expiresIn": 900,
+    "refreshToken": "5f0c3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f",
+    "sessionId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
+    "tenant": {"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60", "slug": "acme", "name": "Acme Property"},
+    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"]
+}))]
+pub struct SignedIn {
+    /// A JWT for `Authorization: Bearer`, valid for `expiresIn` seconds.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds the access token is valid.
+    pub expires_in: i64,
+    /// Single use: exchange it at `/api/v1/auth/refresh` for new tokens.
+    pub refresh_token: String,
+    /// The session.
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    /// The tenant signed in to.
+    pub tenant: TenantRef,
+    /// The role in it.
+    pub role: &'static str,
+    /// What the role may do there.
+    pub permissions: Vec<&'static str>,
+}
+
+/// `GET /api/v1/auth/me`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The person.
+    pub user: User,
+    /// The tenant the token is for.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// The token's permissions there.
+    pub permissions: Vec<String>,
+    /// Every tenant the person may sign in to.
+    pub tenants: Vec<TenantRef>,
+}
+
+/// 256 random bits, as 64 hex digits.
+fn new_refresh_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|_| {
+        tracing::error!("the system's random source failed");
+        ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
+    })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+fn origin(req: &HttpRequest) -> Origin {
+    Origin::new(
+        crate::client::client_address(req),
+        req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
+    )
+}
+
+fn request_id(req: &HttpRequest) -> RequestId {
+    use actix_web::HttpMessage as _;
+    req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate)
+}
+
+/// The signed-in answer for `user` in `membership` on `session`.
+fn signed_in(
+    keys: &TokenKeys,
+    user: &User,
+    membership: &MembershipView,
+    session: SessionId,
+    refresh_token: String,
+) -> Result<SignedIn, ApiError> {
+    let permissions = membership.role.permissions();
+    let access_token = keys
+        .mint_for_session(user.id, user.email.as_str(), membership, session, ACCESS_TTL_SECS)
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "internal", "The token could not be signed."))?;
+    Ok(SignedIn {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ACCESS_TTL_SECS,
+        refresh_token,
+        session_id: session,
+        tenant: TenantRef {
+            id: membership.tenant_id,
+            slug: membership.tenant_slug.clone(),
+            name: membership.tenant_name.clone(),
+        },
+        role: membership.role.as_str(),
+        permissions: permissions.to_vec(),
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: tokens for the chosen tenant.", body = SignedInEnvelope),
+        (status = 401, description = "Wrong email or password (`auth.invalid_credentials`), the same answer for both.", body = ErrorEnvelope),
+        (status = 403, description = "The account cannot sign in (`auth.account_disabled`), or has no membership of the named tenant (`auth.no_membership`).", body = ErrorEnvelope),
+        (status = 409, description = "Several tenants and none named (`auth.tenant_selection_required`): `details.tenants` lists their names and slugs.", body = ErrorEnvelope),
+        (status = 422, description = "Not an email address, or the body is invalid.", body = ErrorEnvelope),
+        (status = 429, description = "Too many failed sign-ins for this account (`auth.too_many_attempts`) or from this address; see `Retry-After`.", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Signs in with email and password.
+pub async fn login(
+    req: HttpRequest,
+    store: Db,
+    keys: web::Data<TokenKeys>,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { email, password: secret, tenant, device } = body.into_inner();
+    let email = Email::parse(&email)?;
+    let credentials = store.credentials(&email).await?;
+    let now = chrono::Utc::now();
+    if let Some(until) = credentials.as_ref().and_then(|c| c.blocked_until).filter(|until| *until > now) {
+        return Err(too_many(until - now));
+    }
+    // An unknown email costs the same time as a wrong password.
+    let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
+    let matches =
+        web::block(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
+            .await
+            .map_err(|_| {
+                ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
+            })?;
+    let Some(credentials) = credentials else { return Err(IdentityError::InvalidCredentials.into()) };
+    let user = credentials.user;
+    if !matches || credentials.password_hash.is_none() {
+        store.record_login_failure(user.id, login_delay).await?;
+        tracing::info!(user = %user.id, "sign-in refused: wrong password");
+        return Err(IdentityError::InvalidCredentials.into());
+    }
+    if user.status != UserStatus::Active {
+        return Err(IdentityError::AccountDisabled.into());
+    }
+    let membership = match choose_tenant(store.memberships_of(user.id).await?, tenant.as_deref()) {
+        TenantChoice::Chosen(membership) => membership,
+        TenantChoice::SelectionRequired(options) => {
+            let names = options.into_iter().map(|m| (m.tenant_name, m.tenant_slug)).collect();
+            return Err(IdentityError::TenantSelectionRequired(names).into());
+        }
+        TenantChoice::NoMembership => return Err(IdentityError::NoMembership.into()),
+    };
+    let refresh_token = new_refresh_token()?;
+    let session = store
+        .start_session(NewSession {
+            user: user.id,
+            tenant: membership.tenant_id,
+            device: device.map(|d| d.chars().filter(|c| !c.is_control()).take(100).collect()),
+            origin: origin(&req),
+            request_id: request_id(&req),
+            refresh_token: refresh_token.clone(),
+            lifetime: SESSION_LIFETIME,
+        })
+        .await?;
+    tracing::info!(user = %user.id, session = %session.id, tenant = %membership.tenant_id, "signed in");
+    Ok(envelope::ok(signed_in(&keys, &user, &membership, session.id, refresh_token)?))
+}
+
+fn too_many(wait: chrono::TimeDelta) -> ApiError {
+    let secs = u64::try_from(wait.num_seconds()).unwrap_or(0).max(1);
+    ApiError::from(IdentityError::TooManyAttempts { retry_after_secs: secs })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is spent.", body = SignedInEnvelope),
+        (status = 401, description = "Unknown, spent or expired refresh token (`auth.invalid_refresh_token`); a spent one presented again ends its session (`auth.refresh_token_reused`).", body = ErrorEnvelope),
+        (status = 403, description = "The account or its membership can no longer sign in.", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Exchanges a refresh token for new tokens.
+pub async fn refresh(
+    req: HttpRequest,
+    store: Db,
+    keys: web::Data<TokenKeys>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = body.into_inner().refresh_token;
+    let replacement = new_refresh_token()?;
+    let session = store.refresh_session(&presented, &replacement, &request_id(&req), &origin(&req)).await?;
+    let user = store.user(session.user_id).await?;
+    if user.status != UserStatus::Active {
+        return Err(IdentityError::AccountDisabled.into());
+    }
+    let membership = store
+        .memberships_of(user.id)
+        .await?
+        .into_iter()
+        .find(|m| m.tenant_id == session.tenant_id && m.usable())
+        .ok_or(IdentityError::NoMembership)?;
+    Ok(envelope::ok(signed_in(&keys, &user, &membership, session.id, replacement)?))
+}
+
+/// The session of a signed-in request's token; 401 for a token of no session.
+fn session_of(auth: &Auth) -> Result<SessionId, ApiError> {
+    auth.claims.sid.ok_or_else(|| {
+        ApiError::new(ErrorKind::Unauthorized, "auth.not_a_session", "This token belongs to no session.")
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "The session is ended: its refresh token no longer works."),
+        (status = 401, description = "No valid token, or a token of no session.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Signs out: ends the token's session.
+pub async fn logout(req: HttpRequest, auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
+    let session = session_of(&auth)?;
+    store.end_session(auth.claims.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
+    Ok(envelope::no_content())
+}
+
+/// One of the person's sessions, marked when it is the caller's own.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionItem {
+    /// The session.
+    #[serde(flatten)]
+    pub session: Session,
+    /// Whether the calling token belongs to it.
+    pub current: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The person's live sessions, newest first.", body = SessionListEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Lists the person's live sessions (devices).
+pub async fn sessions(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
+    let current = auth.claims.sid;
+    let items: Vec<SessionItem> = store
+        .sessions_of(auth.claims.sub)
+        .await?
+        .into_iter()
+        .map(|session| SessionItem { current: Some(session.id) == current, session })
+        .collect();
+    Ok(envelope::ok(items))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = String, Path, format = Uuid, description = "The session's id.")),
+    responses(
+        (status = 204, description = "The session is ended."),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 404, description = "No such live session of this person (another person's included).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Ends one of the person's sessions (a lost phone).
+pub async fn end_session(
+    req: HttpRequest,
+    auth: Auth,
+    store: Db,
+    id: web::Path<SessionId>,
+) -> Result<HttpResponse, ApiError> {
+    store.end_session(auth.claims.sub, id.into_inner(), &auth.ctx.request_id, &origin(&req)).await?;
+    Ok(envelope::no_content())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The signed-in person, the token's tenant and permissions, and their tenants.", body = MeEnvelope),
+        (status = 401, description = "No valid token, or its person is gone.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Who is signed in.
+pub async fn me(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
+    let user = store.user(auth.claims.sub).await.map_err(|_| {
+        ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid.")
+    })?;
+    let tenants = store
+        .memberships_of(user.id)
+        .await?
+        .into_iter()
+        .filter(MembershipView::usable)
+        .map(|m| TenantRef { id: m.tenant_id, slug: m.tenant_slug, name: m.tenant_name })
+        .collect();
+    Ok(envelope::ok(Me {
+        user,
+        tenant_id: auth.claims.tenant_id,
+        permissions: auth.claims.permissions.clone(),
+        tenants,
+    }))
+}

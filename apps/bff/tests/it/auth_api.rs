@@ -1,0 +1,254 @@
+//! Sign-in, refresh rotation, sign-out and sessions (bearer mode).
+
+use portico_kernel::{PLATFORM_TENANT_ID, TenantId};
+use portico_tenancy::Role;
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp};
+
+async fn tenant(app: &TestApp, slug: &str) -> TenantId {
+    let body =
+        json!({"name": slug.to_uppercase(), "slug": slug, "contactEmail": format!("ops@{slug}.example")});
+    let res = app.call("POST", "/api/v1/tenants", Some(&app.admin_token()), Some(body)).await;
+    res.json["data"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn data(res: &crate::http::Response, field: &str) -> String {
+    res.json["data"][field].as_str().unwrap_or_else(|| panic!("no {field} in {}", res.body)).to_owned()
+}
+
+#[actix_web::test]
+async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    let globex = tenant(&app, "globex").await;
+    app.person("Owner@Acme.Example", acme, Role::Owner).await;
+
+    let res = app.sign_in("  owner@ACME.example ", PASSWORD, None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json["data"]["tenant"]["slug"], json!("acme"));
+    assert_eq!(res.json["data"]["role"], json!("owner"));
+    assert_eq!(res.json["data"]["expiresIn"], json!(900));
+    assert_eq!(data(&res, "refreshToken").len(), 64, "256 bits");
+    let token = data(&res, "accessToken");
+    let claims = app.keys.verify(&token).unwrap();
+    assert_eq!(claims.exp - claims.iat, 900);
+    assert_eq!(claims.sid.map(|s| s.to_string()), Some(data(&res, "sessionId")));
+    assert_eq!(claims.permissions, vec!["tenants:read", "tenants:write", "audit:read"]);
+
+    let own = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&token), None).await;
+    assert_eq!(own.status, 200);
+    let other = app.call("GET", &format!("/api/v1/tenants/{globex}"), Some(&token), None).await;
+    assert_eq!(other.status, 404);
+    assert!(!other.body.contains("GLOBEX"));
+
+    let me = app.call("GET", "/api/v1/auth/me", Some(&token), None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json["data"]["user"]["email"], json!("owner@acme.example"), "normalised");
+    assert_eq!(me.json["data"]["tenants"].as_array().unwrap().len(), 1);
+    assert!(me.json["data"]["user"].get("passwordHash").is_none() && !me.body.contains("argon2"));
+}
+
+#[actix_web::test]
+async fn wrong_passwords_and_unknown_emails_get_the_same_answer_and_a_growing_delay() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+
+    let wrong = app.sign_in("owner@acme.example", "not-the-password", None).await;
+    let unknown = app.sign_in("nobody@acme.example", "not-the-password", None).await;
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v["error"]["requestId"] = json!(null);
+        v
+    };
+    assert_eq!(wrong.status, 401);
+    assert_eq!(strip(&wrong.json), strip(&unknown.json), "nothing tells whether the account exists");
+    assert_eq!(wrong.json["error"]["code"], json!("auth.invalid_credentials"));
+
+    for _ in 0..4 {
+        app.sign_in("owner@acme.example", "not-the-password", None).await;
+    }
+    // Five failures in a row: the next attempt waits, even with the right password.
+    let blocked = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    assert_eq!(
+        (blocked.status, blocked.json["error"]["code"].clone()),
+        (429, json!("auth.too_many_attempts"))
+    );
+    assert_eq!(blocked.json["error"]["details"]["retryAfterSeconds"], json!(1));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let after = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    assert_eq!(after.status, 200, "the wait ends: {}", after.body);
+    // A success clears the count.
+    let again = app.sign_in("owner@acme.example", "not-the-password", None).await;
+    assert_eq!(again.status, 401);
+}
+
+#[actix_web::test]
+async fn a_person_of_several_tenants_chooses_one() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    let globex = tenant(&app, "globex").await;
+    let person = app.person("both@example.com", acme, Role::Owner).await;
+    let ctx = portico_kernel::TenantContext {
+        tenant_id: globex,
+        actor: portico_kernel::Actor::system("test"),
+        permissions: Default::default(),
+        request_id: portico_kernel::RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
+    };
+    let store = app.db.store().await;
+    store.add_membership(&ctx, person, Role::Viewer, portico_tenancy::MembershipKind::Viewer).await.unwrap();
+
+    let res = app.sign_in("both@example.com", PASSWORD, None).await;
+    assert_eq!(
+        (res.status, res.json["error"]["code"].clone()),
+        (409, json!("auth.tenant_selection_required"))
+    );
+    assert_eq!(
+        res.json["error"]["details"]["tenants"],
+        json!([{"name": "ACME", "slug": "acme"}, {"name": "GLOBEX", "slug": "globex"}])
+    );
+    let chosen = app.sign_in("both@example.com", PASSWORD, Some("globex")).await;
+    assert_eq!(chosen.status, 200, "{}", chosen.body);
+    assert_eq!(chosen.json["data"]["role"], json!("viewer"));
+    assert_eq!(chosen.json["data"]["permissions"], json!(["tenants:read"]));
+    let not_theirs = app.sign_in("both@example.com", PASSWORD, Some("initech")).await;
+    assert_eq!(
+        (not_theirs.status, not_theirs.json["error"]["code"].clone()),
+        (403, json!("auth.no_membership"))
+    );
+}
+
+#[actix_web::test]
+async fn refresh_rotates_and_a_reused_token_ends_the_session() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    app.person("admin@portico.example", PLATFORM_TENANT_ID, Role::PlatformAdmin).await;
+    let signed_in = app.sign_in("admin@portico.example", PASSWORD, None).await;
+    let first = data(&signed_in, "refreshToken");
+    let refresh = |token: String| {
+        let app = &app;
+        async move { app.call("POST", "/api/v1/auth/refresh", None, Some(json!({"refreshToken": token}))).await }
+    };
+
+    let second = refresh(first.clone()).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let second_token = data(&second, "refreshToken");
+    assert_ne!(second_token, first);
+    assert_eq!(data(&second, "sessionId"), data(&signed_in, "sessionId"), "the same session");
+    let staff = app.keys.verify(&data(&second, "accessToken")).unwrap();
+    assert!(staff.permissions.contains(&"platform:tenants:write".to_owned()));
+
+    // The spent token again: theft or a broken client. The whole session ends.
+    let reused = refresh(first).await;
+    assert_eq!(
+        (reused.status, reused.json["error"]["code"].clone()),
+        (401, json!("auth.refresh_token_reused"))
+    );
+    let after = refresh(second_token).await;
+    assert_eq!(
+        (after.status, after.json["error"]["code"].clone()),
+        (401, json!("auth.invalid_refresh_token"))
+    );
+    let unknown = refresh("f".repeat(64)).await;
+    assert_eq!(unknown.status, 401);
+
+    let admin = app.admin_token();
+    let trail =
+        app.call("GET", "/api/v1/admin/audit?action=session.refresh_reused", Some(&admin), None).await;
+    assert_eq!(trail.json["meta"]["total"], json!(1), "{}", trail.body);
+    assert_eq!(trail.json["data"][0]["resourceId"].as_str().unwrap(), data(&signed_in, "sessionId"));
+}
+
+#[actix_web::test]
+async fn sessions_are_listed_ended_and_walled_per_person() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    app.person("staff@acme.example", acme, Role::Staff).await;
+    let phone = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    let laptop = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    let staff = app.sign_in("staff@acme.example", PASSWORD, None).await;
+    let token = data(&laptop, "accessToken");
+
+    let list = app.call("GET", "/api/v1/auth/sessions", Some(&token), None).await;
+    let sessions = list.json["data"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{}", list.body);
+    let current: Vec<bool> = sessions.iter().map(|s| s["current"].as_bool().unwrap()).collect();
+    assert_eq!(current, vec![true, false], "newest first, the caller's own marked");
+    assert_eq!(sessions[0]["ip"], json!("127.0.0.1"));
+
+    // Another person's session is not found, and stays alive.
+    let theirs = data(&staff, "sessionId");
+    let res = app.call("DELETE", &format!("/api/v1/auth/sessions/{theirs}"), Some(&token), None).await;
+    assert_eq!((res.status, res.json["error"]["code"].clone()), (404, json!("auth.session_not_found")));
+    let still = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": data(&staff, "refreshToken")})),
+        )
+        .await;
+    assert_eq!(still.status, 200);
+
+    // Ending the phone's session from the laptop; signing out of the laptop.
+    let phone_id = data(&phone, "sessionId");
+    let ended = app.call("DELETE", &format!("/api/v1/auth/sessions/{phone_id}"), Some(&token), None).await;
+    assert_eq!(ended.status, 204, "{}", ended.body);
+    let out = app.call("POST", "/api/v1/auth/logout", Some(&token), None).await;
+    assert_eq!(out.status, 204);
+    for signed_in in [&phone, &laptop] {
+        let body = json!({"refreshToken": data(signed_in, "refreshToken")});
+        let res = app.call("POST", "/api/v1/auth/refresh", None, Some(body)).await;
+        assert_eq!(res.status, 401, "an ended session's refresh token is dead");
+    }
+    // A development token belongs to no session.
+    let dev = app.call("POST", "/api/v1/auth/logout", Some(&app.admin_token()), None).await;
+    assert_eq!((dev.status, dev.json["error"]["code"].clone()), (401, json!("auth.not_a_session")));
+}
+
+#[actix_web::test]
+async fn bad_sign_in_input_is_refused_and_sign_in_is_limited_per_address() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "3/min".parse().unwrap()).await;
+    let res = app.sign_in("not-an-email", PASSWORD, None).await;
+    assert_eq!((res.status, res.json["error"]["code"].clone()), (422, json!("auth.invalid_email")));
+    let extra = app.call(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "a@b.example", "password": "x", "admin": true})),
+    );
+    assert_eq!(extra.await.status, 422, "unknown fields are refused");
+    let third = app.sign_in("a@b.example", "whatever-it-is", None).await;
+    assert_eq!(third.status, 401);
+    let fourth = app.sign_in("a@b.example", "whatever-it-is", None).await;
+    assert_eq!((fourth.status, fourth.json["error"]["code"].clone()), (429, json!("rate_limit.exceeded")));
+    assert!(fourth.header("retry-after").is_some());
+}
+
+#[actix_web::test]
+async fn sign_in_and_refresh_leave_no_secret_in_the_logs() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("secretive.owner@acme.example", acme, Role::Owner).await;
+    let signed_in = app.sign_in("secretive.owner@acme.example", PASSWORD, None).await;
+    let wrong = app.sign_in("secretive.owner@acme.example", "Wr0ng-and-secret!", None).await;
+    assert_eq!(wrong.status, 401);
+    let body = json!({"refreshToken": data(&signed_in, "refreshToken")});
+    let refreshed = app.call("POST", "/api/v1/auth/refresh", None, Some(body)).await;
+    assert_eq!(refreshed.status, 200);
+    let logs = crate::support::logs();
+    assert!(logs.contains("signed in"), "the sign-in was logged");
+    for secret in [
+        PASSWORD.to_owned(),
+        "Wr0ng-and-secret!".to_owned(),
+        "secretive.owner@acme.example".to_owned(),
+        data(&signed_in, "refreshToken"),
+        data(&signed_in, "accessToken"),
+        data(&refreshed, "refreshToken"),
+        data(&refreshed, "accessToken"),
+    ] {
+        assert!(!logs.contains(&secret), "the logs hold a secret or a full email");
+    }
+}

@@ -1,0 +1,674 @@
+//! People, memberships and sessions: the global identity tables (read only
+//! here) and the tenant-owned memberships.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Bool, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{OptionalExtension, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use portico_kernel::{
+    Actor, AuditEntry, MembershipId, Origin, RequestId, SessionId, TenantContext, TenantId, UserId,
+};
+use portico_tenancy::{
+    Email, IdentityError, MembershipKind, MembershipStatus, MembershipView, Role, TenantStatus, User,
+    UserStatus,
+};
+use sha2::{Digest, Sha256};
+
+use crate::audit::By;
+use crate::error::{Failure, is_unique_violation};
+use crate::{Store, audit};
+
+/// A person to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Normalised address.
+    pub email: Email,
+    /// Display name.
+    pub name: String,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Whether they may sign in.
+    pub status: UserStatus,
+    /// Argon2id PHC string, if a password is set.
+    pub password_hash: Option<String>,
+    /// Whether the address is confirmed.
+    pub email_verified: bool,
+}
+
+/// What sign-in needs to know about the person behind an email.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The person.
+    pub user: User,
+    /// Their password's hash, if they set one.
+    pub password_hash: Option<String>,
+    /// Until when sign-in attempts must wait (after repeated failures).
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
+/// A signed-in device, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "tenantId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60",
+    "device": "Pixel 8", "ip": "203.0.113.7", "userAgent": "portico-app/2.1",
+    "createdAt": "2026-11-23T09:00:00Z", "lastUsedAt": "2026-11-23T09:15:00Z", "expiresAt": "2026-12-23T09:00:00Z"
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The session.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: SessionId,
+    /// The person.
+    #[serde(skip)]
+    pub user_id: UserId,
+    /// The tenant it is signed in to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub tenant_id: TenantId,
+    /// What the client called itself at sign-in.
+    pub device: Option<String>,
+    /// The address it signed in from.
+    pub ip: Option<String>,
+    /// Its user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last refresh.
+    pub last_used_at: DateTime<Utc>,
+    /// The end of its absolute lifetime.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session to start at sign-in.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The person.
+    pub user: UserId,
+    /// The membership's tenant.
+    pub tenant: TenantId,
+    /// The client's name for itself.
+    pub device: Option<String>,
+    /// Where the sign-in came from.
+    pub origin: Origin,
+    /// The request.
+    pub request_id: RequestId,
+    /// The first refresh token (only its hash is kept).
+    pub refresh_token: String,
+    /// Absolute lifetime.
+    pub lifetime: Duration,
+}
+
+/// The SHA-256 of a refresh token, as stored.
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[derive(QueryableByName)]
+struct UserRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    phone: Option<String>,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    password_hash: Option<String>,
+    #[diesel(sql_type = Bool)]
+    email_verified: bool,
+    #[diesel(sql_type = Bool)]
+    mfa_enabled: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    login_blocked_until: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_login_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, email, name, phone, status, password_hash, email_verified_at IS NOT NULL AS email_verified, \
+     mfa_enabled, login_blocked_until, last_login_at, created_at";
+
+impl UserRow {
+    fn into_credentials(self) -> Result<Credentials, IdentityError> {
+        let corrupt =
+            |what: &str| IdentityError::Store(portico_kernel::InfraError::internal(format!("user {what}")));
+        let user = User {
+            id: UserId::from_uuid(self.id),
+            email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
+            name: self.name,
+            phone: self.phone,
+            status: UserStatus::from_storage(&self.status).ok_or_else(|| corrupt("status"))?,
+            email_verified: self.email_verified,
+            mfa_enabled: self.mfa_enabled,
+            last_login_at: self.last_login_at,
+            created_at: self.created_at,
+        };
+        Ok(Credentials { user, password_hash: self.password_hash, blocked_until: self.login_blocked_until })
+    }
+}
+
+#[derive(QueryableByName)]
+struct SessionRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: uuid::Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    tenant_id: uuid::Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    device: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    ip: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    user_agent: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    last_used_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+const SESSION_COLUMNS: &str =
+    "id, user_id, tenant_id, device, host(ip) AS ip, user_agent, created_at, last_used_at, expires_at";
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            id: SessionId::from_uuid(row.id),
+            user_id: UserId::from_uuid(row.user_id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            device: row.device,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+type IdentityFailure = Failure<IdentityError>;
+
+fn resolve(failure: IdentityFailure) -> IdentityError {
+    failure
+        .resolve(|error| is_unique_violation(error, "users_email_key").then_some(IdentityError::EmailTaken))
+}
+
+/// Appends an audit row about a session to `tenant`'s trail (the caller's
+/// transaction, scoped to it).
+#[allow(clippy::too_many_arguments)] // one row's worth of facts, each of a different kind
+async fn audit_session(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    user: UserId,
+    action: &'static str,
+    session: SessionId,
+    request_id: &RequestId,
+    origin: &Origin,
+    at: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    let actor = Actor::User { user_id: user, tenant_id: tenant };
+    let entry = AuditEntry {
+        action,
+        resource_type: "session",
+        resource_id: session.to_string(),
+        changes: serde_json::json!({}),
+    };
+    audit::record(conn, tenant, By { actor: &actor, request_id, origin }, &entry, at).await
+}
+
+async fn scope(conn: &mut AsyncPgConnection, tenant: TenantId) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind::<Text, _>(tenant.to_string())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+impl Store {
+    /// Creates a person.
+    pub async fn create_user(&self, new: NewUser) -> Result<User, IdentityError> {
+        let (id, now) = (UserId::new(), self.now());
+        let created = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    let row: UserRow = diesel::sql_query(format!(
+                        "INSERT INTO users (id, email, name, phone, status, password_hash, email_verified_at, \
+                                            created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN $8 END, $8, $8) RETURNING {USER_COLUMNS}"
+                    ))
+                    .bind::<SqlUuid, _>(id.into_uuid())
+                    .bind::<Text, _>(new.email.as_str())
+                    .bind::<Text, _>(&new.name)
+                    .bind::<Nullable<Text>, _>(new.phone.as_deref())
+                    .bind::<Text, _>(new.status.as_str())
+                    .bind::<Nullable<Text>, _>(new.password_hash.as_deref())
+                    .bind::<Bool, _>(new.email_verified)
+                    .bind::<Timestamptz, _>(now)
+                    .get_result(conn)
+                    .await?;
+                    Ok(row)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(created.into_credentials()?.user)
+    }
+
+    /// Gives `user` a membership of the context's tenant, audited there.
+    pub async fn add_membership(
+        &self,
+        ctx: &TenantContext,
+        user: UserId,
+        role: Role,
+        kind: MembershipKind,
+    ) -> Result<MembershipId, IdentityError> {
+        let (ctx, id, now) = (ctx.clone(), MembershipId::new(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(
+                    "INSERT INTO memberships (tenant_id, id, user_id, role, kind, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
+                )
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Text, _>(role.as_str())
+                .bind::<Text, _>(kind.as_str())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                let changes = serde_json::json!({
+                    "userId": {"before": null, "after": user},
+                    "role": {"before": null, "after": role},
+                    "kind": {"before": null, "after": kind},
+                });
+                let entry =
+                    AuditEntry { action: "membership.create", resource_type: "membership", resource_id: id.to_string(), changes };
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(id)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// The person with this email, and what sign-in needs about them.
+    pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, IdentityError> {
+        let email = email.as_str().to_owned();
+        let row: Option<UserRow> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
+                        .bind::<Text, _>(email)
+                        .get_result(conn)
+                        .await
+                        .optional()?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        row.map(UserRow::into_credentials).transpose()
+    }
+
+    /// The person `id`.
+    pub async fn user(&self, id: UserId) -> Result<User, IdentityError> {
+        let row: Option<UserRow> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                        .bind::<SqlUuid, _>(id.into_uuid())
+                        .get_result(conn)
+                        .await
+                        .optional()?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(row.ok_or(IdentityError::InvalidCredentials)?.into_credentials()?.user)
+    }
+
+    /// Counts a failed sign-in and blocks the next attempts for
+    /// `delay(failures in a row)`; returns until when.
+    pub async fn record_login_failure(
+        &self,
+        user: UserId,
+        delay: fn(u32) -> Duration,
+    ) -> Result<Option<DateTime<Utc>>, IdentityError> {
+        let now = self.now();
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                #[derive(QueryableByName)]
+                struct Failures {
+                    #[diesel(sql_type = Integer)]
+                    failed_logins: i32,
+                }
+                let row: Failures = diesel::sql_query(
+                    "UPDATE users SET failed_logins = failed_logins + 1, updated_at = $2 WHERE id = $1 \
+                     RETURNING failed_logins",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .get_result(conn)
+                .await?;
+                let wait = delay(u32::try_from(row.failed_logins).unwrap_or(u32::MAX));
+                let until = (!wait.is_zero())
+                    .then(|| now + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX));
+                diesel::sql_query("UPDATE users SET login_blocked_until = $2 WHERE id = $1")
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .bind::<Nullable<Timestamptz>, _>(until)
+                    .execute(conn)
+                    .await?;
+                Ok(until)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// The person's memberships with their tenants' names and states
+    /// (through a definer function: no tenant is chosen yet).
+    pub async fn memberships_of(&self, user: UserId) -> Result<Vec<MembershipView>, IdentityError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = SqlUuid)]
+            id: uuid::Uuid,
+            #[diesel(sql_type = SqlUuid)]
+            tenant_id: uuid::Uuid,
+            #[diesel(sql_type = Text)]
+            tenant_slug: String,
+            #[diesel(sql_type = Text)]
+            tenant_name: String,
+            #[diesel(sql_type = Text)]
+            tenant_status: String,
+            #[diesel(sql_type = Text)]
+            role: String,
+            #[diesel(sql_type = Text)]
+            kind: String,
+            #[diesel(sql_type = Text)]
+            status: String,
+        }
+        let rows: Vec<Row> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(
+                        "SELECT id, tenant_id, tenant_slug, tenant_name, tenant_status, role, kind, status \
+                         FROM memberships_of($1)",
+                    )
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .load(conn)
+                    .await?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        rows.into_iter()
+            .map(|row| {
+                let corrupt = || IdentityError::Store(portico_kernel::InfraError::internal("membership row"));
+                Ok(MembershipView {
+                    id: MembershipId::from_uuid(row.id),
+                    tenant_id: TenantId::from_uuid(row.tenant_id),
+                    tenant_slug: row.tenant_slug,
+                    tenant_name: row.tenant_name,
+                    tenant_status: TenantStatus::from_storage(&row.tenant_status).ok_or_else(corrupt)?,
+                    role: Role::from_storage(&row.role).ok_or_else(corrupt)?,
+                    kind: MembershipKind::from_storage(&row.kind).ok_or_else(corrupt)?,
+                    status: MembershipStatus::from_storage(&row.status).ok_or_else(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A successful sign-in: clears the failure count, starts a session with
+    /// its first refresh token, and audits it in the tenant signed in to.
+    pub async fn start_session(&self, new: NewSession) -> Result<Session, IdentityError> {
+        let (id, now) = (SessionId::new(), self.now());
+        let expires = now + chrono::TimeDelta::from_std(new.lifetime).unwrap_or(chrono::TimeDelta::MAX);
+        self.in_tenant(new.tenant, move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(
+                    "UPDATE users SET failed_logins = 0, login_blocked_until = NULL, last_login_at = $2, \
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(new.user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                let row: SessionRow = diesel::sql_query(format!(
+                    "INSERT INTO sessions (id, user_id, tenant_id, device, ip, user_agent, created_at, last_used_at, \
+                                           expires_at) \
+                     VALUES ($1, $2, $3, $4, $5::inet, $6, $7, $7, $8) RETURNING {SESSION_COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(new.user.into_uuid())
+                .bind::<SqlUuid, _>(new.tenant.into_uuid())
+                .bind::<Nullable<Text>, _>(new.device.as_deref())
+                .bind::<Nullable<Text>, _>(new.origin.ip.map(|ip| ip.to_string()))
+                .bind::<Nullable<Text>, _>(new.origin.user_agent.as_deref())
+                .bind::<Timestamptz, _>(now)
+                .bind::<Timestamptz, _>(expires)
+                .get_result(conn)
+                .await?;
+                insert_token(conn, id, &new.refresh_token, now).await?;
+                audit_session(conn, new.tenant, new.user, "session.start", id, &new.request_id, &new.origin, now)
+                    .await?;
+                Ok(Session::from(row))
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Exchanges a refresh token for `replacement`: the presented one is
+    /// spent. A spent token presented again ends its whole session (the
+    /// token was stolen, or the client is broken) and is audited; an unknown
+    /// token, or one of an ended or expired session, is refused.
+    pub async fn refresh_session(
+        &self,
+        presented: &str,
+        replacement: &str,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<Session, IdentityError> {
+        #[derive(QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = SqlUuid)]
+            session_id: uuid::Uuid,
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            used_at: Option<DateTime<Utc>>,
+        }
+        let (hash, replacement, now) = (token_hash(presented), replacement.to_owned(), self.now());
+        let (request_id, origin) = (request_id.clone(), origin.clone());
+        let outcome = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    let found: Option<Found> = diesel::sql_query(
+                        "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+                    )
+                    .bind::<Bytea, _>(&hash)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let found = found.ok_or(Failure::Domain(IdentityError::InvalidRefreshToken))?;
+                    let session: Option<SessionRow> = diesel::sql_query(format!(
+                        "SELECT {SESSION_COLUMNS} FROM sessions \
+                         WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 FOR UPDATE"
+                    ))
+                    .bind::<SqlUuid, _>(found.session_id)
+                    .bind::<Timestamptz, _>(now)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let session = session.ok_or(Failure::Domain(IdentityError::InvalidRefreshToken))?;
+                    let (id, user, tenant) = (
+                        SessionId::from_uuid(session.id),
+                        UserId::from_uuid(session.user_id),
+                        TenantId::from_uuid(session.tenant_id),
+                    );
+                    if found.used_at.is_some() {
+                        revoke(conn, id, "refresh_token_reused", now).await?;
+                        scope(conn, tenant).await?;
+                        audit_session(
+                            conn,
+                            tenant,
+                            user,
+                            "session.refresh_reused",
+                            id,
+                            &request_id,
+                            &origin,
+                            now,
+                        )
+                        .await?;
+                        return Ok(Err(IdentityError::RefreshTokenReused));
+                    }
+                    diesel::sql_query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+                        .bind::<Bytea, _>(&hash)
+                        .bind::<Timestamptz, _>(now)
+                        .execute(conn)
+                        .await?;
+                    insert_token(conn, id, &replacement, now).await?;
+                    let row: SessionRow = diesel::sql_query(format!(
+                        "UPDATE sessions SET last_used_at = $2 WHERE id = $1 RETURNING {SESSION_COLUMNS}"
+                    ))
+                    .bind::<SqlUuid, _>(id.into_uuid())
+                    .bind::<Timestamptz, _>(now)
+                    .get_result(conn)
+                    .await?;
+                    scope(conn, tenant).await?;
+                    audit_session(conn, tenant, user, "session.refresh", id, &request_id, &origin, now)
+                        .await?;
+                    Ok(Ok(Session::from(row)))
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        // A reuse is committed (the session ended) before it is reported.
+        outcome
+    }
+
+    /// The person's live sessions, newest first.
+    pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, IdentityError> {
+        let now = self.now();
+        let rows: Vec<SessionRow> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(format!(
+                        "SELECT {SESSION_COLUMNS} FROM sessions \
+                         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC"
+                    ))
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .bind::<Timestamptz, _>(now)
+                    .load(conn)
+                    .await?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(rows.into_iter().map(Session::from).collect())
+    }
+
+    /// Ends the person's session `id` (sign-out, or from another device),
+    /// audited in the tenant it was signed in to. Another person's session
+    /// is not found.
+    pub async fn end_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<(), IdentityError> {
+        let (now, request_id, origin) = (self.now(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                #[derive(QueryableByName)]
+                struct Ended {
+                    #[diesel(sql_type = SqlUuid)]
+                    tenant_id: uuid::Uuid,
+                }
+                let ended: Option<Ended> = diesel::sql_query(
+                    "UPDATE sessions SET revoked_at = $3, revoked_reason = 'signed_out' \
+                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING tenant_id",
+                )
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let tenant = TenantId::from_uuid(
+                    ended.ok_or(Failure::Domain(IdentityError::SessionNotFound))?.tenant_id,
+                );
+                scope(conn, tenant).await?;
+                audit_session(conn, tenant, user, "session.end", id, &request_id, &origin, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Whether session `id` of `user` is live (not ended, not expired).
+    pub async fn session_is_live(&self, user: UserId, id: SessionId) -> Result<bool, IdentityError> {
+        let now = self.now();
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                #[derive(QueryableByName)]
+                struct Live {
+                    #[diesel(sql_type = Bool)]
+                    live: bool,
+                }
+                let row: Live = diesel::sql_query(
+                    "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+                     AND expires_at > $3) AS live",
+                )
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .get_result(conn)
+                .await?;
+                Ok(row.live)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}
+
+async fn insert_token(
+    conn: &mut AsyncPgConnection,
+    session: SessionId,
+    token: &str,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+        .bind::<Bytea, _>(token_hash(token))
+        .bind::<SqlUuid, _>(session.into_uuid())
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn revoke(
+    conn: &mut AsyncPgConnection,
+    session: SessionId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(session.into_uuid())
+    .bind::<Timestamptz, _>(now)
+    .bind::<Text, _>(reason)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
