@@ -381,12 +381,12 @@ impl<P: Permission> std::ops::Deref for Require<P> {
 
 impl<P: Permission> FromRequest for Require<P> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Auth::resolve(req).and_then(|auth| {
+        let checked = Auth::resolve(req).and_then(|auth| {
             if permits(&auth.ctx, P::NAME) {
-                Ok(Self(auth, PhantomData))
+                Ok(auth)
             } else {
                 Err(ApiError::new(
                     ErrorKind::Forbidden,
@@ -395,7 +395,63 @@ impl<P: Permission> FromRequest for Require<P> {
                 )
                 .details(serde_json::json!({ "permission": P::NAME })))
             }
-        }))
+        });
+        let services = (
+            req.app_data::<web::Data<portico_store::Store>>().cloned(),
+            req.app_data::<web::Data<crate::cache::Cache>>().cloned(),
+        );
+        Box::pin(async move {
+            let auth = checked?;
+            if let (Some(store), Some(cache)) = services {
+                in_service(&auth.ctx, &store, &cache).await?;
+            }
+            Ok(Self(auth, PhantomData))
+        })
+    }
+}
+
+/// A tenant's own people reach its routes only while it is in service: a
+/// suspended tenant's people can still sign in (the auth routes take
+/// [`Auth`], not [`Require`]), and everything else answers 403. Platform
+/// staff acting on a tenant are not held back (they are who reactivates
+/// it). The status is read through the cache, which the tenants table's
+/// trigger keeps current on every instance.
+async fn in_service(
+    ctx: &TenantContext,
+    store: &portico_store::Store,
+    cache: &crate::cache::Cache,
+) -> Result<(), ApiError> {
+    use crate::cache::{CacheKey, Tag, TtlClass};
+    use portico_tenancy::{TenancyError, TenantStore as _};
+    if ctx.actor.home_tenant() != Some(ctx.tenant_id) || ctx.tenant_id == PLATFORM_TENANT_ID {
+        return Ok(());
+    }
+    let tag = Tag {
+        tenant: ctx.tenant_id.into_uuid(),
+        resource: "tenant".to_owned(),
+        id: ctx.tenant_id.to_string(),
+    };
+    let loaded = cache
+        .get_or_load(&CacheKey::new(tag).variant("status"), TtlClass::Tenant, || async {
+            match store.get(ctx, ctx.tenant_id).await {
+                Ok(tenant) => Ok(actix_web::web::Bytes::from_static(tenant.status.as_str().as_bytes())),
+                Err(TenancyError::NotFound) => Ok(actix_web::web::Bytes::from_static(b"deleted")),
+                Err(other) => Err(ApiError::from(other)),
+            }
+        })
+        .await?;
+    match loaded.0.as_ref() {
+        b"suspended" => Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "tenancy.tenant_suspended",
+            "This tenant is suspended: only signing in and out work until it is reactivated.",
+        )),
+        b"inactive" | b"deleted" => Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "tenancy.tenant_inactive",
+            "This tenant is no longer in service.",
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -211,7 +211,11 @@ async fn admin_url(config: &Config) -> Result<String, Failure> {
 }
 
 /// A development token for the tenant (id or slug) and permissions asked for.
+/// Refused in production, where people sign in.
 async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<String, Failure> {
+    if config.environment == Environment::Production {
+        return Err("development tokens are refused in production: sign in at /api/v1/auth/login".into());
+    }
     let tenant = match request.tenant.parse::<TenantId>() {
         Ok(id) => id,
         Err(_) if request.tenant == "platform" => PLATFORM_TENANT_ID,
@@ -225,8 +229,11 @@ async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<
                 .ok_or_else(|| format!("no tenant with slug `{}`", request.tenant))?
         }
     };
-    let defaults: &[&str] =
-        if tenant == PLATFORM_TENANT_ID { &seed::ADMIN_PERMISSIONS } else { &seed::OWNER_PERMISSIONS };
+    let defaults: &[&str] = if tenant == PLATFORM_TENANT_ID {
+        portico_tenancy::Role::PlatformAdmin.permissions()
+    } else {
+        portico_tenancy::Role::Owner.permissions()
+    };
     let permissions: Vec<&str> = match &request.permissions {
         Some(list) => list.iter().map(String::as_str).collect(),
         None => defaults.to_vec(),
@@ -282,8 +289,13 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
     let store = Store::connect(&urls, &config.pool()).await?;
     if config.seed.demo_data {
         let tenants = seed::demo_tenants(&store).await?;
-        println!("Demo data: a platform admin and two tenants. Paste these into a shell:");
-        for line in seed::demo_exports(&config.token_keys(), &tenants, config.auth.token_ttl_secs)? {
+        let people = seed::demo_people(&store, &tenants).await?;
+        println!("Demo data: sign in as any of these with the password {}", seed::DEMO_PASSWORD);
+        for person in people {
+            println!("  {person}");
+        }
+        println!("and paste these into a shell for the README's examples:");
+        for line in seed::demo_exports(&tenants) {
             println!("  {line}");
         }
     }

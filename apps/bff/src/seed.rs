@@ -1,31 +1,26 @@
-//! Demo data for development: two tenants to try the API with, and tokens
-//! for a demo platform admin and for each tenant's owner.
+//! Demo data for development: two tenants to try the API with, a demo
+//! platform admin and each tenant's owner, all signing in with one password.
 
-use portico_kernel::{PLATFORM_TENANT_ID, PageRequest, PlatformContext, UserId};
-use portico_store::Store;
-use portico_tenancy::{CreateTenant, TenancyError, Tenant, TenantFilter, TenantStore};
+use portico_kernel::{
+    Actor, Origin, PLATFORM_TENANT_ID, PageRequest, PlatformContext, RequestId, TenantContext,
+};
+use portico_store::{NewUser, Store};
+use portico_tenancy::{
+    CreateTenant, Email, MembershipKind, Role, TenancyError, Tenant, TenantFilter, TenantStore, UserStatus,
+    password,
+};
 
-/// The demo tenants: slug, name, industry, and the fixed id of the demo
-/// owner whose token is printed.
-pub const DEMO_TENANTS: [(&str, &str, &str, UserId); 2] = [
-    ("acme-property", "Acme Property Management", "property_management", demo_user(0xa)),
-    ("globex-academy", "Globex Academy", "education", demo_user(0xb)),
+/// The demo tenants: slug, name, industry.
+pub const DEMO_TENANTS: [(&str, &str, &str); 2] = [
+    ("acme-property", "Acme Property Management", "property_management"),
+    ("globex-academy", "Globex Academy", "education"),
 ];
-
-/// The demo platform admin: the same person on every start (user records
-/// arrive with sign-in; until then the id lives in the token only).
-pub const DEMO_ADMIN: UserId = demo_user(0x1);
-
-/// Fixed, recognisable UUIDv7-shaped ids for demo people.
-const fn demo_user(n: u128) -> UserId {
-    UserId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_00d3_4000_0000 | n))
-}
 
 /// Creates the demo tenants that are missing and returns all of them. Idempotent.
 pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
     let ctx = PlatformContext::system("seed");
     let mut tenants = Vec::new();
-    for (slug, name, industry, _) in DEMO_TENANTS {
+    for (slug, name, industry) in DEMO_TENANTS {
         let command = CreateTenant {
             name: name.to_owned(),
             slug: slug.to_owned(),
@@ -48,57 +43,88 @@ pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
     Ok(tenants)
 }
 
-/// What a platform admin's demo token may do.
-pub const ADMIN_PERMISSIONS: [&str; 8] = [
-    "platform:tenants:read",
-    "platform:tenants:write",
-    "platform:jobs:read",
-    "platform:jobs:write",
-    "platform:audit:read",
-    "tenants:read",
-    "tenants:write",
-    "audit:read",
+/// The password of every demo person (development only: demo data is
+/// refused in production).
+pub const DEMO_PASSWORD: &str = "portico-demo-2026";
+
+/// The demo people: email, name, tenant slug (`None`: the platform tenant) and role.
+const DEMO_PEOPLE: [(&str, &str, Option<&str>, Role); 3] = [
+    ("admin@portico.example", "Demo Platform Admin", None, Role::PlatformAdmin),
+    ("owner@acme-property.example", "Acme Owner", Some("acme-property"), Role::Owner),
+    ("owner@globex-academy.example", "Globex Owner", Some("globex-academy"), Role::Owner),
 ];
 
-/// What a tenant owner's demo token may do.
-pub const OWNER_PERMISSIONS: [&str; 3] = ["tenants:read", "tenants:write", "audit:read"];
-
-/// `export NAME=value` lines for the demo tenants' ids and tokens, ready to
-/// paste into a shell (the README's examples use them).
-pub fn demo_exports(
-    keys: &crate::auth::TokenKeys,
+/// Creates the demo people that are missing, each with [`DEMO_PASSWORD`] and
+/// a membership of their tenant. Idempotent. Returns who can sign in.
+pub async fn demo_people(
+    store: &Store,
     tenants: &[Tenant],
-    ttl_secs: i64,
-) -> Result<Vec<String>, jsonwebtoken::errors::Error> {
-    let admin = keys.mint(
-        DEMO_ADMIN,
-        "admin@portico.example",
-        "platform_admin",
-        PLATFORM_TENANT_ID,
-        &ADMIN_PERMISSIONS,
-        ttl_secs,
-    )?;
-    let mut lines = vec![format!("export ADMIN_TOKEN={admin}")];
-    for tenant in tenants {
-        let name = tenant.slug.split('-').next().unwrap_or("tenant").to_ascii_uppercase();
-        let email = format!("owner@{}.example", tenant.slug);
-        let owner =
-            DEMO_TENANTS.iter().find(|(slug, ..)| *slug == tenant.slug).map_or_else(UserId::new, |t| t.3);
-        let token = keys.mint(owner, &email, "owner", tenant.id, &OWNER_PERMISSIONS, ttl_secs)?;
-        lines.push(format!("export {name}_ID={}", tenant.id));
-        lines.push(format!("export {name}_TOKEN={token}"));
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let hash = tokio::task::spawn_blocking(|| password::hash(DEMO_PASSWORD)).await??;
+    let mut lines = Vec::new();
+    for (email, name, slug, role) in DEMO_PEOPLE {
+        let tenant = match slug {
+            None => PLATFORM_TENANT_ID,
+            Some(slug) => match tenants.iter().find(|t| t.slug == slug) {
+                Some(tenant) => tenant.id,
+                None => continue,
+            },
+        };
+        let address = Email::parse(email)?;
+        let user = match store.credentials(&address).await? {
+            Some(existing) => existing.user.id,
+            None => {
+                let new = NewUser {
+                    email: address,
+                    name: name.to_owned(),
+                    phone: None,
+                    status: UserStatus::Active,
+                    password_hash: Some(hash.clone()),
+                    email_verified: true,
+                };
+                store.create_user(new).await?.id
+            }
+        };
+        if !store.memberships_of(user).await?.iter().any(|m| m.tenant_id == tenant) {
+            let ctx = TenantContext {
+                tenant_id: tenant,
+                actor: Actor::system("seed"),
+                permissions: std::collections::BTreeSet::new(),
+                request_id: RequestId::generate(),
+                origin: Origin::default(),
+            };
+            let kind = if role.is_platform() { MembershipKind::Admin } else { MembershipKind::Owner };
+            store.add_membership(&ctx, user, role, kind).await?;
+        }
+        lines.push(format!("{email} ({})", slug.unwrap_or("platform admin")));
     }
     Ok(lines)
+}
+
+/// `export NAME=value` lines for the demo tenants' ids, ready to paste into
+/// a shell (the README's examples use them).
+#[must_use]
+pub fn demo_exports(tenants: &[Tenant]) -> Vec<String> {
+    tenants
+        .iter()
+        .map(|tenant| {
+            let name = tenant.slug.split('-').next().unwrap_or("tenant").to_ascii_uppercase();
+            format!("export {name}_ID={}", tenant.id)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TokenKeys;
 
     #[test]
-    fn demo_tokens_name_the_same_people_every_time() {
-        let keys = TokenKeys::new(b"seed-test-secret-0123456789abcdef0123");
+    fn the_demo_password_passes_the_policy() {
+        assert!(password::check_policy(DEMO_PASSWORD).is_ok());
+    }
+
+    #[test]
+    fn demo_exports_name_each_tenant_by_its_first_word() {
         let now = chrono::Utc::now();
         let tenant = |slug: &str| Tenant {
             id: portico_kernel::TenantId::new(),
@@ -114,15 +140,9 @@ mod tests {
             deleted_at: None,
         };
         let tenants = [tenant("acme-property"), tenant("globex-academy")];
-        let lines = demo_exports(&keys, &tenants, 600).unwrap();
-        let token = |prefix: &str| {
-            let line = lines.iter().find(|l| l.starts_with(prefix)).unwrap();
-            keys.verify(line.split_once('=').unwrap().1).unwrap()
-        };
-        let admin = token("export ADMIN_TOKEN=");
-        assert_eq!((admin.sub, admin.tenant_id), (DEMO_ADMIN, portico_kernel::PLATFORM_TENANT_ID));
-        assert_eq!(token("export ACME_TOKEN=").sub, DEMO_TENANTS[0].3);
-        assert_eq!(token("export GLOBEX_TOKEN=").tenant_id, tenants[1].id);
-        assert!(lines.contains(&format!("export ACME_ID={}", tenants[0].id)));
+        assert_eq!(
+            demo_exports(&tenants),
+            vec![format!("export ACME_ID={}", tenants[0].id), format!("export GLOBEX_ID={}", tenants[1].id)]
+        );
     }
 }

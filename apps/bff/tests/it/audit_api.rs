@@ -16,7 +16,8 @@ async fn a_tenant_reads_its_own_trail_newest_first_and_filtered() {
     let acme = create(&app, "acme").await;
     let globex = create(&app, "globex").await;
     let admin = app.admin_token();
-    let suspended = app.call("POST", &format!("/api/v1/tenants/{acme}/suspend"), Some(&admin), None).await;
+    let rename = json!({"name": "Acme Renamed", "contactEmail": "ops@acme.example"});
+    let renamed = app.call("PUT", &format!("/api/v1/tenants/{acme}"), Some(&admin), Some(rename)).await;
     app.call("POST", &format!("/api/v1/tenants/{globex}/suspend"), Some(&admin), None).await;
     let owner = app.user_token(acme, &["audit:read"]);
 
@@ -24,9 +25,9 @@ async fn a_tenant_reads_its_own_trail_newest_first_and_filtered() {
     assert_eq!(trail.status, 200, "{}", trail.body);
     let actions: Vec<&str> =
         trail.json["data"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["tenant.suspend", "tenant.create"], "newest first, Acme's only");
+    assert_eq!(actions, vec!["tenant.update", "tenant.create"], "newest first, Acme's only");
     assert!(!trail.body.contains(&globex.to_string()), "nothing of Globex");
-    assert_eq!(trail.json["data"][0]["requestId"].as_str(), suspended.header("x-request-id"));
+    assert_eq!(trail.json["data"][0]["requestId"].as_str(), renamed.header("x-request-id"));
     assert_eq!(trail.json["meta"]["total"], json!(2));
 
     let filtered = app.call("GET", "/api/v1/audit?action=tenant.create&limit=1", Some(&owner), None).await;

@@ -252,3 +252,33 @@ async fn sign_in_and_refresh_leave_no_secret_in_the_logs() {
         assert!(!logs.contains(&secret), "the logs hold a secret or a full email");
     }
 }
+
+#[actix_web::test]
+async fn a_suspended_tenants_people_can_sign_in_but_reach_nothing_else() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let token = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    let read = |token: String| {
+        let app = &app;
+        async move { app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&token), None).await }
+    };
+    assert_eq!(read(token.clone()).await.status, 200);
+
+    let admin = app.admin_token();
+    app.call("POST", &format!("/api/v1/tenants/{acme}/suspend"), Some(&admin), None).await;
+    let refused = read(token.clone()).await;
+    assert_eq!(
+        (refused.status, refused.json["error"]["code"].clone()),
+        (403, json!("tenancy.tenant_suspended"))
+    );
+    let signed_in = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    assert_eq!(signed_in.status, 200, "signing in still works: {}", signed_in.body);
+    assert_eq!(app.call("GET", "/api/v1/auth/me", Some(&token), None).await.status, 200);
+    // The platform's staff still reach it, to reactivate it.
+    let staff = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&admin), None).await;
+    assert_eq!(staff.json["data"]["status"], json!("SUSPENDED"));
+
+    app.call("POST", &format!("/api/v1/tenants/{acme}/activate"), Some(&admin), None).await;
+    assert_eq!(read(token).await.status, 200, "back in service at once");
+}

@@ -446,7 +446,9 @@ async fn a_change_on_one_instance_reaches_the_cache_of_another() {
     assert_eq!(hit.json, first.json, "a hit is the same answer");
 
     // Another tenant's token reads nothing of it, cached or not.
-    let stranger = b.user_token(TenantId::new(), &["tenants:read"]);
+    let globex = a.call("POST", "/api/v1/tenants", Some(&admin), Some(tenant_body("globex"))).await;
+    let globex: TenantId = globex.json["data"]["id"].as_str().unwrap().parse().unwrap();
+    let stranger = b.user_token(globex, &["tenants:read"]);
     let res = get_tenant(&b, &stranger, &id).await;
     assert_eq!(res.status, 404);
     assert!(!res.body.contains("acme"));

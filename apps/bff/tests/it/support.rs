@@ -158,7 +158,7 @@ impl TestApp {
                 "admin@portico.example",
                 "platform_admin",
                 PLATFORM_TENANT_ID,
-                &portico_bff::seed::ADMIN_PERMISSIONS,
+                portico_tenancy::Role::PlatformAdmin.permissions(),
                 600,
             )
             .unwrap()
@@ -166,14 +166,14 @@ impl TestApp {
 
     /// A platform admin's token (every tenant and platform permission).
     pub fn admin_token(&self) -> String {
-        let permissions = portico_bff::seed::ADMIN_PERMISSIONS;
+        let permissions = portico_tenancy::Role::PlatformAdmin.permissions();
         self.keys
             .mint(
                 UserId::new(),
                 "admin@portico.example",
                 "platform_admin",
                 PLATFORM_TENANT_ID,
-                &permissions,
+                permissions,
                 600,
             )
             .unwrap()
