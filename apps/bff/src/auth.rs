@@ -207,6 +207,19 @@ impl TokenKeys {
     }
 }
 
+/// The bearer credential of a request, if any.
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
 /// The header a platform admin names a customer tenant with.
 pub const TENANT_HEADER: &str = "x-tenant-id";
 
@@ -215,8 +228,8 @@ pub const TENANT_HEADER: &str = "x-tenant-id";
 pub struct Auth {
     /// The tenant acted on, who acts, what they may do.
     pub ctx: TenantContext,
-    /// The token's claims.
-    pub claims: Claims,
+    /// The token's claims; `None` for an API key.
+    pub claims: Option<Claims>,
 }
 
 impl Auth {
@@ -236,25 +249,36 @@ impl Auth {
         let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| {
             ApiError::new(ErrorKind::Internal, "internal", "Authentication is not configured.")
         })?;
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(token)
-            })
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Unauthorized,
-                    "auth.missing_token",
-                    "Send a bearer token in Authorization.",
-                )
-            })?;
+        let token = bearer(req).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthorized,
+                "auth.missing_token",
+                "Send a bearer token in Authorization.",
+            )
+        })?;
+        if token.starts_with(crate::api_keys::KEY_PREFIX) {
+            // A live key was resolved (and kept in the request) by `api_keys::middleware`.
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "auth.invalid_api_key",
+                "The API key is not valid (unknown, revoked or expired).",
+            ));
+        }
         let claims = keys.verify(token)?;
+        let actor = Actor::User { user_id: claims.sub, tenant_id: claims.tenant_id };
+        let ctx = Self::context(req, claims.tenant_id, actor, claims.permissions.iter().cloned().collect())?;
+        tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
+        Ok(Self { ctx, claims: Some(claims) })
+    }
 
+    /// The context of a request by `actor` of `home` holding `permissions`:
+    /// `X-Tenant-ID` may name another tenant only for platform staff.
+    pub(crate) fn context(
+        req: &HttpRequest,
+        home: TenantId,
+        actor: Actor,
+        permissions: std::collections::BTreeSet<String>,
+    ) -> Result<TenantContext, ApiError> {
         let named = match req.headers().get(TENANT_HEADER) {
             None => None,
             Some(value) => {
@@ -269,16 +293,16 @@ impl Auth {
         };
         let request_id = req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate);
         let mut ctx = TenantContext {
-            tenant_id: claims.tenant_id,
-            actor: Actor::User { user_id: claims.sub, tenant_id: claims.tenant_id },
-            permissions: claims.permissions.iter().cloned().collect(),
+            tenant_id: home,
+            actor,
+            permissions,
             request_id,
             origin: Origin::new(
                 crate::client::client_address(req),
                 req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
             ),
         };
-        if let Some(tenant) = named.filter(|t| *t != claims.tenant_id) {
+        if let Some(tenant) = named.filter(|t| *t != home) {
             if ctx.platform().is_err() {
                 return Err(ApiError::new(
                     ErrorKind::Forbidden,
@@ -289,10 +313,19 @@ impl Auth {
             tracing::info!(acting_on = %tenant, "platform staff acting on a tenant");
             ctx.tenant_id = tenant;
         }
-        let span = tracing::Span::current();
-        span.record("tenant_id", tracing::field::display(ctx.tenant_id));
-        span.record("user_id", tracing::field::display(claims.sub));
-        Ok(Self { ctx, claims })
+        tracing::Span::current().record("tenant_id", tracing::field::display(ctx.tenant_id));
+        Ok(ctx)
+    }
+
+    /// The claims of a person's token; 403 for an API key (the route is for people).
+    pub fn person(&self) -> Result<&Claims, ApiError> {
+        self.claims.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Forbidden,
+                "auth.person_required",
+                "This route is for people, not API keys.",
+            )
+        })
     }
 
     /// The platform-wide scope; 403 for anyone but platform staff with a platform permission.
@@ -365,6 +398,8 @@ permissions! {
     PlatformAuditRead = "platform:audit:read";
     /// Retry dead jobs.
     PlatformJobsWrite = "platform:jobs:write";
+    /// Create, list and revoke one's tenant's API keys.
+    ApiKeysManage = "api_keys:manage";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.

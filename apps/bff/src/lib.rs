@@ -7,6 +7,7 @@
 //! store -> envelope.
 
 pub mod api;
+pub mod api_keys;
 pub mod auth;
 pub mod cache;
 pub mod cache_sync;

@@ -45,6 +45,9 @@ use crate::api;
         api::auth::me,
         api::auth::sessions,
         api::auth::end_session,
+        api::api_keys::list,
+        api::api_keys::create,
+        api::api_keys::revoke,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -52,7 +55,9 @@ use crate::api;
         JobRetried, JobRetriedEnvelope, MailboxEnvelope, AuditRecord, AuditPageEnvelope,
         ErrorEnvelope, ErrorBody, api::auth::LoginRequest, api::auth::RefreshRequest, api::auth::SignedIn,
         api::auth::TenantRef, api::auth::Me, api::auth::SessionItem, portico_store::Session,
-        portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope
+        portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope,
+        api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
+        ApiKeyCreatedEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -62,6 +67,7 @@ use crate::api;
         (name = "dev", description = "Development only: 404 elsewhere."),
         (name = "audit", description = "Who changed what, when, in which request."),
         (name = "auth", description = "Sign-in, tokens and sessions."),
+        (name = "api-keys", description = "A tenant's keys for server-to-server calls."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -228,6 +234,24 @@ pub struct SessionListEnvelope {
     pub success: bool,
     /// The sessions.
     pub data: Vec<api::auth::SessionItem>,
+}
+
+/// `{"success": true, "data": [ApiKey]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyListEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The keys.
+    pub data: Vec<portico_store::ApiKey>,
+}
+
+/// `{"success": true, "data": ApiKeyCreated}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyCreatedEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The key and its secret.
+    pub data: api::api_keys::ApiKeyCreated,
 }
 
 /// `{"success": true, "data": Tenant}`.

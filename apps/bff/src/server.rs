@@ -211,6 +211,7 @@ pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
         App::new()
             .wrap(middleware::Compress::default())
             .wrap(cors(&origins))
+            .wrap(middleware::from_fn(crate::api_keys::middleware))
             .wrap(middleware::from_fn(error::envelope_fallback))
             .wrap(security_headers(hsts))
             .wrap(middleware::from_fn(metrics::middleware))

@@ -672,3 +672,226 @@ async fn revoke(
     .await
     .map(|_| ())
 }
+
+/// An API key as its tenant's administrators see it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "name": "invoicing service", "prefix": "ptk_3f9a1c2b7d4e",
+    "permissions": ["tenants:read"], "createdAt": "2026-11-23T09:00:00Z", "expiresAt": null,
+    "lastUsedAt": "2026-11-23T09:15:00Z"
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    /// The key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: portico_kernel::ApiKeyId,
+    /// What it is for.
+    pub name: String,
+    /// Its visible beginning, to recognise it by.
+    pub prefix: String,
+    /// What it may do (a subset of its creator's permissions).
+    pub permissions: Vec<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A key to create: the caller made the secret and checked the permissions.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// What it is for.
+    pub name: String,
+    /// The whole key (`ptk_<12 hex>_<64 hex>`); only its hash is kept.
+    pub key: String,
+    /// What it may do.
+    pub permissions: Vec<String>,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Who a valid API key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPrincipal {
+    /// The key.
+    pub id: portico_kernel::ApiKeyId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// What it may do.
+    pub permissions: Vec<String>,
+}
+
+/// The visible prefix of a key: `ptk_` and the next 12 characters.
+fn key_prefix(key: &str) -> Option<&str> {
+    let prefix = key.get(..16)?;
+    (prefix.starts_with("ptk_") && key.as_bytes().get(16) == Some(&b'_')).then_some(prefix)
+}
+
+#[derive(QueryableByName)]
+struct ApiKeyRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    prefix: String,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    permissions: Vec<String>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        Self {
+            id: portico_kernel::ApiKeyId::from_uuid(row.id),
+            name: row.name,
+            prefix: row.prefix,
+            permissions: row.permissions,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+const API_KEY_COLUMNS: &str = "id, name, prefix, permissions, created_at, expires_at, last_used_at";
+
+impl Store {
+    /// Creates an API key of the context's tenant, audited there.
+    pub async fn create_api_key(&self, ctx: &TenantContext, new: NewApiKey) -> Result<ApiKey, IdentityError> {
+        let prefix = key_prefix(&new.key).ok_or(IdentityError::InvalidCredentials)?.to_owned();
+        let (ctx, id, now) = (ctx.clone(), portico_kernel::ApiKeyId::new(), self.now());
+        let creator = match &ctx.actor {
+            Actor::User { user_id, .. } => user_id.into_uuid(),
+            Actor::ApiKey { key_id, .. } => key_id.into_uuid(),
+            Actor::System { .. } => uuid::Uuid::nil(),
+        };
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let row: ApiKeyRow = diesel::sql_query(format!(
+                    "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, permissions, created_by, \
+                                           created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {API_KEY_COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<Text, _>(&new.name)
+                .bind::<Text, _>(&prefix)
+                .bind::<Bytea, _>(token_hash(&new.key))
+                .bind::<diesel::sql_types::Array<Text>, _>(&new.permissions)
+                .bind::<SqlUuid, _>(creator)
+                .bind::<Timestamptz, _>(now)
+                .bind::<Nullable<Timestamptz>, _>(new.expires_at)
+                .get_result(conn)
+                .await?;
+                let key = ApiKey::from(row);
+                let entry = AuditEntry::between("api_key.create", "api_key", id, None, Some(&key));
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(key)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// The context's tenant's live API keys, newest first.
+    pub async fn api_keys(&self, ctx: &TenantContext) -> Result<Vec<ApiKey>, IdentityError> {
+        let tenant = ctx.tenant_id;
+        let rows: Vec<ApiKeyRow> = self
+            .in_tenant(tenant, move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(format!(
+                        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL \
+                         ORDER BY created_at DESC, id DESC"
+                    ))
+                    .bind::<SqlUuid, _>(tenant.into_uuid())
+                    .load(conn)
+                    .await?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    /// Revokes the context's tenant's key `id` (another tenant's is not
+    /// found), audited.
+    pub async fn revoke_api_key(
+        &self,
+        ctx: &TenantContext,
+        id: portico_kernel::ApiKeyId,
+    ) -> Result<(), IdentityError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let revoked = diesel::sql_query(
+                    "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                if revoked == 0 {
+                    return Err(Failure::Domain(IdentityError::ApiKeyNotFound));
+                }
+                let changes = serde_json::json!({"revokedAt": {"before": null, "after": now}});
+                let entry = AuditEntry { action: "api_key.revoke", resource_type: "api_key", resource_id: id.to_string(), changes };
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Who `key` is, if it is a live key; its last use is recorded (at most
+    /// once a minute, so a busy key does not write on every request).
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<ApiKeyPrincipal>, IdentityError> {
+        #[derive(QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = SqlUuid)]
+            id: uuid::Uuid,
+            #[diesel(sql_type = SqlUuid)]
+            tenant_id: uuid::Uuid,
+            #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+            permissions: Vec<String>,
+        }
+        let Some(prefix) = key_prefix(key).map(str::to_owned) else { return Ok(None) };
+        let (hash, now) = (token_hash(key), self.now());
+        let found: Option<Found> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(
+                        "UPDATE api_keys SET last_used_at = CASE \
+                             WHEN last_used_at IS NULL OR last_used_at < $3 - interval '1 minute' THEN $3 \
+                             ELSE last_used_at END \
+                         WHERE prefix = $1 AND secret_hash = $2 AND revoked_at IS NULL \
+                           AND (expires_at IS NULL OR expires_at > $3) \
+                         RETURNING id, tenant_id, permissions",
+                    )
+                    .bind::<Text, _>(prefix)
+                    .bind::<Bytea, _>(hash)
+                    .bind::<Timestamptz, _>(now)
+                    .get_result(conn)
+                    .await
+                    .optional()?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(found.map(|f| ApiKeyPrincipal {
+            id: portico_kernel::ApiKeyId::from_uuid(f.id),
+            tenant_id: TenantId::from_uuid(f.tenant_id),
+            permissions: f.permissions,
+        }))
+    }
+}

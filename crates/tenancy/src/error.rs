@@ -98,6 +98,12 @@ pub enum IdentityError {
     /// The email belongs to another person.
     #[error("the email is taken")]
     EmailTaken,
+    /// No such API key in this tenant.
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// An API key may only carry permissions its creator holds here.
+    #[error("you do not hold the permission `{0}` to give it")]
+    PermissionNotHeld(String),
     /// The store failed; details go to the logs, not the caller.
     #[error(transparent)]
     Store(#[from] InfraError),
@@ -114,7 +120,8 @@ impl DomainError for IdentityError {
             Self::TooManyAttempts { .. } => ErrorKind::RateLimited,
             Self::AccountDisabled | Self::NoMembership => ErrorKind::Forbidden,
             Self::TenantSelectionRequired(_) | Self::EmailTaken => ErrorKind::Conflict,
-            Self::SessionNotFound => ErrorKind::NotFound,
+            Self::SessionNotFound | Self::ApiKeyNotFound => ErrorKind::NotFound,
+            Self::PermissionNotHeld(_) => ErrorKind::Validation,
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -133,6 +140,8 @@ impl DomainError for IdentityError {
             Self::RefreshTokenReused => "auth.refresh_token_reused",
             Self::SessionNotFound => "auth.session_not_found",
             Self::EmailTaken => "auth.email_taken",
+            Self::ApiKeyNotFound => "api_keys.not_found",
+            Self::PermissionNotHeld(_) => "api_keys.permission_not_held",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }

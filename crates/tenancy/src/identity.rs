@@ -154,7 +154,7 @@ closed_set!(
     }
 );
 
-const TENANT_ADMIN: &[&str] = &["tenants:read", "tenants:write", "audit:read"];
+const TENANT_ADMIN: &[&str] = &["tenants:read", "tenants:write", "audit:read", "api_keys:manage"];
 
 impl Role {
     /// What the role may do.
@@ -170,6 +170,7 @@ impl Role {
                 "tenants:read",
                 "tenants:write",
                 "audit:read",
+                "api_keys:manage",
             ],
             Self::PlatformSupport => &[
                 "platform:tenants:read",

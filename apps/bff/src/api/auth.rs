@@ -291,7 +291,7 @@ pub async fn refresh(
 
 /// The session of a signed-in request's token; 401 for a token of no session.
 fn session_of(auth: &Auth) -> Result<SessionId, ApiError> {
-    auth.claims.sid.ok_or_else(|| {
+    auth.person()?.sid.ok_or_else(|| {
         ApiError::new(ErrorKind::Unauthorized, "auth.not_a_session", "This token belongs to no session.")
     })
 }
@@ -309,7 +309,7 @@ fn session_of(auth: &Auth) -> Result<SessionId, ApiError> {
 /// Signs out: ends the token's session.
 pub async fn logout(req: HttpRequest, auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
     let session = session_of(&auth)?;
-    store.end_session(auth.claims.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
+    store.end_session(auth.person()?.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::no_content())
 }
 
@@ -336,9 +336,10 @@ pub struct SessionItem {
 )]
 /// Lists the person's live sessions (devices).
 pub async fn sessions(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
-    let current = auth.claims.sid;
+    let claims = auth.person()?;
+    let current = claims.sid;
     let items: Vec<SessionItem> = store
-        .sessions_of(auth.claims.sub)
+        .sessions_of(claims.sub)
         .await?
         .into_iter()
         .map(|session| SessionItem { current: Some(session.id) == current, session })
@@ -365,7 +366,7 @@ pub async fn end_session(
     store: Db,
     id: web::Path<SessionId>,
 ) -> Result<HttpResponse, ApiError> {
-    store.end_session(auth.claims.sub, id.into_inner(), &auth.ctx.request_id, &origin(&req)).await?;
+    store.end_session(auth.person()?.sub, id.into_inner(), &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::no_content())
 }
 
@@ -381,7 +382,8 @@ pub async fn end_session(
 )]
 /// Who is signed in.
 pub async fn me(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
-    let user = store.user(auth.claims.sub).await.map_err(|_| {
+    let claims = auth.person()?;
+    let user = store.user(claims.sub).await.map_err(|_| {
         ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid.")
     })?;
     let tenants = store
@@ -393,8 +395,8 @@ pub async fn me(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
         .collect();
     Ok(envelope::ok(Me {
         user,
-        tenant_id: auth.claims.tenant_id,
-        permissions: auth.claims.permissions.clone(),
+        tenant_id: claims.tenant_id,
+        permissions: claims.permissions.clone(),
         tenants,
     }))
 }

@@ -5,6 +5,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod dev;
@@ -74,7 +75,7 @@ const fn sign_in(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 20] = [
+pub const ROUTES: [RouteSpec; 23] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -95,6 +96,9 @@ pub const ROUTES: [RouteSpec; 20] = [
     read("/api/v1/auth/me"),
     read("/api/v1/auth/sessions"),
     write("DELETE", "/api/v1/auth/sessions/{id}"),
+    read("/api/v1/api-keys"),
+    write("POST", "/api/v1/api-keys"),
+    write("DELETE", "/api/v1/api-keys/{id}"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -126,6 +130,9 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/auth/me") => web::get().to(auth::me),
         ("GET", "/api/v1/auth/sessions") => web::get().to(auth::sessions),
         ("DELETE", "/api/v1/auth/sessions/{id}") => web::delete().to(auth::end_session),
+        ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
+        ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
+        ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

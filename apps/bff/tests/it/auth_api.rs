@@ -34,7 +34,7 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
     let claims = app.keys.verify(&token).unwrap();
     assert_eq!(claims.exp - claims.iat, 900);
     assert_eq!(claims.sid.map(|s| s.to_string()), Some(data(&res, "sessionId")));
-    assert_eq!(claims.permissions, vec!["tenants:read", "tenants:write", "audit:read"]);
+    assert_eq!(claims.permissions, vec!["tenants:read", "tenants:write", "audit:read", "api_keys:manage"]);
 
     let own = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&token), None).await;
     assert_eq!(own.status, 200);

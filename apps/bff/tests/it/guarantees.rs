@@ -237,6 +237,16 @@ async fn call_mutation(
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
             (with_id(signed_in.json["data"]["sessionId"].as_str().unwrap()), None, "session.end")
         }
+        ("POST", "/api/v1/api-keys") => (
+            path.to_owned(),
+            Some(json!({"name": "walked", "permissions": ["tenants:read"]})),
+            "api_key.create",
+        ),
+        ("DELETE", "/api/v1/api-keys/{id}") => {
+            let body = json!({"name": "to revoke", "permissions": ["tenants:read"]});
+            let created = app.call("POST", "/api/v1/api-keys", Some(admin), Some(body)).await;
+            (with_id(created.json["data"]["id"].as_str().unwrap()), None, "api_key.revoke")
+        }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
     let body = body.map(|b| b.to_string().into_bytes());
@@ -333,7 +343,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 10, "every mutating route was walked");
+    assert_eq!(walked, 12, "every mutating route was walked");
 }
 
 #[actix_web::test]

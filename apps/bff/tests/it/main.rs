@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions are test code too: a failed step stops the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys_api;
 mod audit_api;
 mod auth_api;
 mod binary;
