@@ -92,8 +92,10 @@ pub struct CacheSection {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Lifetime of tokens minted by `portico token` and the demo seed (seconds).
+    /// Lifetime of tokens minted by `portico token` (seconds).
     pub token_ttl_secs: i64,
+    /// The portal's address: emailed links (password reset, email verification) point there.
+    pub portal_url: String,
 }
 
 /// The database and its pools.
@@ -481,6 +483,10 @@ impl Config {
             json_body_limit: self.http.json_body_limit_bytes,
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
+            links: crate::server::Links {
+                portal_url: self.auth.portal_url.trim_end_matches('/').to_owned(),
+                from: self.email_from(),
+            },
             dev_mailbox: (self.environment == Environment::Development
                 && self.email.transport == EmailTransport::Mailbox)
                 .then(|| self.mailbox_dir()),

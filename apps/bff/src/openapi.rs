@@ -45,6 +45,10 @@ use crate::api;
         api::auth::me,
         api::auth::sessions,
         api::auth::end_session,
+        api::auth::forgot_password,
+        api::auth::reset_password,
+        api::auth::send_verification,
+        api::auth::verify_email,
         api::api_keys::list,
         api::api_keys::create,
         api::api_keys::revoke,
@@ -57,7 +61,8 @@ use crate::api;
         api::auth::TenantRef, api::auth::Me, api::auth::SessionItem, portico_store::Session,
         portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope,
         api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
-        ApiKeyCreatedEnvelope
+        ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
+        AcceptedEnvelope, Accepted
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -234,6 +239,23 @@ pub struct SessionListEnvelope {
     pub success: bool,
     /// The sessions.
     pub data: Vec<api::auth::SessionItem>,
+}
+
+/// What an accepted request says will happen.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message": "A link to confirm your address is on its way."}))]
+pub struct Accepted {
+    /// For people.
+    pub message: String,
+}
+
+/// `{"success": true, "data": Accepted}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// What will happen.
+    pub data: Accepted,
 }
 
 /// `{"success": true, "data": [ApiKey]}`.

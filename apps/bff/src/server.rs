@@ -42,6 +42,17 @@ pub struct Settings {
     pub idempotency: IdempotencyTimes,
     /// The read cache.
     pub cache: CacheConfig,
+    /// Where emailed links point, and who sends them.
+    pub links: Links,
+}
+
+/// Where emailed links point, and who sends the emails.
+#[derive(Debug, Clone)]
+pub struct Links {
+    /// The portal's address, without a trailing slash.
+    pub portal_url: String,
+    /// The sender.
+    pub from: portico_kernel::Mailbox,
 }
 
 impl Settings {
@@ -59,6 +70,10 @@ impl Settings {
             rate_limits: RateLimits::default(),
             idempotency: IdempotencyTimes::default(),
             cache: CacheConfig::default(),
+            links: Links {
+                portal_url: "http://localhost:3000".to_owned(),
+                from: portico_kernel::Mailbox::named("Portico", "no-reply@portico.localhost"),
+            },
         }
     }
 }
@@ -154,12 +169,14 @@ pub fn configure(
     let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
     let rate_limiter = web::Data::new(RateLimiter::new(settings.rate_limits.clone()));
     let idempotency = web::Data::new(settings.idempotency);
+    let links = web::Data::new(settings.links.clone());
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(cache.clone())
             .app_data(trusted_proxies.clone())
             .app_data(rate_limiter.clone())
             .app_data(idempotency.clone())
+            .app_data(links.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(mailbox.clone())

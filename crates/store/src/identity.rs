@@ -895,3 +895,213 @@ impl Store {
         }))
     }
 }
+
+/// What a one-time token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimePurpose {
+    /// Choosing a new password.
+    PasswordReset,
+    /// Confirming an email address.
+    EmailVerification,
+}
+
+impl OneTimePurpose {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
+}
+
+/// A one-time token to issue, and the email that carries it.
+#[derive(Debug, Clone)]
+pub struct OneTimeToken {
+    /// The person.
+    pub user: UserId,
+    /// What for.
+    pub purpose: OneTimePurpose,
+    /// The token (only its hash is kept).
+    pub token: String,
+    /// The address it goes to.
+    pub email: Email,
+    /// How long it works.
+    pub lifetime: Duration,
+    /// The message, sent by the `email.send` job of the platform tenant.
+    pub message: portico_kernel::EmailMessage,
+    /// The request that asked for it.
+    pub request_id: RequestId,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl Store {
+    /// Issues a one-time token and enqueues its email, in one transaction
+    /// (no email for a token that was not stored, no token without its email).
+    pub async fn issue_one_time_token(&self, issue: OneTimeToken) -> Result<(), IdentityError> {
+        let now = self.now();
+        let expires = now + chrono::TimeDelta::from_std(issue.lifetime).unwrap_or(chrono::TimeDelta::MAX);
+        let job = portico_kernel::NewJob::of(&portico_kernel::SendEmail { message: issue.message })
+            .map_err(|e| IdentityError::Store(portico_kernel::InfraError::internal(e)))?;
+        self.in_tenant(portico_kernel::PLATFORM_TENANT_ID, move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(
+                    "INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind::<Bytea, _>(token_hash(&issue.token))
+                .bind::<SqlUuid, _>(issue.user.into_uuid())
+                .bind::<Text, _>(issue.purpose.as_str())
+                .bind::<Text, _>(issue.email.as_str())
+                .bind::<Timestamptz, _>(now)
+                .bind::<Timestamptz, _>(expires)
+                .execute(conn)
+                .await?;
+                crate::jobs::enqueue_in(conn, portico_kernel::PLATFORM_TENANT_ID, &job, now).await?;
+                let action = match issue.purpose {
+                    OneTimePurpose::PasswordReset => "user.password_reset_requested",
+                    OneTimePurpose::EmailVerification => "user.email_verification_sent",
+                };
+                audit_person(conn, issue.user, action, &issue.request_id, &issue.origin, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Sets a new password with a reset token: the token is spent, every
+    /// session of the person ends, the failure count clears, and the change
+    /// is audited in each tenant the person belongs to. MFA stays as it was:
+    /// the next sign-in still asks for it.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password_hash: String,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<UserId, IdentityError> {
+        let (hash, now, request_id, origin) =
+            (token_hash(token), self.now(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let (user, _) = spend(conn, &hash, OneTimePurpose::PasswordReset, now).await?;
+                diesel::sql_query(
+                    "UPDATE users SET password_hash = $2, failed_logins = 0, login_blocked_until = NULL, \
+                     updated_at = $3 WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Text, _>(&password_hash)
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                diesel::sql_query(
+                    "UPDATE sessions SET revoked_at = $2, revoked_reason = 'password_reset' \
+                     WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                audit_person(conn, user, "user.password_reset", &request_id, &origin, now).await?;
+                Ok(user)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Confirms an email address with a verification token (spent by it),
+    /// if the person's address is still the one it was sent to.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<UserId, IdentityError> {
+        let (hash, now, request_id, origin) =
+            (token_hash(token), self.now(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let (user, email) = spend(conn, &hash, OneTimePurpose::EmailVerification, now).await?;
+                let verified = diesel::sql_query(
+                    "UPDATE users SET email_verified_at = $3, updated_at = $3 WHERE id = $1 AND email = $2",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Text, _>(&email)
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                if verified == 0 {
+                    return Err(Failure::Domain(IdentityError::InvalidOneTimeToken));
+                }
+                audit_person(conn, user, "user.email_verified", &request_id, &origin, now).await?;
+                Ok(user)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}
+
+/// Spends a live one-time token of `purpose`: its person and address.
+async fn spend(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+    purpose: OneTimePurpose,
+    now: DateTime<Utc>,
+) -> Result<(UserId, String), IdentityFailure> {
+    #[derive(QueryableByName)]
+    struct Spent {
+        #[diesel(sql_type = SqlUuid)]
+        user_id: uuid::Uuid,
+        #[diesel(sql_type = Text)]
+        email: String,
+    }
+    let spent: Option<Spent> = diesel::sql_query(
+        "UPDATE one_time_tokens SET used_at = $3 \
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+         RETURNING user_id, email",
+    )
+    .bind::<Bytea, _>(hash)
+    .bind::<Text, _>(purpose.as_str())
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)
+    .await
+    .optional()?;
+    let spent = spent.ok_or(Failure::Domain(IdentityError::InvalidOneTimeToken))?;
+    Ok((UserId::from_uuid(spent.user_id), spent.email))
+}
+
+/// Audits a change to a person in the trail of every tenant they belong to.
+async fn audit_person(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    action: &'static str,
+    request_id: &RequestId,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Member {
+        #[diesel(sql_type = SqlUuid)]
+        tenant_id: uuid::Uuid,
+    }
+    let tenants: Vec<Member> = diesel::sql_query("SELECT tenant_id FROM memberships_of($1)")
+        .bind::<SqlUuid, _>(user.into_uuid())
+        .load(conn)
+        .await?;
+    for member in tenants {
+        let tenant = TenantId::from_uuid(member.tenant_id);
+        scope(conn, tenant).await?;
+        let actor = Actor::User { user_id: user, tenant_id: tenant };
+        let entry = AuditEntry {
+            action,
+            resource_type: "user",
+            resource_id: user.to_string(),
+            changes: serde_json::json!({}),
+        };
+        audit::record(conn, tenant, By { actor: &actor, request_id, origin }, &entry, now).await?;
+    }
+    Ok(())
+}

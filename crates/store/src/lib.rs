@@ -31,7 +31,10 @@ pub use error::StoreError;
 pub use idempotency::{
     Claim, Completion, IdempotencyScope, IdempotencyTimes, StoredResponse, Unit, fingerprint,
 };
-pub use identity::{ApiKey, ApiKeyPrincipal, Credentials, NewApiKey, NewSession, NewUser, Session};
+pub use identity::{
+    ApiKey, ApiKeyPrincipal, Credentials, NewApiKey, NewSession, NewUser, OneTimePurpose, OneTimeToken,
+    Session,
+};
 pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
     Notifications, enqueue_in,

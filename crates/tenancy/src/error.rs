@@ -98,6 +98,9 @@ pub enum IdentityError {
     /// The email belongs to another person.
     #[error("the email is taken")]
     EmailTaken,
+    /// The emailed token is unknown, used, expired, or for another address.
+    #[error("the link is invalid, used or expired")]
+    InvalidOneTimeToken,
     /// No such API key in this tenant.
     #[error("API key not found")]
     ApiKeyNotFound,
@@ -121,7 +124,7 @@ impl DomainError for IdentityError {
             Self::AccountDisabled | Self::NoMembership => ErrorKind::Forbidden,
             Self::TenantSelectionRequired(_) | Self::EmailTaken => ErrorKind::Conflict,
             Self::SessionNotFound | Self::ApiKeyNotFound => ErrorKind::NotFound,
-            Self::PermissionNotHeld(_) => ErrorKind::Validation,
+            Self::PermissionNotHeld(_) | Self::InvalidOneTimeToken => ErrorKind::Validation,
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -141,6 +144,7 @@ impl DomainError for IdentityError {
             Self::SessionNotFound => "auth.session_not_found",
             Self::EmailTaken => "auth.email_taken",
             Self::ApiKeyNotFound => "api_keys.not_found",
+            Self::InvalidOneTimeToken => "auth.invalid_link",
             Self::PermissionNotHeld(_) => "api_keys.permission_not_held",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",

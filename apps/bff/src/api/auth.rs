@@ -20,7 +20,7 @@ use crate::envelope;
 use crate::error::ApiError;
 use crate::json::Json;
 #[allow(unused_imports)] // the OpenAPI attributes name these
-use crate::openapi::{ErrorEnvelope, MeEnvelope, SessionListEnvelope, SignedInEnvelope};
+use crate::openapi::{AcceptedEnvelope, ErrorEnvelope, MeEnvelope, SessionListEnvelope, SignedInEnvelope};
 
 /// Lifetime of an access token.
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;
@@ -399,4 +399,216 @@ pub async fn me(auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
         permissions: claims.permissions.clone(),
         tenants,
     }))
+}
+
+/// `POST /api/v1/auth/forgot-password`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"email": "owner@acme.example"}))]
+pub struct ForgotPassword {
+    /// The account's email.
+    pub email: String,
+}
+
+/// `POST /api/v1/auth/reset-password`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"token": "9c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d", "password": "a new long passphrase"}))]
+pub struct ResetPassword {
+    /// The token from the emailed link.
+    pub token: String,
+    /// The new password (8 to 128 characters, not a common one).
+    pub password: String,
+}
+
+/// `POST /api/v1/auth/verify-email`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"token": "9c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d"}))]
+pub struct VerifyEmail {
+    /// The token from the emailed link.
+    pub token: String,
+}
+
+/// How long a reset link works.
+pub const RESET_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// How long a verification link works.
+pub const VERIFY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// `forgot-password` answers no sooner than this, so that whether an email
+/// was sent cannot be told from the time it took.
+const FORGOT_FLOOR: Duration = Duration::from_millis(400);
+
+/// The email carrying a one-time link.
+fn link_email(
+    links: &crate::server::Links,
+    to: &Email,
+    subject: &str,
+    intro: &str,
+    path: &str,
+    token: &str,
+) -> portico_kernel::EmailMessage {
+    let link = format!("{}/{path}?token={token}", links.portal_url);
+    portico_kernel::EmailMessage {
+        from: links.from.clone(),
+        to: vec![portico_kernel::Mailbox::address(to.as_str())],
+        reply_to: None,
+        subject: subject.to_owned(),
+        html: format!(
+            "<p>{intro}</p><p><a href=\"{link}\">{link}</a></p><p>If you did not ask for this, ignore this email.</p>"
+        ),
+        text: format!("{intro}\n\n{link}\n\nIf you did not ask for this, ignore this email.\n"),
+        message_id: None,
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/forgot-password",
+    tag = "auth",
+    request_body = ForgotPassword,
+    responses(
+        (status = 202, description = "The same answer, in about the same time, whether or not the address has an account; if it has, a link valid for 30 minutes is emailed.", body = AcceptedEnvelope),
+        (status = 422, description = "Not an email address.", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Asks for a password-reset link.
+pub async fn forgot_password(
+    req: HttpRequest,
+    store: Db,
+    links: web::Data<crate::server::Links>,
+    body: Json<ForgotPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let email = Email::parse(&body.into_inner().email)?;
+    let outcome = async {
+        let Some(credentials) = store.credentials(&email).await? else { return Ok(()) };
+        if credentials.user.status != UserStatus::Active {
+            return Ok(());
+        }
+        let token = new_refresh_token()?;
+        let message = link_email(
+            &links,
+            &email,
+            "Choose a new password",
+            "Follow this link within 30 minutes to choose a new Portico password:",
+            "reset-password",
+            &token,
+        );
+        store
+            .issue_one_time_token(portico_store::OneTimeToken {
+                user: credentials.user.id,
+                purpose: portico_store::OneTimePurpose::PasswordReset,
+                token,
+                email: email.clone(),
+                lifetime: RESET_LIFETIME,
+                message,
+                request_id: request_id(&req),
+                origin: origin(&req),
+            })
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    if let Err(error) = outcome {
+        // Logged (by ApiError) and not shown: the answer must not differ.
+        tracing::warn!(code = error.code(), "a reset link could not be issued");
+    }
+    tokio::time::sleep(FORGOT_FLOOR.saturating_sub(started.elapsed())).await;
+    Ok(accepted("If an account has this address, a link to choose a new password is on its way."))
+}
+
+fn accepted(message: &str) -> HttpResponse {
+    HttpResponse::Accepted().json(json!({"success": true, "data": {"message": message}}))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reset-password",
+    tag = "auth",
+    request_body = ResetPassword,
+    responses(
+        (status = 204, description = "The password is changed and every session of the person has ended; MFA still applies at the next sign-in."),
+        (status = 422, description = "The link is invalid, used or expired (`auth.invalid_link`), or the password is not acceptable (`auth.weak_password`).", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Sets a new password with an emailed link's token.
+pub async fn reset_password(
+    req: HttpRequest,
+    store: Db,
+    body: Json<ResetPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let ResetPassword { token, password: secret } = body.into_inner();
+    password::check_policy(&secret)?;
+    let hash = web::block(move || password::hash(&secret))
+        .await
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side."))??;
+    let user = store.reset_password(&token, hash, &request_id(&req), &origin(&req)).await?;
+    tracing::info!(user = %user, "password reset; every session ended");
+    Ok(envelope::no_content())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/send-verification",
+    tag = "auth",
+    responses(
+        (status = 202, description = "A link confirming the person's address (valid 24 hours) is on its way.", body = AcceptedEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a person (an API key).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Emails the signed-in person a link confirming their address.
+pub async fn send_verification(
+    req: HttpRequest,
+    auth: Auth,
+    store: Db,
+    links: web::Data<crate::server::Links>,
+) -> Result<HttpResponse, ApiError> {
+    let user = store.user(auth.person()?.sub).await?;
+    let token = new_refresh_token()?;
+    let message = link_email(
+        &links,
+        &user.email,
+        "Confirm your email address",
+        "Follow this link within 24 hours to confirm this address for Portico:",
+        "verify-email",
+        &token,
+    );
+    store
+        .issue_one_time_token(portico_store::OneTimeToken {
+            user: user.id,
+            purpose: portico_store::OneTimePurpose::EmailVerification,
+            token,
+            email: user.email.clone(),
+            lifetime: VERIFY_LIFETIME,
+            message,
+            request_id: auth.ctx.request_id.clone(),
+            origin: origin(&req),
+        })
+        .await?;
+    Ok(accepted("A link to confirm your address is on its way."))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email",
+    tag = "auth",
+    request_body = VerifyEmail,
+    responses(
+        (status = 204, description = "The address is confirmed."),
+        (status = 422, description = "The link is invalid, used, expired, or for an address the person no longer has (`auth.invalid_link`).", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Confirms an email address with an emailed link's token.
+pub async fn verify_email(
+    req: HttpRequest,
+    store: Db,
+    body: Json<VerifyEmail>,
+) -> Result<HttpResponse, ApiError> {
+    store.verify_email(&body.into_inner().token, &request_id(&req), &origin(&req)).await?;
+    Ok(envelope::no_content())
 }

@@ -75,7 +75,7 @@ const fn sign_in(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 23] = [
+pub const ROUTES: [RouteSpec; 27] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -96,6 +96,10 @@ pub const ROUTES: [RouteSpec; 23] = [
     read("/api/v1/auth/me"),
     read("/api/v1/auth/sessions"),
     write("DELETE", "/api/v1/auth/sessions/{id}"),
+    sign_in("/api/v1/auth/forgot-password"),
+    sign_in("/api/v1/auth/reset-password"),
+    write("POST", "/api/v1/auth/send-verification"),
+    sign_in("/api/v1/auth/verify-email"),
     read("/api/v1/api-keys"),
     write("POST", "/api/v1/api-keys"),
     write("DELETE", "/api/v1/api-keys/{id}"),
@@ -130,6 +134,10 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/auth/me") => web::get().to(auth::me),
         ("GET", "/api/v1/auth/sessions") => web::get().to(auth::sessions),
         ("DELETE", "/api/v1/auth/sessions/{id}") => web::delete().to(auth::end_session),
+        ("POST", "/api/v1/auth/forgot-password") => web::post().to(auth::forgot_password),
+        ("POST", "/api/v1/auth/reset-password") => web::post().to(auth::reset_password),
+        ("POST", "/api/v1/auth/send-verification") => web::post().to(auth::send_verification),
+        ("POST", "/api/v1/auth/verify-email") => web::post().to(auth::verify_email),
         ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),

@@ -228,7 +228,7 @@ async fn bad_sign_in_input_is_refused_and_sign_in_is_limited_per_address() {
 }
 
 #[actix_web::test]
-async fn sign_in_and_refresh_leave_no_secret_in_the_logs() {
+async fn sign_in_refresh_and_reset_leave_no_secret_in_the_logs() {
     let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
     let acme = tenant(&app, "acme").await;
     app.person("secretive.owner@acme.example", acme, Role::Owner).await;
@@ -238,6 +238,11 @@ async fn sign_in_and_refresh_leave_no_secret_in_the_logs() {
     let body = json!({"refreshToken": data(&signed_in, "refreshToken")});
     let refreshed = app.call("POST", "/api/v1/auth/refresh", None, Some(body)).await;
     assert_eq!(refreshed.status, 200);
+    let forgot = json!({"email": "secretive.owner@acme.example"});
+    assert_eq!(app.call("POST", "/api/v1/auth/forgot-password", None, Some(forgot)).await.status, 202);
+    let reset_token = app.emailed_token("secretive.owner@acme.example").await;
+    let reset = json!({"token": reset_token, "password": "N3w-and-secret-too"});
+    assert_eq!(app.call("POST", "/api/v1/auth/reset-password", None, Some(reset)).await.status, 204);
     let logs = crate::support::logs();
     assert!(logs.contains("signed in"), "the sign-in was logged");
     for secret in [
@@ -248,6 +253,8 @@ async fn sign_in_and_refresh_leave_no_secret_in_the_logs() {
         data(&signed_in, "accessToken"),
         data(&refreshed, "refreshToken"),
         data(&refreshed, "accessToken"),
+        reset_token,
+        "N3w-and-secret-too".to_owned(),
     ] {
         assert!(!logs.contains(&secret), "the logs hold a secret or a full email");
     }
@@ -281,4 +288,99 @@ async fn a_suspended_tenants_people_can_sign_in_but_reach_nothing_else() {
 
     app.call("POST", &format!("/api/v1/tenants/{acme}/activate"), Some(&admin), None).await;
     assert_eq!(read(token).await.status, 200, "back in service at once");
+}
+
+#[actix_web::test]
+async fn a_password_reset_is_single_use_ends_every_session_and_does_not_tell_who_exists() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let session = app.sign_in("owner@acme.example", PASSWORD, None).await;
+
+    let ask = |email: &'static str| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let res =
+                app.call("POST", "/api/v1/auth/forgot-password", None, Some(json!({"email": email}))).await;
+            (res, started.elapsed())
+        }
+    };
+    let (known, known_time) = ask("owner@acme.example").await;
+    let (unknown, unknown_time) = ask("nobody@acme.example").await;
+    assert_eq!((known.status, unknown.status), (202, 202));
+    assert_eq!(known.body, unknown.body, "the same answer");
+    for elapsed in [known_time, unknown_time] {
+        assert!(elapsed >= std::time::Duration::from_millis(400), "both take the floor time: {elapsed:?}");
+    }
+
+    let token = app.emailed_token("owner@acme.example").await;
+    let weak = app
+        .call(
+            "POST",
+            "/api/v1/auth/reset-password",
+            None,
+            Some(json!({"token": token, "password": "password1"})),
+        )
+        .await;
+    assert_eq!(weak.json["error"]["code"], json!("auth.weak_password"));
+    let reset = json!({"token": token, "password": "a-brand-new-passphrase"});
+    let done = app.call("POST", "/api/v1/auth/reset-password", None, Some(reset.clone())).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let again = app.call("POST", "/api/v1/auth/reset-password", None, Some(reset)).await;
+    assert_eq!((again.status, again.json["error"]["code"].clone()), (422, json!("auth.invalid_link")));
+
+    let body = json!({"refreshToken": data(&session, "refreshToken")});
+    let refresh = app.call("POST", "/api/v1/auth/refresh", None, Some(body)).await;
+    assert_eq!(refresh.status, 401, "the reset ended the session");
+    assert_eq!(
+        app.sign_in("owner@acme.example", PASSWORD, None).await.status,
+        401,
+        "the old password is gone"
+    );
+    assert_eq!(app.sign_in("owner@acme.example", "a-brand-new-passphrase", None).await.status, 200);
+}
+
+#[actix_web::test]
+async fn an_address_is_confirmed_by_its_emailed_link_once() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    let store = app.db.store().await;
+    let user = store
+        .create_user(portico_store::NewUser {
+            email: portico_tenancy::Email::parse("new@acme.example").unwrap(),
+            name: "New".into(),
+            phone: None,
+            status: portico_tenancy::UserStatus::Active,
+            password_hash: Some(portico_tenancy::password::hash(PASSWORD).unwrap()),
+            email_verified: false,
+        })
+        .await
+        .unwrap();
+    let ctx = portico_kernel::TenantContext {
+        tenant_id: acme,
+        actor: portico_kernel::Actor::system("test"),
+        permissions: Default::default(),
+        request_id: portico_kernel::RequestId::generate(),
+        origin: portico_kernel::Origin::default(),
+    };
+    store.add_membership(&ctx, user.id, Role::Staff, portico_tenancy::MembershipKind::Staff).await.unwrap();
+    let token = data(&app.sign_in("new@acme.example", PASSWORD, None).await, "accessToken");
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            app.call("GET", "/api/v1/auth/me", Some(&token), None).await.json["data"]["user"]["emailVerified"]
+                .clone()
+        }
+    };
+    assert_eq!(me(token.clone()).await, json!(false));
+
+    let sent = app.call("POST", "/api/v1/auth/send-verification", Some(&token), None).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let link = app.emailed_token("new@acme.example").await;
+    let verified = app.call("POST", "/api/v1/auth/verify-email", None, Some(json!({"token": link}))).await;
+    assert_eq!(verified.status, 204, "{}", verified.body);
+    assert_eq!(me(token).await, json!(true));
+    let reused = app.call("POST", "/api/v1/auth/verify-email", None, Some(json!({"token": link}))).await;
+    assert_eq!((reused.status, reused.json["error"]["code"].clone()), (422, json!("auth.invalid_link")));
 }

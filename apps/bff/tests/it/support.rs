@@ -141,6 +141,28 @@ impl TestApp {
         email
     }
 
+    /// The token of the newest emailed link to `email` (read from the queued email job).
+    pub async fn emailed_token(&self, email: &str) -> String {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(&self.db.urls.platform).await.unwrap();
+        let found: Text = diesel::sql_query(
+            "SELECT payload -> 'message' ->> 'text' AS text FROM jobs \
+             WHERE kind = 'email.send' AND payload -> 'message' -> 'to' -> 0 ->> 'address' = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind::<diesel::sql_types::Text, _>(email)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        let start = found.text.find("token=").unwrap() + "token=".len();
+        found.text[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
     /// `POST /api/v1/auth/login`.
     pub async fn sign_in(&self, email: &str, password: &str, tenant: Option<&str>) -> Response {
         let mut body = serde_json::json!({"email": email, "password": password});

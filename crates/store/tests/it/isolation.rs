@@ -171,7 +171,7 @@ async fn every_tenant_owned_table_is_walled_the_same_way() {
     .await;
     assert!(tables.contains(&"tenants".to_owned()) && tables.contains(&"audit_log".to_owned()));
     // Identity is global (looked up before any tenant is known); every other table is tenant-owned.
-    let global = ["api_keys", "refresh_tokens", "sessions", "users"];
+    let global = ["api_keys", "one_time_tokens", "refresh_tokens", "sessions", "users"];
     for table in global {
         assert!(tables.contains(&table.to_owned()), "{table} exists");
         let walled = count(
@@ -207,7 +207,7 @@ async fn every_tenant_owned_table_is_walled_the_same_way() {
                 &format!(
                     "SELECT count(*) AS n FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
                      WHERE c.conrelid = 'public.{table}'::regclass AND c.contype IN ('p', 'f') AND a.attname <> 'tenant_id' \
-                       AND NOT (c.contype = 'f' AND c.confrelid::regclass::text IN ('users', 'sessions', 'refresh_tokens', 'api_keys'))"
+                       AND NOT (c.contype = 'f' AND c.confrelid::regclass::text IN ('users', 'sessions', 'refresh_tokens', 'api_keys', 'one_time_tokens'))"
                 ),
             )
             .await;
