@@ -249,13 +249,25 @@ impl Auth {
         let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| {
             ApiError::new(ErrorKind::Internal, "internal", "Authentication is not configured.")
         })?;
-        let token = bearer(req).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::Unauthorized,
-                "auth.missing_token",
-                "Send a bearer token in Authorization.",
-            )
-        })?;
+        let cookie = crate::browser::cookie_value(req, crate::browser::ACCESS_COOKIE);
+        let token = match (bearer(req), cookie.as_deref()) {
+            (Some(token), _) => token,
+            // Browser mode: the access token rides in its cookie, and a change
+            // must repeat the CSRF token in a header (double submit).
+            (None, Some(token)) => {
+                if crate::browser::is_unsafe(req.method()) {
+                    crate::browser::check_csrf(req)?;
+                }
+                token
+            }
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "auth.missing_token",
+                    "Send a bearer token in Authorization (or sign in in browser mode).",
+                ));
+            }
+        };
         if token.starts_with(crate::api_keys::KEY_PREFIX) {
             // A live key was resolved (and kept in the request) by `api_keys::middleware`.
             return Err(ApiError::new(

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_keys;
 pub mod auth;
+pub mod browser;
 pub mod cache;
 pub mod cache_sync;
 pub mod cli;

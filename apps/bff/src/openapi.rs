@@ -62,7 +62,7 @@ use crate::api;
         portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope,
         api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
         ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
-        AcceptedEnvelope, Accepted
+        AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(

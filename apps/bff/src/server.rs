@@ -117,6 +117,7 @@ fn cors(origins: &[String]) -> Cors {
             header::HeaderName::from_static(crate::auth::TENANT_HEADER),
             header::HeaderName::from_static(crate::api::public::SLUG_HEADER),
             header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static(crate::browser::CSRF_HEADER),
         ])
         .expose_headers([
             header::HeaderName::from_static(request_id::HEADER),

@@ -58,6 +58,22 @@ pub struct LoginRequest {
     /// What the client calls itself ("Pixel 8", "portal"), shown in the session list.
     #[serde(default)]
     pub device: Option<String>,
+    /// `bearer` (default): tokens in the answer, for apps and services. `cookie`: the portal's
+    /// browser mode; tokens go into `__Host-` cookies the page cannot read, and the answer
+    /// carries the CSRF token to repeat in `X-CSRF-Token` on every change.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// How a client holds its tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In the answer, sent back as `Authorization: Bearer`.
+    #[default]
+    Bearer,
+    /// In cookies (browser mode).
+    Cookie,
 }
 
 /// `POST /api/v1/auth/refresh`.
@@ -65,8 +81,10 @@ pub struct LoginRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"refreshToken": "5f0c3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f"}))]
 pub struct RefreshRequest {
-    /// The refresh token of the last sign-in or refresh.
-    pub refresh_token: String,
+    /// The refresh token of the last sign-in or refresh; absent in browser mode (it is in its
+    /// cookie, and `X-CSRF-Token` must be sent).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// The tenant a token is for.
@@ -111,6 +129,56 @@ pub struct SignedIn {
     pub role: &'static str,
     /// What the role may do there.
     pub permissions: Vec<&'static str>,
+}
+
+/// What a sign-in or refresh returns in browser mode (the tokens are in cookies).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "csrfToken": "3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f5f0c", "expiresIn": 900,
+    "sessionId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
+    "tenant": {"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60", "slug": "acme", "name": "Acme Property"},
+    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"]
+}))]
+pub struct BrowserSignedIn {
+    /// Repeat it in `X-CSRF-Token` on every POST, PUT, PATCH and DELETE (it is also in the
+    /// readable `__Host-portico-csrf` cookie).
+    pub csrf_token: String,
+    /// Seconds the access cookie is valid.
+    pub expires_in: i64,
+    /// The session.
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    /// The tenant signed in to.
+    pub tenant: TenantRef,
+    /// The role in it.
+    pub role: &'static str,
+    /// What the role may do there.
+    pub permissions: Vec<&'static str>,
+}
+
+/// The answer in browser mode: cookies set, no token in the body.
+fn browser_answer(signed: SignedIn) -> Result<HttpResponse, ApiError> {
+    let csrf = new_refresh_token()?;
+    let mut response = HttpResponse::Ok();
+    let lifetime = i64::try_from(SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+    crate::browser::set_cookies(
+        &mut response,
+        signed.access_token,
+        signed.expires_in,
+        signed.refresh_token,
+        lifetime,
+        csrf.clone(),
+    );
+    let body = BrowserSignedIn {
+        csrf_token: csrf,
+        expires_in: signed.expires_in,
+        session_id: signed.session_id,
+        tenant: signed.tenant,
+        role: signed.role,
+        permissions: signed.permissions,
+    };
+    Ok(response.json(json!({"success": true, "data": body})))
 }
 
 /// `GET /api/v1/auth/me`.
@@ -184,7 +252,7 @@ fn signed_in(
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in: tokens for the chosen tenant.", body = SignedInEnvelope),
+        (status = 200, description = "Signed in: tokens for the chosen tenant. In browser mode (`\"mode\": \"cookie\"`) the tokens are set as `__Host-` cookies instead and the body is a `BrowserSignedIn` with the CSRF token.", body = SignedInEnvelope),
         (status = 401, description = "Wrong email or password (`auth.invalid_credentials`), the same answer for both.", body = ErrorEnvelope),
         (status = 403, description = "The account cannot sign in (`auth.account_disabled`), or has no membership of the named tenant (`auth.no_membership`).", body = ErrorEnvelope),
         (status = 409, description = "Several tenants and none named (`auth.tenant_selection_required`): `details.tenants` lists their names and slugs.", body = ErrorEnvelope),
@@ -200,7 +268,7 @@ pub async fn login(
     keys: web::Data<TokenKeys>,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { email, password: secret, tenant, device } = body.into_inner();
+    let LoginRequest { email, password: secret, tenant, device, mode } = body.into_inner();
     let email = Email::parse(&email)?;
     let credentials = store.credentials(&email).await?;
     let now = chrono::Utc::now();
@@ -246,7 +314,11 @@ pub async fn login(
         })
         .await?;
     tracing::info!(user = %user.id, session = %session.id, tenant = %membership.tenant_id, "signed in");
-    Ok(envelope::ok(signed_in(&keys, &user, &membership, session.id, refresh_token)?))
+    let signed = signed_in(&keys, &user, &membership, session.id, refresh_token)?;
+    match mode {
+        Mode::Bearer => Ok(envelope::ok(signed)),
+        Mode::Cookie => browser_answer(signed),
+    }
 }
 
 fn too_many(wait: chrono::TimeDelta) -> ApiError {
@@ -260,20 +332,28 @@ fn too_many(wait: chrono::TimeDelta) -> ApiError {
     tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New tokens; the presented refresh token is spent.", body = SignedInEnvelope),
+        (status = 200, description = "New tokens; the presented refresh token is spent. In browser mode (no `refreshToken`: the cookie is used, with `X-CSRF-Token`) new cookies are set and the body is a `BrowserSignedIn`.", body = SignedInEnvelope),
+        (status = 403, description = "Browser mode without the CSRF header matching its cookie (`auth.csrf_failed`).", body = ErrorEnvelope),
         (status = 401, description = "Unknown, spent or expired refresh token (`auth.invalid_refresh_token`); a spent one presented again ends its session (`auth.refresh_token_reused`).", body = ErrorEnvelope),
-        (status = 403, description = "The account or its membership can no longer sign in.", body = ErrorEnvelope),
     ),
     security(())
 )]
-/// Exchanges a refresh token for new tokens.
+/// Exchanges a refresh token for new tokens (the account and membership must still be usable: 403 otherwise).
 pub async fn refresh(
     req: HttpRequest,
     store: Db,
     keys: web::Data<TokenKeys>,
     body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let presented = body.into_inner().refresh_token;
+    let (presented, browser) = match body.into_inner().refresh_token {
+        Some(token) => (token, false),
+        None => {
+            let token = crate::browser::cookie_value(&req, crate::browser::REFRESH_COOKIE)
+                .ok_or(IdentityError::InvalidRefreshToken)?;
+            crate::browser::check_csrf(&req)?;
+            (token, true)
+        }
+    };
     let replacement = new_refresh_token()?;
     let session = store.refresh_session(&presented, &replacement, &request_id(&req), &origin(&req)).await?;
     let user = store.user(session.user_id).await?;
@@ -286,7 +366,8 @@ pub async fn refresh(
         .into_iter()
         .find(|m| m.tenant_id == session.tenant_id && m.usable())
         .ok_or(IdentityError::NoMembership)?;
-    Ok(envelope::ok(signed_in(&keys, &user, &membership, session.id, replacement)?))
+    let signed = signed_in(&keys, &user, &membership, session.id, replacement)?;
+    if browser { browser_answer(signed) } else { Ok(envelope::ok(signed)) }
 }
 
 /// The session of a signed-in request's token; 401 for a token of no session.
@@ -310,7 +391,11 @@ fn session_of(auth: &Auth) -> Result<SessionId, ApiError> {
 pub async fn logout(req: HttpRequest, auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
     let session = session_of(&auth)?;
     store.end_session(auth.person()?.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
-    Ok(envelope::no_content())
+    let mut response = HttpResponse::NoContent();
+    if crate::auth::bearer(&req).is_none() {
+        crate::browser::clear_cookies(&mut response);
+    }
+    Ok(response.finish())
 }
 
 /// One of the person's sessions, marked when it is the caller's own.

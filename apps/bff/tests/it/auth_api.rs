@@ -384,3 +384,77 @@ async fn an_address_is_confirmed_by_its_emailed_link_once() {
     let reused = app.call("POST", "/api/v1/auth/verify-email", None, Some(json!({"token": link}))).await;
     assert_eq!((reused.status, reused.json["error"]["code"].clone()), (422, json!("auth.invalid_link")));
 }
+
+/// The `name=value` of each `Set-Cookie` of a response.
+fn cookies(res: &crate::http::Response) -> Vec<(String, String)> {
+    res.headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.clone())
+        .filter_map(|value| {
+            let pair = value.split(';').next()?.to_owned();
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn cookie_header(cookies: &[(String, String)]) -> String {
+    cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+}
+
+#[actix_web::test]
+async fn browser_mode_keeps_tokens_in_cookies_and_wants_the_csrf_header_on_changes() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let body = json!({"email": "owner@acme.example", "password": PASSWORD, "mode": "cookie"});
+    let signed_in = app.call("POST", "/api/v1/auth/login", None, Some(body)).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert!(!signed_in.body.contains("accessToken") && !signed_in.body.contains("refreshToken"));
+    let csrf = data(&signed_in, "csrfToken");
+    let jar = cookies(&signed_in);
+    let names: Vec<&str> = jar.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["__Host-portico-access", "__Host-portico-refresh", "__Host-portico-csrf"]);
+    let raw: Vec<&String> =
+        signed_in.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v).collect();
+    assert!(raw[0].contains("HttpOnly") && raw[0].contains("Secure") && raw[0].contains("SameSite=Strict"));
+    assert_eq!(jar[2].1, csrf, "the CSRF cookie holds the same token");
+
+    let cookie = cookie_header(&jar);
+    let read =
+        app.call_with("GET", &format!("/api/v1/tenants/{acme}"), None, &[("Cookie", &cookie)], None).await;
+    assert_eq!(read.status, 200, "a read needs no CSRF header: {}", read.body);
+    let rename = json!({"name": "Acme Renamed", "contactEmail": "ops@acme.example"}).to_string().into_bytes();
+    let path = format!("/api/v1/tenants/{acme}");
+    let forged = app.call_with("PUT", &path, None, &[("Cookie", &cookie)], Some(rename.clone())).await;
+    assert_eq!((forged.status, forged.json["error"]["code"].clone()), (403, json!("auth.csrf_failed")));
+    let wrong = [("Cookie", cookie.as_str()), ("X-CSRF-Token", "0000")];
+    assert_eq!(app.call_with("PUT", &path, None, &wrong, Some(rename.clone())).await.status, 403);
+    let right = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let changed = app.call_with("PUT", &path, None, &right, Some(rename)).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+
+    // Refresh from the cookie (with the CSRF header): new cookies; the old refresh cookie is spent.
+    let no_header = app
+        .call_with("POST", "/api/v1/auth/refresh", None, &[("Cookie", &cookie)], Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(no_header.status, 403);
+    let refreshed = app.call_with("POST", "/api/v1/auth/refresh", None, &right, Some(b"{}".to_vec())).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let fresh = cookies(&refreshed);
+    assert_ne!(fresh[1].1, jar[1].1, "a new refresh token");
+    let fresh_cookie = cookie_header(&fresh);
+    let fresh_csrf = data(&refreshed, "csrfToken");
+    let signed_out = app
+        .call_with(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            &[("Cookie", &fresh_cookie), ("X-CSRF-Token", &fresh_csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(signed_out.status, 204, "{}", signed_out.body);
+    assert!(cookies(&signed_out).iter().all(|(_, v)| v.is_empty()), "the cookies are cleared");
+}
