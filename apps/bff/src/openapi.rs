@@ -49,6 +49,7 @@ use crate::api;
         api::auth::reset_password,
         api::auth::send_verification,
         api::auth::verify_email,
+        api::auth::switch_tenant,
         api::api_keys::list,
         api::api_keys::create,
         api::api_keys::revoke,
@@ -62,7 +63,7 @@ use crate::api;
         portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope,
         api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
         ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
-        AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn
+        AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(

@@ -1105,3 +1105,52 @@ async fn audit_person(
     }
     Ok(())
 }
+
+impl Store {
+    /// Moves the person's live session `id` to `tenant` (a membership the
+    /// caller checked) with a new refresh token; the previous ones are spent.
+    /// Audited in the tenant switched to.
+    pub async fn switch_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        tenant: TenantId,
+        replacement: &str,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<Session, IdentityError> {
+        let (now, replacement, request_id, origin) =
+            (self.now(), replacement.to_owned(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let row: Option<SessionRow> = diesel::sql_query(format!(
+                    "UPDATE sessions SET tenant_id = $3, last_used_at = $4 \
+                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $4 \
+                     RETURNING {SESSION_COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<SqlUuid, _>(tenant.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let row = row.ok_or(Failure::Domain(IdentityError::SessionNotFound))?;
+                diesel::sql_query(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE session_id = $1 AND used_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                insert_token(conn, id, &replacement, now).await?;
+                scope(conn, tenant).await?;
+                audit_session(conn, tenant, user, "session.switch_tenant", id, &request_id, &origin, now)
+                    .await?;
+                Ok(Session::from(row))
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}

@@ -697,3 +697,57 @@ pub async fn verify_email(
     store.verify_email(&body.into_inner().token, &request_id(&req), &origin(&req)).await?;
     Ok(envelope::no_content())
 }
+
+/// `POST /api/v1/auth/switch-tenant`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"tenant": "globex"}))]
+pub struct SwitchTenant {
+    /// Another tenant of the person, by slug or id.
+    pub tenant: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/switch-tenant",
+    tag = "auth",
+    request_body = SwitchTenant,
+    responses(
+        (status = 200, description = "Tokens for the other tenant, on the same session (its previous refresh token is spent). In browser mode, new cookies and a `BrowserSignedIn`.", body = SignedInEnvelope),
+        (status = 401, description = "No valid token, or a token of no session.", body = ErrorEnvelope),
+        (status = 403, description = "No usable membership of that tenant (`auth.no_membership`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Moves the session to another of the person's tenants.
+pub async fn switch_tenant(
+    req: HttpRequest,
+    auth: Auth,
+    store: Db,
+    keys: web::Data<TokenKeys>,
+    body: Json<SwitchTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let session = session_of(&auth)?;
+    let claims = auth.person()?;
+    let user = store.user(claims.sub).await?;
+    let membership =
+        match choose_tenant(store.memberships_of(user.id).await?, Some(&body.into_inner().tenant)) {
+            TenantChoice::Chosen(membership) => membership,
+            TenantChoice::SelectionRequired(_) | TenantChoice::NoMembership => {
+                return Err(IdentityError::NoMembership.into());
+            }
+        };
+    let replacement = new_refresh_token()?;
+    store
+        .switch_session(
+            user.id,
+            session,
+            membership.tenant_id,
+            &replacement,
+            &auth.ctx.request_id,
+            &origin(&req),
+        )
+        .await?;
+    let signed = signed_in(&keys, &user, &membership, session, replacement)?;
+    if crate::auth::bearer(&req).is_none() { browser_answer(signed) } else { Ok(envelope::ok(signed)) }
+}

@@ -75,7 +75,7 @@ const fn sign_in(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 27] = [
+pub const ROUTES: [RouteSpec; 28] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -100,6 +100,7 @@ pub const ROUTES: [RouteSpec; 27] = [
     sign_in("/api/v1/auth/reset-password"),
     write("POST", "/api/v1/auth/send-verification"),
     sign_in("/api/v1/auth/verify-email"),
+    write("POST", "/api/v1/auth/switch-tenant"),
     read("/api/v1/api-keys"),
     write("POST", "/api/v1/api-keys"),
     write("DELETE", "/api/v1/api-keys/{id}"),
@@ -138,6 +139,7 @@ fn handler(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/auth/reset-password") => web::post().to(auth::reset_password),
         ("POST", "/api/v1/auth/send-verification") => web::post().to(auth::send_verification),
         ("POST", "/api/v1/auth/verify-email") => web::post().to(auth::verify_email),
+        ("POST", "/api/v1/auth/switch-tenant") => web::post().to(auth::switch_tenant),
         ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),

@@ -113,6 +113,34 @@ async fn a_person_of_several_tenants_chooses_one() {
     assert_eq!(chosen.status, 200, "{}", chosen.body);
     assert_eq!(chosen.json["data"]["role"], json!("viewer"));
     assert_eq!(chosen.json["data"]["permissions"], json!(["tenants:read"]));
+    // Switching moves the session: new tokens for Acme, and the previous refresh token is spent.
+    let access = data(&chosen, "accessToken");
+    let switched =
+        app.call("POST", "/api/v1/auth/switch-tenant", Some(&access), Some(json!({"tenant": "acme"}))).await;
+    assert_eq!(switched.status, 200, "{}", switched.body);
+    assert_eq!(
+        (switched.json["data"]["role"].clone(), data(&switched, "sessionId")),
+        (json!("owner"), data(&chosen, "sessionId"))
+    );
+    let acme_token = data(&switched, "accessToken");
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&acme_token), None).await.status,
+        200
+    );
+    let refreshed = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": data(&switched, "refreshToken")})),
+        )
+        .await;
+    assert_eq!(refreshed.json["data"]["tenant"]["slug"], json!("acme"), "the session stays on Acme");
+    let elsewhere = app
+        .call("POST", "/api/v1/auth/switch-tenant", Some(&acme_token), Some(json!({"tenant": "initech"})))
+        .await;
+    assert_eq!(elsewhere.status, 403);
+
     let not_theirs = app.sign_in("both@example.com", PASSWORD, Some("initech")).await;
     assert_eq!(
         (not_theirs.status, not_theirs.json["error"]["code"].clone()),

@@ -251,6 +251,16 @@ async fn call_mutation(
                 "user.password_reset",
             )
         }
+        ("POST", "/api/v1/auth/switch-tenant") => {
+            let email = app.walk_person().await;
+            let signed_in = app.sign_in(&email, crate::support::PASSWORD, None).await;
+            token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
+            (
+                path.to_owned(),
+                Some(json!({"tenant": portico_kernel::PLATFORM_TENANT_ID.to_string()})),
+                "session.switch_tenant",
+            )
+        }
         ("POST", "/api/v1/auth/send-verification") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
@@ -370,7 +380,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 16, "every mutating route was walked");
+    assert_eq!(walked, 17, "every mutating route was walked");
 }
 
 #[actix_web::test]
