@@ -172,29 +172,7 @@ impl TokenKeys {
 
     /// The claims of a valid token, or why it is not.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        use jsonwebtoken::errors::ErrorKind as Jwt;
-        let invalid =
-            || ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid.");
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        let kid = header.kid.ok_or_else(invalid)?;
-        let key = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|key| key.kid == kid)
-            .ok_or_else(invalid)?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(|e| {
-                match e.kind() {
-                    Jwt::ExpiredSignature => {
-                        ApiError::new(ErrorKind::Unauthorized, "auth.token_expired", "The token has expired.")
-                    }
-                    _ => ApiError::new(
-                        ErrorKind::Unauthorized,
-                        "auth.invalid_token",
-                        "The token is not valid.",
-                    ),
-                }
-            })?;
-        let claims = data.claims;
+        let claims: Claims = self.decode(token)?;
         // A staff token must belong to the platform tenant, and only a staff token may.
         if (claims.kind == TokenType::AdminUser) != (claims.tenant_id == PLATFORM_TENANT_ID) {
             return Err(ApiError::new(
@@ -205,6 +183,72 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+
+    /// The payload of a token signed by one of these keys (named by `kid`).
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, ApiError> {
+        use jsonwebtoken::errors::ErrorKind as Jwt;
+        let invalid =
+            || ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid.");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.kid == kid)
+            .ok_or_else(invalid)?;
+        jsonwebtoken::decode::<T>(token, &key.decoding, &self.validation).map(|data| data.claims).map_err(
+            |e| match e.kind() {
+                Jwt::ExpiredSignature => {
+                    ApiError::new(ErrorKind::Unauthorized, "auth.token_expired", "The token has expired.")
+                }
+                _ => invalid(),
+            },
+        )
+    }
+
+    /// A signed MFA challenge (it is no access token: its fields differ).
+    pub fn sign_challenge(&self, challenge: &Challenge) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current.kid.clone());
+        jsonwebtoken::encode(&header, challenge, &self.current.encoding)
+    }
+
+    /// A valid MFA challenge, or 401.
+    pub fn verify_challenge(&self, token: &str) -> Result<Challenge, ApiError> {
+        let challenge: Challenge = self.decode(token)?;
+        if challenge.purpose == Challenge::PURPOSE {
+            Ok(challenge)
+        } else {
+            Err(ApiError::new(ErrorKind::Unauthorized, "auth.invalid_token", "The token is not valid."))
+        }
+    }
+}
+
+/// What a sign-in that needs a second factor carries to its completion:
+/// who proved their password, and what they asked for. Short-lived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    /// The person.
+    pub sub: UserId,
+    /// Always [`Challenge::PURPOSE`].
+    pub purpose: String,
+    /// The tenant asked for at sign-in.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The device name given at sign-in.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Browser mode was asked for.
+    pub cookie: bool,
+    /// Issued at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+}
+
+impl Challenge {
+    /// The purpose of an MFA challenge.
+    pub const PURPOSE: &'static str = "mfa_challenge";
 }
 
 /// The bearer credential of a request, if any.

@@ -18,7 +18,7 @@ commands:
   worker         run background jobs until SIGTERM or Ctrl-C (finishes or releases running jobs)
   migrate        apply pending migrations and exit
   db bootstrap   create the roles, the database, the schema and the platform tenant, and exit
-  token          mint a development access token:
+  token          mint a development access token (refused in production; people sign in):
                    portico token --tenant ID|SLUG [--permissions a,b] [--role NAME] [--email ADDRESS]
                    (default permissions: a platform admin's for the platform tenant, an owner's otherwise)
   openapi        print the OpenAPI document (`just openapi` writes it to docs/openapi.json)

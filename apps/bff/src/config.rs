@@ -224,6 +224,8 @@ pub struct Secrets {
     pub jwt_previous_secrets: Vec<String>,
     /// `PORTICO_SMTP_PASSWORD`.
     pub smtp_password: Option<String>,
+    /// `PORTICO_MFA_KEY`: 64 hex digits (256 bits) sealing MFA secrets at rest.
+    pub mfa_key: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -234,6 +236,7 @@ impl fmt::Debug for Secrets {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "<set>"))
+            .field("mfa_key", &self.mfa_key.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -317,6 +320,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             smtp_password: var("PORTICO_SMTP_PASSWORD"),
+            mfa_key: var("PORTICO_MFA_KEY"),
         };
         let config = Self {
             environment,
@@ -375,6 +379,15 @@ impl Config {
             }
             None if self.environment == Environment::Production => {
                 problems.push("PORTICO_JWT_SECRET: required in production".to_owned());
+            }
+            _ => {}
+        }
+        match &self.secrets.mfa_key {
+            Some(key) if parse_key(key).is_none() => {
+                problems.push("PORTICO_MFA_KEY: must be 64 hex digits (256 bits)".to_owned());
+            }
+            None if self.environment == Environment::Production => {
+                problems.push("PORTICO_MFA_KEY: required in production".to_owned());
             }
             _ => {}
         }
@@ -474,6 +487,18 @@ impl Config {
         }
     }
 
+    /// The box sealing MFA secrets: `PORTICO_MFA_KEY`, or (outside
+    /// production, where it is required) this machine's development key.
+    #[must_use]
+    pub fn mfa_box(&self) -> portico_tenancy::mfa::SecretBox {
+        let key = self.secrets.mfa_key.as_deref().and_then(parse_key).unwrap_or_else(|| {
+            let dir = portico_db_discovery::default_state_dir();
+            parse_key(development_file(&dir, "portico-dev-mfa-key").get(..64).unwrap_or_default())
+                .unwrap_or([0; 32])
+        });
+        portico_tenancy::mfa::SecretBox::new(&key)
+    }
+
     /// The server's settings.
     #[must_use]
     pub fn server(&self) -> crate::server::Settings {
@@ -483,6 +508,7 @@ impl Config {
             json_body_limit: self.http.json_body_limit_bytes,
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
+            mfa: self.mfa_box(),
             links: crate::server::Links {
                 portal_url: self.auth.portal_url.trim_end_matches('/').to_owned(),
                 from: self.email_from(),
@@ -635,12 +661,31 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     }
 }
 
+/// 64 hex digits as 32 bytes.
+fn parse_key(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
 /// A random secret made on first use and kept in `dir/portico-dev-jwt-secret`
 /// (readable by its owner only), so `cargo run` and `portico token` agree
 /// while no secret is written in the source. If it cannot be kept, a fresh
 /// one is used for this process alone.
 fn development_secret(dir: &Path) -> String {
-    let path = dir.join("portico-dev-jwt-secret");
+    development_file(dir, "portico-dev-jwt-secret")
+}
+
+/// 96 random hex digits made on first use and kept in `dir/name` (mode
+/// 0600); a fresh value for this process alone if it cannot be kept.
+fn development_file(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path)
         && existing.trim().len() >= 32
     {
@@ -655,7 +700,7 @@ fn development_secret(dir: &Path) -> String {
         file.write_all(fresh.as_bytes())
     });
     if kept.is_err() {
-        tracing::warn!("could not keep the development token secret; tokens are valid for this process only");
+        tracing::warn!(file = name, "could not keep a development secret; it holds for this process only");
     }
     fresh
 }
@@ -751,6 +796,7 @@ mod tests {
             ("PORTICO_ENV", "production"),
             ("DATABASE_URL", "postgres://a@b/postgres"),
             ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
             ("PORTICO__EMAIL__TRANSPORT", "smtp"),
         ]);
         assert_eq!(Config::from_sources(&dir(), &production).unwrap().log_format(), LogFormat::Json);
@@ -782,6 +828,7 @@ mod tests {
             ("PORTICO_ENV", "production"),
             ("DATABASE_URL", "postgres://a@b/postgres"),
             ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
             ("PORTICO__EMAIL__TRANSPORT", "mailbox"),
         ]);
         let err = Config::from_sources(&dir(), &production).unwrap_err();
@@ -840,12 +887,16 @@ mod tests {
         assert!(err.0.iter().any(|p| p.starts_with("DATABASE_URL")), "{err}");
         assert!(err.0.iter().any(|p| p.starts_with("seed.demo_data")), "{err}");
         assert!(err.0.iter().any(|p| p.starts_with("PORTICO_JWT_SECRET")), "{err}");
+        assert!(err.0.iter().any(|p| p.starts_with("PORTICO_MFA_KEY")), "{err}");
+        let short = Config::from_sources(&dir(), &vars(&[("PORTICO_MFA_KEY", "abcd")])).unwrap_err();
+        assert!(short.0.iter().any(|p| p.starts_with("PORTICO_MFA_KEY: must be 64 hex digits")), "{short}");
         let ok = Config::from_sources(
             &dir(),
             &vars(&[
                 ("PORTICO_ENV", "production"),
                 ("DATABASE_URL", "postgres://admin:pw@db/postgres"),
                 ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
                 ("PORTICO__EMAIL__TRANSPORT", "smtp"),
             ]),
         )

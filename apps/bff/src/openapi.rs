@@ -50,6 +50,9 @@ use crate::api;
         api::auth::send_verification,
         api::auth::verify_email,
         api::auth::switch_tenant,
+        api::auth::mfa_setup,
+        api::auth::mfa_verify,
+        api::auth::mfa_disable,
         api::api_keys::list,
         api::api_keys::create,
         api::api_keys::revoke,
@@ -63,7 +66,8 @@ use crate::api;
         portico_tenancy::User, portico_tenancy::UserStatus, SignedInEnvelope, MeEnvelope, SessionListEnvelope,
         api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
         ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
-        AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant
+        AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant,
+        api::auth::MfaCode, api::auth::MfaSetup, api::auth::DisableMfa, MfaSetupEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -257,6 +261,15 @@ pub struct AcceptedEnvelope {
     pub success: bool,
     /// What will happen.
     pub data: Accepted,
+}
+
+/// `{"success": true, "data": MfaSetup}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaSetupEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The authenticator's secret.
+    pub data: api::auth::MfaSetup,
 }
 
 /// `{"success": true, "data": [ApiKey]}`.

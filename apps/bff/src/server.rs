@@ -44,6 +44,8 @@ pub struct Settings {
     pub cache: CacheConfig,
     /// Where emailed links point, and who sends them.
     pub links: Links,
+    /// Seals MFA secrets at rest.
+    pub mfa: portico_tenancy::mfa::SecretBox,
 }
 
 /// Where emailed links point, and who sends the emails.
@@ -74,6 +76,7 @@ impl Settings {
                 portal_url: "http://localhost:3000".to_owned(),
                 from: portico_kernel::Mailbox::named("Portico", "no-reply@portico.localhost"),
             },
+            mfa: portico_tenancy::mfa::SecretBox::new(&[0x5a; 32]),
         }
     }
 }
@@ -171,6 +174,7 @@ pub fn configure(
     let rate_limiter = web::Data::new(RateLimiter::new(settings.rate_limits.clone()));
     let idempotency = web::Data::new(settings.idempotency);
     let links = web::Data::new(settings.links.clone());
+    let mfa = web::Data::new(settings.mfa.clone());
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(cache.clone())
@@ -178,6 +182,7 @@ pub fn configure(
             .app_data(rate_limiter.clone())
             .app_data(idempotency.clone())
             .app_data(links.clone())
+            .app_data(mfa.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(mailbox.clone())

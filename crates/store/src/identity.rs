@@ -1154,3 +1154,170 @@ impl Store {
         .map_err(resolve)
     }
 }
+
+/// A person's second factor, as stored (the secrets still sealed).
+#[derive(Debug, Clone, Default)]
+pub struct MfaState {
+    /// Whether sign-in asks for it.
+    pub enabled: bool,
+    /// The sealed TOTP secret in force.
+    pub secret: Option<Vec<u8>>,
+    /// A sealed secret set up but not confirmed yet.
+    pub pending: Option<Vec<u8>>,
+    /// The last step whose code was accepted.
+    pub last_step: Option<u64>,
+}
+
+impl Store {
+    /// The person's second factor.
+    pub async fn mfa_state(&self, user: UserId) -> Result<MfaState, IdentityError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Bool)]
+            mfa_enabled: bool,
+            #[diesel(sql_type = Nullable<Bytea>)]
+            mfa_secret: Option<Vec<u8>>,
+            #[diesel(sql_type = Nullable<Bytea>)]
+            mfa_pending: Option<Vec<u8>>,
+            #[diesel(sql_type = Nullable<diesel::sql_types::BigInt>)]
+            mfa_last_step: Option<i64>,
+        }
+        let row: Option<Row> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(
+                        "SELECT mfa_enabled, mfa_secret, mfa_pending, mfa_last_step FROM users WHERE id = $1",
+                    )
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .get_result(conn)
+                    .await
+                    .optional()?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        let row = row.ok_or(IdentityError::InvalidCredentials)?;
+        Ok(MfaState {
+            enabled: row.mfa_enabled,
+            secret: row.mfa_secret,
+            pending: row.mfa_pending,
+            last_step: row.mfa_last_step.and_then(|s| u64::try_from(s).ok()),
+        })
+    }
+
+    /// Keeps a sealed secret being set up (replacing an earlier unconfirmed one), audited.
+    pub async fn set_mfa_pending(
+        &self,
+        user: UserId,
+        sealed: Vec<u8>,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<(), IdentityError> {
+        let (now, request_id, origin) = (self.now(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                diesel::sql_query("UPDATE users SET mfa_pending = $2, updated_at = $3 WHERE id = $1")
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .bind::<Bytea, _>(&sealed)
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
+                audit_person(conn, user, "user.mfa_setup_started", &request_id, &origin, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Records that the code of `step` was used, if no later or equal step
+    /// was: `false` means the code was already spent (each code works once).
+    pub async fn accept_mfa_step(&self, user: UserId, step: u64) -> Result<bool, IdentityError> {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let accepted = diesel::sql_query(
+                    "UPDATE users SET mfa_last_step = $2 WHERE id = $1 AND (mfa_last_step IS NULL OR mfa_last_step < $2)",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<diesel::sql_types::BigInt, _>(step)
+                .execute(conn)
+                .await?;
+                Ok(accepted == 1)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Spends a recovery code (by its hash): `false` if it is not one of the person's.
+    pub async fn use_recovery_code(&self, user: UserId, hash: &str) -> Result<bool, IdentityError> {
+        let hash = hash.to_owned();
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let used = diesel::sql_query(
+                    "UPDATE users SET mfa_recovery = array_remove(mfa_recovery, $2) \
+                     WHERE id = $1 AND mfa_enabled AND $2 = ANY (mfa_recovery)",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Text, _>(&hash)
+                .execute(conn)
+                .await?;
+                Ok(used == 1)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Turns MFA on with the pending secret (confirmed by a code of `step`)
+    /// and these recovery code hashes; or off (`None`), forgetting the
+    /// secret and codes. Audited in every tenant of the person.
+    pub async fn set_mfa(
+        &self,
+        user: UserId,
+        on: Option<(u64, Vec<String>)>,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<(), IdentityError> {
+        let (now, request_id, origin) = (self.now(), request_id.clone(), origin.clone());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let (changed, action) = match on {
+                    Some((step, recovery)) => (
+                        diesel::sql_query(
+                            "UPDATE users SET mfa_enabled = true, mfa_secret = mfa_pending, mfa_pending = NULL, \
+                             mfa_last_step = $2, mfa_recovery = $3, updated_at = $4 \
+                             WHERE id = $1 AND mfa_pending IS NOT NULL",
+                        )
+                        .bind::<SqlUuid, _>(user.into_uuid())
+                        .bind::<diesel::sql_types::BigInt, _>(i64::try_from(step).unwrap_or(i64::MAX))
+                        .bind::<diesel::sql_types::Array<Text>, _>(&recovery)
+                        .bind::<Timestamptz, _>(now)
+                        .execute(conn)
+                        .await?,
+                        "user.mfa_enabled",
+                    ),
+                    None => (
+                        diesel::sql_query(
+                            "UPDATE users SET mfa_enabled = false, mfa_secret = NULL, mfa_pending = NULL, \
+                             mfa_recovery = '{}', updated_at = $2 WHERE id = $1",
+                        )
+                        .bind::<SqlUuid, _>(user.into_uuid())
+                        .bind::<Timestamptz, _>(now)
+                        .execute(conn)
+                        .await?,
+                        "user.mfa_disabled",
+                    ),
+                };
+                if changed != 1 {
+                    return Err(Failure::Domain(IdentityError::InvalidCredentials));
+                }
+                audit_person(conn, user, action, &request_id, &origin, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}

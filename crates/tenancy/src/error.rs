@@ -101,6 +101,15 @@ pub enum IdentityError {
     /// The emailed token is unknown, used, expired, or for another address.
     #[error("the link is invalid, used or expired")]
     InvalidOneTimeToken,
+    /// MFA is on already (turn it off first to set up a new authenticator).
+    #[error("MFA is already on")]
+    MfaAlreadyEnabled,
+    /// There is no authenticator being set up (or MFA is off) for this.
+    #[error("MFA is not set up")]
+    MfaNotSetUp,
+    /// The authenticator or recovery code is wrong or was used already.
+    #[error("the code is wrong or was used already")]
+    InvalidMfaCode,
     /// No such API key in this tenant.
     #[error("API key not found")]
     ApiKeyNotFound,
@@ -122,7 +131,11 @@ impl DomainError for IdentityError {
             }
             Self::TooManyAttempts { .. } => ErrorKind::RateLimited,
             Self::AccountDisabled | Self::NoMembership => ErrorKind::Forbidden,
-            Self::TenantSelectionRequired(_) | Self::EmailTaken => ErrorKind::Conflict,
+            Self::TenantSelectionRequired(_)
+            | Self::EmailTaken
+            | Self::MfaAlreadyEnabled
+            | Self::MfaNotSetUp => ErrorKind::Conflict,
+            Self::InvalidMfaCode => ErrorKind::Unauthorized,
             Self::SessionNotFound | Self::ApiKeyNotFound => ErrorKind::NotFound,
             Self::PermissionNotHeld(_) | Self::InvalidOneTimeToken => ErrorKind::Validation,
             Self::Store(infra) => infra.kind(),
@@ -144,6 +157,9 @@ impl DomainError for IdentityError {
             Self::SessionNotFound => "auth.session_not_found",
             Self::EmailTaken => "auth.email_taken",
             Self::ApiKeyNotFound => "api_keys.not_found",
+            Self::MfaAlreadyEnabled => "auth.mfa_already_enabled",
+            Self::MfaNotSetUp => "auth.mfa_not_set_up",
+            Self::InvalidMfaCode => "auth.invalid_mfa_code",
             Self::InvalidOneTimeToken => "auth.invalid_link",
             Self::PermissionNotHeld(_) => "api_keys.permission_not_held",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",

@@ -25,6 +25,7 @@
 mod command;
 mod error;
 mod identity;
+pub mod mfa;
 pub mod password;
 mod slug;
 mod store;

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use portico_kernel::{ErrorKind, Origin, RequestId, SessionId, TenantId};
 use portico_store::{NewSession, Session};
 use portico_tenancy::{
-    Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, login_delay,
+    Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, login_delay, mfa,
     password,
 };
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,9 @@ use crate::envelope;
 use crate::error::ApiError;
 use crate::json::Json;
 #[allow(unused_imports)] // the OpenAPI attributes name these
-use crate::openapi::{AcceptedEnvelope, ErrorEnvelope, MeEnvelope, SessionListEnvelope, SignedInEnvelope};
+use crate::openapi::{
+    AcceptedEnvelope, ErrorEnvelope, MeEnvelope, MfaSetupEnvelope, SessionListEnvelope, SignedInEnvelope,
+};
 
 /// Lifetime of an access token.
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;
@@ -293,7 +295,44 @@ pub async fn login(
     if user.status != UserStatus::Active {
         return Err(IdentityError::AccountDisabled.into());
     }
-    let membership = match choose_tenant(store.memberships_of(user.id).await?, tenant.as_deref()) {
+    let device = device.map(|d| d.chars().filter(|c| !c.is_control()).take(100).collect::<String>());
+    if user.mfa_enabled {
+        // The password was right; the tokens wait for the second factor.
+        let now = chrono::Utc::now().timestamp();
+        let challenge = crate::auth::Challenge {
+            sub: user.id,
+            purpose: crate::auth::Challenge::PURPOSE.to_owned(),
+            tenant,
+            device,
+            cookie: mode == Mode::Cookie,
+            iat: now,
+            exp: now + CHALLENGE_TTL_SECS,
+        };
+        let challenge = keys.sign_challenge(&challenge).map_err(|_| {
+            ApiError::new(ErrorKind::Internal, "internal", "The challenge could not be signed.")
+        })?;
+        return Ok(HttpResponse::Accepted().json(json!({
+            "success": true,
+            "data": {"mfaRequired": true, "challenge": challenge, "expiresIn": CHALLENGE_TTL_SECS},
+        })));
+    }
+    finish_sign_in(&req, &store, &keys, &user, tenant.as_deref(), device, mode).await
+}
+
+/// How long an MFA challenge lasts.
+pub const CHALLENGE_TTL_SECS: i64 = 5 * 60;
+
+/// The end of every sign-in: the membership, the session and the tokens.
+async fn finish_sign_in(
+    req: &HttpRequest,
+    store: &Db,
+    keys: &TokenKeys,
+    user: &User,
+    tenant: Option<&str>,
+    device: Option<String>,
+    mode: Mode,
+) -> Result<HttpResponse, ApiError> {
+    let membership = match choose_tenant(store.memberships_of(user.id).await?, tenant) {
         TenantChoice::Chosen(membership) => membership,
         TenantChoice::SelectionRequired(options) => {
             let names = options.into_iter().map(|m| (m.tenant_name, m.tenant_slug)).collect();
@@ -306,15 +345,15 @@ pub async fn login(
         .start_session(NewSession {
             user: user.id,
             tenant: membership.tenant_id,
-            device: device.map(|d| d.chars().filter(|c| !c.is_control()).take(100).collect()),
-            origin: origin(&req),
-            request_id: request_id(&req),
+            device,
+            origin: origin(req),
+            request_id: request_id(req),
             refresh_token: refresh_token.clone(),
             lifetime: SESSION_LIFETIME,
         })
         .await?;
     tracing::info!(user = %user.id, session = %session.id, tenant = %membership.tenant_id, "signed in");
-    let signed = signed_in(&keys, &user, &membership, session.id, refresh_token)?;
+    let signed = signed_in(keys, user, &membership, session.id, refresh_token)?;
     match mode {
         Mode::Bearer => Ok(envelope::ok(signed)),
         Mode::Cookie => browser_answer(signed),
@@ -750,4 +789,194 @@ pub async fn switch_tenant(
         .await?;
     let signed = signed_in(&keys, &user, &membership, session, replacement)?;
     if crate::auth::bearer(&req).is_none() { browser_answer(signed) } else { Ok(envelope::ok(signed)) }
+}
+
+/// `POST /api/v1/auth/mfa/verify`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"challenge": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImtpZCI6IjFhMmIzYzRkNWU2ZjdhOGIifQ.e30.sig", "code": "287082"}))]
+pub struct MfaCode {
+    /// At sign-in: the challenge the password step answered with. Absent
+    /// when a signed-in person confirms a new authenticator.
+    #[serde(default)]
+    pub challenge: Option<String>,
+    /// The authenticator's current 6-digit code, or (at sign-in) a recovery code.
+    pub code: String,
+}
+
+/// A new authenticator to add.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "otpauthUri": "otpauth://totp/Portico:owner%40acme.example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Portico&algorithm=SHA1&digits=6&period=30"}))]
+pub struct MfaSetup {
+    /// The secret in base32, to type into an authenticator app.
+    pub secret: String,
+    /// The same as a URI, to show as a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Checks `code` against the person's TOTP secret (once per code) or, when
+/// `recovery` allows, spends it as a recovery code.
+async fn check_code(
+    store: &Db,
+    sealed: &mfa::SecretBox,
+    user: portico_kernel::UserId,
+    secret: Option<&[u8]>,
+    last_step: Option<u64>,
+    code: &str,
+    recovery: bool,
+) -> Result<Option<u64>, ApiError> {
+    let secret = secret.and_then(|s| sealed.open(s)).ok_or(IdentityError::MfaNotSetUp)?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    if let Some(step) = mfa::verify_totp(&secret, code, now, last_step) {
+        if store.accept_mfa_step(user, step).await? {
+            return Ok(Some(step));
+        }
+    } else if recovery && store.use_recovery_code(user, &mfa::recovery_hash(code)).await? {
+        tracing::info!(user = %user, "signed in with a recovery code");
+        return Ok(None);
+    }
+    Err(IdentityError::InvalidMfaCode.into())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/setup",
+    tag = "auth",
+    responses(
+        (status = 200, description = "A new authenticator secret, to confirm with `/api/v1/auth/mfa/verify`; MFA is on only after that.", body = MfaSetupEnvelope),
+        (status = 401, description = "No valid token.", body = ErrorEnvelope),
+        (status = 409, description = "MFA is on already (`auth.mfa_already_enabled`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Starts setting up an authenticator.
+pub async fn mfa_setup(
+    req: HttpRequest,
+    auth: Auth,
+    store: Db,
+    sealed: web::Data<mfa::SecretBox>,
+) -> Result<HttpResponse, ApiError> {
+    let user = store.user(auth.person()?.sub).await?;
+    if store.mfa_state(user.id).await?.enabled {
+        return Err(IdentityError::MfaAlreadyEnabled.into());
+    }
+    let secret = mfa::new_secret()?;
+    store.set_mfa_pending(user.id, sealed.seal(&secret)?, &auth.ctx.request_id, &origin(&req)).await?;
+    Ok(envelope::ok(MfaSetup {
+        secret: mfa::base32(&secret),
+        otpauth_uri: mfa::otpauth_uri("Portico", user.email.as_str(), &secret),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/verify",
+    tag = "auth",
+    request_body = MfaCode,
+    responses(
+        (status = 200, description = "With a challenge: signed in (as `/api/v1/auth/login` answers). Without one: MFA is on, and the body lists the 10 single-use recovery codes, shown once (`{\"recoveryCodes\": [...]}`).", body = SignedInEnvelope),
+        (status = 401, description = "A wrong or used code (`auth.invalid_mfa_code`; at sign-in it counts as a failed attempt), or an invalid challenge.", body = ErrorEnvelope),
+        (status = 409, description = "No authenticator is being set up (`auth.mfa_not_set_up`).", body = ErrorEnvelope),
+        (status = 429, description = "Too many failed attempts for this account; see `Retry-After`.", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+/// Completes a sign-in with a second factor, or confirms a new authenticator.
+pub async fn mfa_verify(
+    req: HttpRequest,
+    store: Db,
+    keys: web::Data<TokenKeys>,
+    sealed: web::Data<mfa::SecretBox>,
+    body: Json<MfaCode>,
+) -> Result<HttpResponse, ApiError> {
+    let MfaCode { challenge, code } = body.into_inner();
+    if let Some(challenge) = challenge {
+        let challenge = keys.verify_challenge(&challenge)?;
+        let user = store.user(challenge.sub).await?;
+        let credentials = store.credentials(&user.email).await?.ok_or(IdentityError::InvalidCredentials)?;
+        let now = chrono::Utc::now();
+        if let Some(until) = credentials.blocked_until.filter(|until| *until > now) {
+            return Err(too_many(until - now));
+        }
+        let state = store.mfa_state(user.id).await?;
+        if let Err(error) =
+            check_code(&store, &sealed, user.id, state.secret.as_deref(), state.last_step, &code, true).await
+        {
+            store.record_login_failure(user.id, login_delay).await?;
+            return Err(error);
+        }
+        let mode = if challenge.cookie { Mode::Cookie } else { Mode::Bearer };
+        return finish_sign_in(
+            &req,
+            &store,
+            &keys,
+            &user,
+            challenge.tenant.as_deref(),
+            challenge.device,
+            mode,
+        )
+        .await;
+    }
+    let auth = Auth::resolve(&req)?;
+    let user = auth.person()?.sub;
+    let state = store.mfa_state(user).await?;
+    if state.enabled {
+        return Err(IdentityError::MfaAlreadyEnabled.into());
+    }
+    let secret = state.pending.as_deref().and_then(|p| sealed.open(p)).ok_or(IdentityError::MfaNotSetUp)?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let step = mfa::verify_totp(&secret, &code, now, state.last_step).ok_or(IdentityError::InvalidMfaCode)?;
+    let codes = mfa::recovery_codes()?;
+    let hashes = codes.iter().map(|c| mfa::recovery_hash(c)).collect();
+    store.set_mfa(user, Some((step, hashes)), &auth.ctx.request_id, &origin(&req)).await?;
+    Ok(envelope::ok(json!({ "recoveryCodes": codes })))
+}
+
+/// `POST /api/v1/auth/mfa/disable`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"code": "287082"}))]
+pub struct DisableMfa {
+    /// The authenticator's current code.
+    pub code: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/disable",
+    tag = "auth",
+    request_body = DisableMfa,
+    responses(
+        (status = 204, description = "MFA is off; its secret and recovery codes are forgotten."),
+        (status = 401, description = "No valid token, or a wrong or used code (`auth.invalid_mfa_code`).", body = ErrorEnvelope),
+        (status = 409, description = "MFA is not on (`auth.mfa_not_set_up`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+/// Turns MFA off; needs a current code.
+pub async fn mfa_disable(
+    req: HttpRequest,
+    auth: Auth,
+    store: Db,
+    sealed: web::Data<mfa::SecretBox>,
+    body: Json<DisableMfa>,
+) -> Result<HttpResponse, ApiError> {
+    let user = auth.person()?.sub;
+    let state = store.mfa_state(user).await?;
+    if !state.enabled {
+        return Err(IdentityError::MfaNotSetUp.into());
+    }
+    check_code(
+        &store,
+        &sealed,
+        user,
+        state.secret.as_deref(),
+        state.last_step,
+        &body.into_inner().code,
+        false,
+    )
+    .await?;
+    store.set_mfa(user, None, &auth.ctx.request_id, &origin(&req)).await?;
+    Ok(envelope::no_content())
 }

@@ -75,7 +75,7 @@ const fn sign_in(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 28] = [
+pub const ROUTES: [RouteSpec; 31] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -101,6 +101,9 @@ pub const ROUTES: [RouteSpec; 28] = [
     write("POST", "/api/v1/auth/send-verification"),
     sign_in("/api/v1/auth/verify-email"),
     write("POST", "/api/v1/auth/switch-tenant"),
+    write("POST", "/api/v1/auth/mfa/setup"),
+    sign_in("/api/v1/auth/mfa/verify"),
+    write("POST", "/api/v1/auth/mfa/disable"),
     read("/api/v1/api-keys"),
     write("POST", "/api/v1/api-keys"),
     write("DELETE", "/api/v1/api-keys/{id}"),
@@ -140,6 +143,9 @@ fn handler(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/auth/send-verification") => web::post().to(auth::send_verification),
         ("POST", "/api/v1/auth/verify-email") => web::post().to(auth::verify_email),
         ("POST", "/api/v1/auth/switch-tenant") => web::post().to(auth::switch_tenant),
+        ("POST", "/api/v1/auth/mfa/setup") => web::post().to(auth::mfa_setup),
+        ("POST", "/api/v1/auth/mfa/verify") => web::post().to(auth::mfa_verify),
+        ("POST", "/api/v1/auth/mfa/disable") => web::post().to(auth::mfa_disable),
         ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),

@@ -486,3 +486,103 @@ async fn browser_mode_keeps_tokens_in_cookies_and_wants_the_csrf_header_on_chang
     assert_eq!(signed_out.status, 204, "{}", signed_out.body);
     assert!(cookies(&signed_out).iter().all(|(_, v)| v.is_empty()), "the cookies are cleared");
 }
+
+/// Turns MFA on for the holder of `token` (confirming with the previous
+/// step's code); the secret and the recovery codes.
+pub async fn enable_mfa(app: &TestApp, token: &str) -> (Vec<u8>, Vec<String>) {
+    let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(token), None).await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    let secret = crate::support::base32_decode(&data(&setup, "secret"));
+    assert!(data(&setup, "otpauthUri").starts_with("otpauth://totp/Portico:"));
+    let wrong =
+        app.call("POST", "/api/v1/auth/mfa/verify", Some(token), Some(json!({"code": "000000"}))).await;
+    assert_eq!(wrong.json["error"]["code"], json!("auth.invalid_mfa_code"));
+    let code = crate::support::code_at(&secret, -1).await;
+    let on = app.call("POST", "/api/v1/auth/mfa/verify", Some(token), Some(json!({"code": code}))).await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    let codes: Vec<String> = on.json["data"]["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+#[actix_web::test]
+async fn with_mfa_on_sign_in_needs_a_code_each_code_works_once_and_reset_does_not_bypass_it() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let token = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    let (secret, recovery) = enable_mfa(&app, &token).await;
+    let again = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
+    assert_eq!(again.json["error"]["code"], json!("auth.mfa_already_enabled"));
+
+    let password_ok = app.sign_in("owner@acme.example", PASSWORD, None).await;
+    assert_eq!(password_ok.status, 202, "{}", password_ok.body);
+    assert!(!password_ok.body.contains("accessToken"), "no tokens before the second factor");
+    let challenge = data(&password_ok, "challenge");
+    let verify = |challenge: String, code: String| {
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/api/v1/auth/mfa/verify",
+                None,
+                Some(json!({"challenge": challenge, "code": code})),
+            )
+            .await
+        }
+    };
+    // The code that confirmed the set-up is spent.
+    let spent = verify(challenge.clone(), crate::support::code_at(&secret, -1).await).await;
+    assert_eq!((spent.status, spent.json["error"]["code"].clone()), (401, json!("auth.invalid_mfa_code")));
+    let code = crate::support::code_at(&secret, 0).await;
+    let signed_in = verify(challenge.clone(), code.clone()).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert_eq!(signed_in.json["data"]["tenant"]["slug"], json!("acme"));
+    assert_eq!(verify(challenge.clone(), code).await.status, 401, "a used code is refused");
+    // A challenge is no access token.
+    let misuse = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&challenge), None).await;
+    assert_eq!(misuse.status, 401);
+
+    // A recovery code works once.
+    let with_recovery = verify(challenge.clone(), recovery[0].to_uppercase()).await;
+    assert_eq!(with_recovery.status, 200, "{}", with_recovery.body);
+    assert_eq!(verify(challenge.clone(), recovery[0].clone()).await.status, 401);
+
+    // A password reset leaves MFA on.
+    app.call("POST", "/api/v1/auth/forgot-password", None, Some(json!({"email": "owner@acme.example"})))
+        .await;
+    let reset =
+        json!({"token": app.emailed_token("owner@acme.example").await, "password": "a-brand-new-passphrase"});
+    assert_eq!(app.call("POST", "/api/v1/auth/reset-password", None, Some(reset)).await.status, 204);
+    let after_reset = app.sign_in("owner@acme.example", "a-brand-new-passphrase", None).await;
+    assert_eq!(after_reset.status, 202, "still a second factor: {}", after_reset.body);
+}
+
+#[actix_web::test]
+async fn mfa_is_turned_off_only_with_a_current_code() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let token = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    let (secret, _) = enable_mfa(&app, &token).await;
+    let off = |code: &str| {
+        let app = &app;
+        let token = token.clone();
+        let body = json!({"code": code});
+        async move { app.call("POST", "/api/v1/auth/mfa/disable", Some(&token), Some(body)).await }
+    };
+    assert_eq!(off("123456").await.status, 401);
+    assert_eq!(off(&crate::support::code_at(&secret, 0).await).await.status, 204);
+    assert_eq!(
+        app.sign_in("owner@acme.example", PASSWORD, None).await.status,
+        200,
+        "a password is enough again"
+    );
+    let again = off(&crate::support::code_at(&secret, 1).await).await;
+    assert_eq!(again.json["error"]["code"], json!("auth.mfa_not_set_up"));
+}

@@ -261,6 +261,32 @@ async fn call_mutation(
                 "session.switch_tenant",
             )
         }
+        ("POST", "/api/v1/auth/mfa/setup") => {
+            let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
+            token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
+            (path.to_owned(), None, "user.mfa_setup_started")
+        }
+        ("POST", "/api/v1/auth/mfa/verify") => {
+            let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
+            token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
+            let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
+            let secret = crate::support::base32_decode(setup.json["data"]["secret"].as_str().unwrap());
+            (
+                path.to_owned(),
+                Some(json!({"code": crate::support::code_at(&secret, 0).await})),
+                "user.mfa_enabled",
+            )
+        }
+        ("POST", "/api/v1/auth/mfa/disable") => {
+            let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
+            token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
+            let (secret, _) = crate::auth_api::enable_mfa(app, &token).await;
+            (
+                path.to_owned(),
+                Some(json!({"code": crate::support::code_at(&secret, 0).await})),
+                "user.mfa_disabled",
+            )
+        }
         ("POST", "/api/v1/auth/send-verification") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
@@ -380,7 +406,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 17, "every mutating route was walked");
+    assert_eq!(walked, 20, "every mutating route was walked");
 }
 
 #[actix_web::test]

@@ -62,6 +62,7 @@ fn every_operation_names_its_permission_schemas_and_examples() {
                 "/api/v1/auth/forgot-password",
                 "/api/v1/auth/reset-password",
                 "/api/v1/auth/verify-email",
+                "/api/v1/auth/mfa/verify",
             ]
             .contains(&path.as_str());
             if path.starts_with("/api/v1/public/") || path.starts_with("/api/v1/dev/") || sign_in {

@@ -250,3 +250,28 @@ impl Drop for TestApp {
         let _ = std::fs::remove_dir_all(&self.mailbox);
     }
 }
+
+pub fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        buffer = (buffer << 5) | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The authenticator's code `offset` steps from now; first waits out the end
+/// of a step, so that a test never straddles one.
+pub async fn code_at(secret: &[u8], offset: i64) -> String {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if now() % 30 > 25 {
+        tokio::time::sleep(std::time::Duration::from_secs(31 - now() % 30)).await;
+    }
+    let at = now().checked_add_signed(offset * 30).unwrap();
+    format!("{:06}", portico_tenancy::mfa::totp(secret, at, 6))
+}
