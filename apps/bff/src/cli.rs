@@ -210,12 +210,18 @@ async fn admin_url(config: &Config) -> Result<String, Failure> {
     Ok(discovered.admin_url)
 }
 
-/// A development token for the tenant (id or slug) and permissions asked for.
-/// Refused in production, where people sign in.
-async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<String, Failure> {
+/// Development tokens bypass sign-in: production refuses to mint them.
+fn refuse_in_production(config: &Config) -> Result<(), Failure> {
     if config.environment == Environment::Production {
         return Err("development tokens are refused in production: sign in at /api/v1/auth/login".into());
     }
+    Ok(())
+}
+
+/// A development token for the tenant (id or slug) and permissions asked for.
+/// Refused in production, where people sign in.
+async fn mint(config: &Config, store: &Store, request: &TokenRequest) -> Result<String, Failure> {
+    refuse_in_production(config)?;
     let tenant = match request.tenant.parse::<TenantId>() {
         Ok(id) => id,
         Err(_) if request.tenant == "platform" => PLATFORM_TENANT_ID,
@@ -312,6 +318,28 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn development_tokens_are_refused_in_production_only() {
+        let vars = |env: &str| -> Vec<(String, String)> {
+            [
+                ("PORTICO_ENV", env),
+                ("DATABASE_URL", "postgres://admin:pw@db/postgres"),
+                ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+                ("PORTICO__EMAIL__TRANSPORT", "smtp"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let production = Config::from_sources(&dir, &vars("production")).unwrap();
+        let refused = refuse_in_production(&production).unwrap_err().to_string();
+        assert!(refused.contains("refused in production"), "{refused}");
+        let development = Config::from_sources(&dir, &vars("development")).unwrap();
+        assert!(refuse_in_production(&development).is_ok());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -43,13 +44,20 @@ impl ApiError {
 
     /// For the few HTTP-level errors that have no domain kind (405, 413, 415).
     pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Null }
+        Self { status, code, message: message.into(), details: Value::Null, retry_after: None }
     }
 
     /// Adds machine-readable details (the failing fields of a body, ...).
     #[must_use]
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Tells the client to wait `secs` seconds before trying again (`Retry-After`).
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 
@@ -121,7 +129,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body(&crate::request_id::current()))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(self.body(&crate::request_id::current()))
     }
 }
 

@@ -37,9 +37,9 @@ impl From<IdentityError> for ApiError {
                     tenants.iter().map(|(name, slug)| json!({"name": name, "slug": slug})).collect();
                 Self::from_domain(&error).details(json!({ "tenants": tenants }))
             }
-            IdentityError::TooManyAttempts { retry_after_secs } => {
-                Self::from_domain(&error).details(json!({ "retryAfterSeconds": retry_after_secs }))
-            }
+            IdentityError::TooManyAttempts { retry_after_secs } => Self::from_domain(&error)
+                .details(json!({ "retryAfterSeconds": retry_after_secs }))
+                .retry_after(*retry_after_secs),
             _ => Self::from_domain(&error),
         }
     }

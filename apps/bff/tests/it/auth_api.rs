@@ -76,6 +76,7 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_answer_and_a_growing_de
         (429, json!("auth.too_many_attempts"))
     );
     assert_eq!(blocked.json["error"]["details"]["retryAfterSeconds"], json!(1));
+    assert_eq!(blocked.header("retry-after"), Some("1"));
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let after = app.sign_in("owner@acme.example", PASSWORD, None).await;
     assert_eq!(after.status, 200, "the wait ends: {}", after.body);

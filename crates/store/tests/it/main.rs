@@ -7,6 +7,7 @@
 mod bootstrap;
 mod harness;
 mod idempotency;
+mod identity;
 mod isolation;
 mod jobs;
 mod migrations;

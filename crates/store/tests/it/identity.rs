@@ -1,0 +1,87 @@
+//! People and sessions: lifetimes and refresh races.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use portico_kernel::{FixedClock, Origin, PLATFORM_TENANT_ID, RequestId};
+use portico_store::{NewSession, NewUser, Store};
+use portico_tenancy::{Email, IdentityError, UserStatus};
+use portico_testkit::TestDb;
+
+async fn person(store: &Store, email: &str) -> portico_kernel::UserId {
+    let new = NewUser {
+        email: Email::parse(email).unwrap(),
+        name: "P".into(),
+        phone: None,
+        status: UserStatus::Active,
+        password_hash: None,
+        email_verified: false,
+    };
+    store.create_user(new).await.unwrap().id
+}
+
+fn session(user: portico_kernel::UserId, token: &str) -> NewSession {
+    NewSession {
+        user,
+        tenant: PLATFORM_TENANT_ID,
+        device: None,
+        origin: Origin::default(),
+        request_id: RequestId::generate(),
+        refresh_token: token.to_owned(),
+        lifetime: Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime_however_often_it_is_refreshed() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(FixedClock::at(Utc::now()));
+    let store = db.store().await.with_clock(clock.clone());
+    let user = person(&store, "p@example.com").await;
+    store.start_session(session(user, "t0")).await.unwrap();
+    let (rid, origin) = (RequestId::generate(), Origin::default());
+    clock.advance(TimeDelta::days(29));
+    store.refresh_session("t0", "t1", &rid, &origin).await.unwrap();
+    clock.advance(TimeDelta::days(1) + TimeDelta::seconds(1));
+    let expired = store.refresh_session("t1", "t2", &rid, &origin).await.unwrap_err();
+    assert!(matches!(expired, IdentityError::InvalidRefreshToken), "{expired:?}");
+    assert!(store.sessions_of(user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_refreshes_racing_with_one_token_end_the_session() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let user = person(&store, "p@example.com").await;
+    store.start_session(session(user, "shared")).await.unwrap();
+    let (rid, origin) = (RequestId::generate(), Origin::default());
+    let (a, b) = tokio::join!(
+        store.refresh_session("shared", "from-a", &rid, &origin),
+        store.refresh_session("shared", "from-b", &rid, &origin)
+    );
+    // One wins; the other presents a spent token, which ends the session.
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let loser = if a.is_ok() { b.unwrap_err() } else { a.unwrap_err() };
+    assert!(matches!(loser, IdentityError::RefreshTokenReused), "{loser:?}");
+    let winner_token = if outcomes[0] { "from-a" } else { "from-b" };
+    let after = store.refresh_session(winner_token, "next", &rid, &origin).await.unwrap_err();
+    assert!(matches!(after, IdentityError::InvalidRefreshToken), "the session ended: {after:?}");
+}
+
+#[tokio::test]
+async fn emails_are_unique_whatever_their_case() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    person(&store, "Alice@Example.com").await;
+    let new = NewUser {
+        email: Email::parse("alice@example.COM").unwrap(),
+        name: "Other".into(),
+        phone: None,
+        status: UserStatus::Active,
+        password_hash: None,
+        email_verified: false,
+    };
+    assert!(matches!(store.create_user(new).await, Err(IdentityError::EmailTaken)));
+}
