@@ -61,11 +61,12 @@ async fn two_refreshes_racing_with_one_token_end_the_session() {
         store.refresh_session("shared", "from-b", &rid, &origin)
     );
     // One wins; the other presents a spent token, which ends the session.
-    let outcomes = [a.is_ok(), b.is_ok()];
-    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
-    let loser = if a.is_ok() { b.unwrap_err() } else { a.unwrap_err() };
+    let (winner_token, loser) = match (a, b) {
+        (Ok(_), Err(loser)) => ("from-a", loser),
+        (Err(loser), Ok(_)) => ("from-b", loser),
+        other => panic!("exactly one refresh must win: {other:?}"),
+    };
     assert!(matches!(loser, IdentityError::RefreshTokenReused), "{loser:?}");
-    let winner_token = if outcomes[0] { "from-a" } else { "from-b" };
     let after = store.refresh_session(winner_token, "next", &rid, &origin).await.unwrap_err();
     assert!(matches!(after, IdentityError::InvalidRefreshToken), "the session ended: {after:?}");
 }
