@@ -417,6 +417,69 @@ impl FromRequest for Auth {
     }
 }
 
+/// Middleware: a person's token whose session has ended (signed out, ended
+/// from another device, by a password reset or a reused refresh token) is
+/// refused at once, not at its expiry: 401 `auth.session_ended`. Whether a
+/// session is live is read through the cache, which the sessions trigger
+/// keeps current on every instance.
+pub async fn live_sessions(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    use actix_web::ResponseError as _;
+    let session = Auth::resolve(req.request())
+        .ok()
+        .and_then(|auth| auth.claims.and_then(|claims| claims.sid.map(|sid| (claims.sub, sid))));
+    let services = (
+        req.app_data::<web::Data<portico_store::Store>>().cloned(),
+        req.app_data::<web::Data<crate::cache::Cache>>().cloned(),
+    );
+    if let (Some((user, sid)), (Some(store), Some(cache))) = (session, services) {
+        match session_live(&store, &cache, user, sid).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let error = ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "auth.session_ended",
+                    "This token's session has ended. Sign in again.",
+                );
+                return Ok(req.into_response(error.error_response()).map_into_right_body());
+            }
+            Err(error) => return Ok(req.into_response(error.error_response()).map_into_right_body()),
+        }
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
+}
+
+/// The cache tag of a session's liveness.
+#[must_use]
+pub fn session_tag(sid: portico_kernel::SessionId) -> crate::cache::Tag {
+    crate::cache::Tag {
+        tenant: PLATFORM_TENANT_ID.into_uuid(),
+        resource: "session".to_owned(),
+        id: sid.to_string(),
+    }
+}
+
+async fn session_live(
+    store: &portico_store::Store,
+    cache: &crate::cache::Cache,
+    user: UserId,
+    sid: portico_kernel::SessionId,
+) -> Result<bool, ApiError> {
+    let key = crate::cache::CacheKey::new(session_tag(sid));
+    let (live, _) = cache
+        .get_or_load(&key, crate::cache::TtlClass::User, || async {
+            let live = store.session_is_live(user, sid).await.map_err(ApiError::from)?;
+            Ok::<_, ApiError>(web::Bytes::from_static(if live { b"1" } else { b"0" }))
+        })
+        .await?;
+    Ok(live.as_ref() == b"1")
+}
+
 /// A permission a route requires, as a type: `Require<TenantsWrite>`.
 pub trait Permission {
     /// The permission's name (`tenants:write`).
@@ -617,10 +680,23 @@ mod tests {
             .unwrap();
         assert_eq!(keys().verify(&foreign).unwrap_err().code(), "auth.invalid_token");
 
-        // alg "none": header {"alg":"none","typ":"JWT"} and no signature.
+        // alg "none" naming the right key: header {"alg":"none","typ":"JWT","kid":…} and no signature.
         let body = token.split('.').nth(1).unwrap();
-        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{body}.");
+        let header = format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, keys().current_kid());
+        use base64::Engine as _;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
+        let unsigned = format!("{header}.{body}.");
         assert_eq!(keys().verify(&unsigned).unwrap_err().code(), "auth.invalid_token");
+        // HS384 with the right key and kid: still refused (the algorithm is pinned).
+        let mut hs384 = jsonwebtoken::Header::new(Algorithm::HS384);
+        hs384.kid = Some(keys().current_kid().to_owned());
+        let other_alg = jsonwebtoken::encode(
+            &hs384,
+            &claims(TokenType::PlatformUser, TenantId::new(), 600),
+            &EncodingKey::from_secret(b"test-secret-with-enough-length-0123456789"),
+        )
+        .unwrap();
+        assert_eq!(keys().verify(&other_alg).unwrap_err().code(), "auth.invalid_token");
     }
 
     fn context(home: TenantId, acting_on: TenantId, permissions: &[&str]) -> TenantContext {

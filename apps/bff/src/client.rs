@@ -164,9 +164,34 @@ pub fn client_address(req: &actix_web::HttpRequest) -> Option<IpAddr> {
     client_ip(peer, &forwarded, trusted)
 }
 
+/// Whose bucket a client address draws from: an IPv4 address, or an IPv6
+/// address's /64 (one subscriber's network: a client holding a /64 could
+/// otherwise take a fresh bucket per request).
+#[must_use]
+pub fn client_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let key = |text: &str| client_key(Some(text.parse().unwrap()));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(client_key(None), "unknown");
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

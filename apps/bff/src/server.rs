@@ -234,6 +234,7 @@ pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
         App::new()
             .wrap(middleware::Compress::default())
             .wrap(cors(&origins))
+            .wrap(middleware::from_fn(crate::auth::live_sessions))
             .wrap(middleware::from_fn(crate::api_keys::middleware))
             .wrap(middleware::from_fn(error::envelope_fallback))
             .wrap(security_headers(hsts))

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bool, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{
@@ -44,8 +44,6 @@ pub struct Credentials {
     pub user: User,
     /// Their password's hash, if they set one.
     pub password_hash: Option<String>,
-    /// Until when sign-in attempts must wait (after repeated failures).
-    pub blocked_until: Option<DateTime<Utc>>,
 }
 
 /// A signed-in device, as its owner sees it.
@@ -124,15 +122,13 @@ struct UserRow {
     #[diesel(sql_type = Bool)]
     mfa_enabled: bool,
     #[diesel(sql_type = Nullable<Timestamptz>)]
-    login_blocked_until: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     last_login_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
 const USER_COLUMNS: &str = "id, email, name, phone, status, password_hash, email_verified_at IS NOT NULL AS email_verified, \
-     mfa_enabled, login_blocked_until, last_login_at, created_at";
+     mfa_enabled, last_login_at, created_at";
 
 impl UserRow {
     fn into_credentials(self) -> Result<Credentials, IdentityError> {
@@ -149,7 +145,7 @@ impl UserRow {
             last_login_at: self.last_login_at,
             created_at: self.created_at,
         };
-        Ok(Credentials { user, password_hash: self.password_hash, blocked_until: self.login_blocked_until })
+        Ok(Credentials { user, password_hash: self.password_hash })
     }
 }
 
@@ -335,38 +331,76 @@ impl Store {
         Ok(row.ok_or(IdentityError::InvalidCredentials)?.into_credentials()?.user)
     }
 
-    /// Counts a failed sign-in and blocks the next attempts for
-    /// `delay(failures in a row)`; returns until when.
-    pub async fn record_login_failure(
-        &self,
-        user: UserId,
-        delay: fn(u32) -> Duration,
-    ) -> Result<Option<DateTime<Utc>>, IdentityError> {
-        let now = self.now();
-        self.in_unscoped(move |conn| {
-            Box::pin(async move {
-                #[derive(QueryableByName)]
-                struct Failures {
-                    #[diesel(sql_type = Integer)]
-                    failed_logins: i32,
-                }
-                let row: Failures = diesel::sql_query(
-                    "UPDATE users SET failed_logins = failed_logins + 1, updated_at = $2 WHERE id = $1 \
-                     RETURNING failed_logins",
-                )
-                .bind::<SqlUuid, _>(user.into_uuid())
-                .bind::<Timestamptz, _>(now)
-                .get_result(conn)
-                .await?;
-                let wait = delay(u32::try_from(row.failed_logins).unwrap_or(u32::MAX));
-                let until = (!wait.is_zero())
-                    .then(|| now + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX));
-                diesel::sql_query("UPDATE users SET login_blocked_until = $2 WHERE id = $1")
-                    .bind::<SqlUuid, _>(user.into_uuid())
-                    .bind::<Nullable<Timestamptz>, _>(until)
+    /// Reserves a sign-in attempt (password or second factor) for `email`
+    /// from `client`: counted as a failure in advance (so parallel guesses
+    /// count too), with the next attempts blocked after five in a row for 1 s
+    /// doubling up to 15 minutes ([`portico_tenancy::login_delay`]); a count
+    /// idle for 15 minutes starts over. While blocked: `TooManyAttempts`.
+    /// [`Store::clear_login_attempts`] forgives them after a success. The
+    /// same whether or not the email has an account.
+    pub async fn reserve_login_attempt(&self, email: &Email, client: &str) -> Result<(), IdentityError> {
+        #[derive(QueryableByName)]
+        struct Blocked {
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            blocked_until: Option<DateTime<Utc>>,
+        }
+        let (hash, client, now) = (token_hash(email.as_str()), client.to_owned(), self.now());
+        let blocked: Option<DateTime<Utc>> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    let counted = diesel::sql_query(
+                        "INSERT INTO login_throttle AS t (email_hash, client, failures, last_failed_at) \
+                         VALUES ($1, $2, 1, $3) \
+                         ON CONFLICT (email_hash, client) DO UPDATE SET \
+                             failures = CASE WHEN t.last_failed_at < $3 - interval '15 minutes' THEN 1 \
+                                             ELSE t.failures + 1 END, \
+                             last_failed_at = $3, \
+                             blocked_until = CASE \
+                                 WHEN t.last_failed_at < $3 - interval '15 minutes' OR t.failures + 1 < 5 THEN NULL \
+                                 ELSE $3 + make_interval(secs => least(power(2, least(t.failures + 1 - 5, 20)), 900)) \
+                             END \
+                         WHERE t.blocked_until IS NULL OR t.blocked_until <= $3",
+                    )
+                    .bind::<Bytea, _>(&hash)
+                    .bind::<Text, _>(&client)
+                    .bind::<Timestamptz, _>(now)
                     .execute(conn)
                     .await?;
-                Ok(until)
+                    if counted == 1 {
+                        return Ok(None);
+                    }
+                    let row: Blocked = diesel::sql_query(
+                        "SELECT blocked_until FROM login_throttle WHERE email_hash = $1 AND client = $2",
+                    )
+                    .bind::<Bytea, _>(&hash)
+                    .bind::<Text, _>(&client)
+                    .get_result(conn)
+                    .await?;
+                    Ok(row.blocked_until)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        match blocked {
+            Some(until) if until > now => {
+                let secs = u64::try_from((until - now).num_milliseconds()).unwrap_or(0).div_ceil(1000).max(1);
+                Err(IdentityError::TooManyAttempts { retry_after_secs: secs })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets the failed attempts for `email` from `client` (it succeeded).
+    pub async fn clear_login_attempts(&self, email: &Email, client: &str) -> Result<(), IdentityError> {
+        let (hash, client) = (token_hash(email.as_str()), client.to_owned());
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                diesel::sql_query("DELETE FROM login_throttle WHERE email_hash = $1 AND client = $2")
+                    .bind::<Bytea, _>(&hash)
+                    .bind::<Text, _>(&client)
+                    .execute(conn)
+                    .await?;
+                Ok(())
             })
         })
         .await
@@ -434,8 +468,7 @@ impl Store {
         self.in_tenant(new.tenant, move |conn| {
             Box::pin(async move {
                 diesel::sql_query(
-                    "UPDATE users SET failed_logins = 0, login_blocked_until = NULL, last_login_at = $2, \
-                     updated_at = $2 WHERE id = $1",
+                    "UPDATE users SET last_login_at = $2, updated_at = $2 WHERE id = $1",
                 )
                 .bind::<SqlUuid, _>(new.user.into_uuid())
                 .bind::<Timestamptz, _>(now)
@@ -864,26 +897,35 @@ impl Store {
             tenant_id: uuid::Uuid,
             #[diesel(sql_type = diesel::sql_types::Array<Text>)]
             permissions: Vec<String>,
+            #[diesel(sql_type = Bool)]
+            stale: bool,
         }
         let Some(prefix) = key_prefix(key).map(str::to_owned) else { return Ok(None) };
         let (hash, now) = (token_hash(key), self.now());
         let found: Option<Found> = self
             .in_unscoped(move |conn| {
                 Box::pin(async move {
-                    Ok(diesel::sql_query(
-                        "UPDATE api_keys SET last_used_at = CASE \
-                             WHEN last_used_at IS NULL OR last_used_at < $3 - interval '1 minute' THEN $3 \
-                             ELSE last_used_at END \
-                         WHERE prefix = $1 AND secret_hash = $2 AND revoked_at IS NULL \
-                           AND (expires_at IS NULL OR expires_at > $3) \
-                         RETURNING id, tenant_id, permissions",
+                    let found: Option<Found> = diesel::sql_query(
+                        "SELECT id, tenant_id, permissions, \
+                                (last_used_at IS NULL OR last_used_at < $3 - interval '1 minute') AS stale \
+                         FROM api_keys WHERE prefix = $1 AND secret_hash = $2 AND revoked_at IS NULL \
+                           AND (expires_at IS NULL OR expires_at > $3)",
                     )
                     .bind::<Text, _>(prefix)
                     .bind::<Bytea, _>(hash)
                     .bind::<Timestamptz, _>(now)
                     .get_result(conn)
                     .await
-                    .optional()?)
+                    .optional()?;
+                    // A busy key writes its last use at most once a minute.
+                    if let Some(key) = found.as_ref().filter(|key| key.stale) {
+                        diesel::sql_query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                            .bind::<SqlUuid, _>(key.id)
+                            .bind::<Timestamptz, _>(now)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(found)
                 })
             })
             .await
@@ -945,6 +987,15 @@ impl Store {
             .map_err(|e| IdentityError::Store(portico_kernel::InfraError::internal(e)))?;
         self.in_tenant(portico_kernel::PLATFORM_TENANT_ID, move |conn| {
             Box::pin(async move {
+                // Only the newest link works.
+                diesel::sql_query(
+                    "UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(issue.user.into_uuid())
+                .bind::<Text, _>(issue.purpose.as_str())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
                 diesel::sql_query(
                     "INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -986,15 +1037,12 @@ impl Store {
         self.in_unscoped(move |conn| {
             Box::pin(async move {
                 let (user, _) = spend(conn, &hash, OneTimePurpose::PasswordReset, now).await?;
-                diesel::sql_query(
-                    "UPDATE users SET password_hash = $2, failed_logins = 0, login_blocked_until = NULL, \
-                     updated_at = $3 WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user.into_uuid())
-                .bind::<Text, _>(&password_hash)
-                .bind::<Timestamptz, _>(now)
-                .execute(conn)
-                .await?;
+                diesel::sql_query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .bind::<Text, _>(&password_hash)
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
                 diesel::sql_query(
                     "UPDATE sessions SET revoked_at = $2, revoked_reason = 'password_reset' \
                      WHERE user_id = $1 AND revoked_at IS NULL",

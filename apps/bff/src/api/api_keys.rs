@@ -65,8 +65,8 @@ pub async fn list(auth: Require<ApiKeysManage>, store: Db) -> Result<HttpRespons
     responses(
         (status = 201, description = "The key, with its secret shown once.", body = ApiKeyCreatedEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
-        (status = 403, description = "The caller lacks the permission, or acts on another tenant.", body = ErrorEnvelope),
-        (status = 422, description = "A bad name or expiry, or a permission the caller does not hold (`api_keys.permission_not_held`).", body = ErrorEnvelope),
+        (status = 403, description = "The caller lacks the permission, acts on another tenant, or is itself an API key.", body = ErrorEnvelope),
+        (status = 422, description = "A bad name or expiry, a `platform:` permission, or a permission the caller does not hold (`api_keys.permission_not_held`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["api_keys:manage"]))
 )]
@@ -83,6 +83,13 @@ pub async fn create(
     }
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(field("expiresAt", "must be in the future"));
+    }
+    auth.person()?; // keys are made by people, not by other keys
+    if let Some(platform) = permissions.iter().find(|p| p.starts_with("platform:")) {
+        return Err(field(
+            "permissions",
+            &format!("`{platform}`: platform permissions are not given to API keys"),
+        ));
     }
     if auth.ctx.is_cross_tenant() {
         return Err(ApiError::new(

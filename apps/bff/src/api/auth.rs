@@ -8,8 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use portico_kernel::{ErrorKind, Origin, RequestId, SessionId, TenantId};
 use portico_store::{NewSession, Session};
 use portico_tenancy::{
-    Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, login_delay, mfa,
-    password,
+    Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, mfa, password,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -272,11 +271,10 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { email, password: secret, tenant, device, mode } = body.into_inner();
     let email = Email::parse(&email)?;
+    let client = client_of(&req);
+    // Counted before the check, known email or not (parallel guesses count too).
+    store.reserve_login_attempt(&email, &client).await?;
     let credentials = store.credentials(&email).await?;
-    let now = chrono::Utc::now();
-    if let Some(until) = credentials.as_ref().and_then(|c| c.blocked_until).filter(|until| *until > now) {
-        return Err(too_many(until - now));
-    }
     // An unknown email costs the same time as a wrong password.
     let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
     let matches =
@@ -288,14 +286,18 @@ pub async fn login(
     let Some(credentials) = credentials else { return Err(IdentityError::InvalidCredentials.into()) };
     let user = credentials.user;
     if !matches || credentials.password_hash.is_none() {
-        store.record_login_failure(user.id, login_delay).await?;
         tracing::info!(user = %user.id, "sign-in refused: wrong password");
         return Err(IdentityError::InvalidCredentials.into());
     }
+    store.clear_login_attempts(&email, &client).await?;
     if user.status != UserStatus::Active {
         return Err(IdentityError::AccountDisabled.into());
     }
     let device = device.map(|d| d.chars().filter(|c| !c.is_control()).take(100).collect::<String>());
+    // The tenant is settled before a second factor is asked for (no code is
+    // spent on a sign-in that would then need a choice).
+    let membership = membership_for(&store, &user, tenant.as_deref()).await?;
+    let tenant = Some(membership.tenant_id.to_string());
     if user.mfa_enabled {
         // The password was right; the tokens wait for the second factor.
         let now = chrono::Utc::now().timestamp();
@@ -319,6 +321,47 @@ pub async fn login(
     finish_sign_in(&req, &store, &keys, &user, tenant.as_deref(), device, mode).await
 }
 
+/// The membership a sign-in gets, or why none.
+async fn membership_for(store: &Db, user: &User, tenant: Option<&str>) -> Result<MembershipView, ApiError> {
+    match choose_tenant(store.memberships_of(user.id).await?, tenant) {
+        TenantChoice::Chosen(membership) => Ok(membership),
+        TenantChoice::SelectionRequired(options) => {
+            let names = options.into_iter().map(|m| (m.tenant_name, m.tenant_slug)).collect();
+            Err(IdentityError::TenantSelectionRequired(names).into())
+        }
+        TenantChoice::NoMembership => Err(IdentityError::NoMembership.into()),
+    }
+}
+
+/// Whose failed sign-ins these are, network-wise (an IPv4 address or an IPv6 /64).
+fn client_of(req: &HttpRequest) -> String {
+    crate::client::client_key(crate::client::client_address(req))
+}
+
+/// Re-authentication for a sensitive change: the person's current password
+/// (counted like a sign-in attempt).
+async fn confirm_password(
+    req: &HttpRequest,
+    store: &Db,
+    user: &User,
+    secret: String,
+) -> Result<(), ApiError> {
+    let client = client_of(req);
+    store.reserve_login_attempt(&user.email, &client).await?;
+    let stored = store.credentials(&user.email).await?.and_then(|c| c.password_hash);
+    let matches =
+        web::block(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
+            .await
+            .map_err(|_| {
+                ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
+            })?;
+    if !matches {
+        return Err(IdentityError::InvalidCredentials.into());
+    }
+    store.clear_login_attempts(&user.email, &client).await?;
+    Ok(())
+}
+
 /// How long an MFA challenge lasts.
 pub const CHALLENGE_TTL_SECS: i64 = 5 * 60;
 
@@ -332,14 +375,7 @@ async fn finish_sign_in(
     device: Option<String>,
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
-    let membership = match choose_tenant(store.memberships_of(user.id).await?, tenant) {
-        TenantChoice::Chosen(membership) => membership,
-        TenantChoice::SelectionRequired(options) => {
-            let names = options.into_iter().map(|m| (m.tenant_name, m.tenant_slug)).collect();
-            return Err(IdentityError::TenantSelectionRequired(names).into());
-        }
-        TenantChoice::NoMembership => return Err(IdentityError::NoMembership.into()),
-    };
+    let membership = membership_for(store, user, tenant).await?;
     let refresh_token = new_refresh_token()?;
     let session = store
         .start_session(NewSession {
@@ -358,11 +394,6 @@ async fn finish_sign_in(
         Mode::Bearer => Ok(envelope::ok(signed)),
         Mode::Cookie => browser_answer(signed),
     }
-}
-
-fn too_many(wait: chrono::TimeDelta) -> ApiError {
-    let secs = u64::try_from(wait.num_seconds()).unwrap_or(0).max(1);
-    ApiError::from(IdentityError::TooManyAttempts { retry_after_secs: secs })
 }
 
 #[utoipa::path(
@@ -856,11 +887,13 @@ pub async fn mfa_setup(
     auth: Auth,
     store: Db,
     sealed: web::Data<mfa::SecretBox>,
+    body: Json<ConfirmPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let user = store.user(auth.person()?.sub).await?;
     if store.mfa_state(user.id).await?.enabled {
         return Err(IdentityError::MfaAlreadyEnabled.into());
     }
+    confirm_password(&req, &store, &user, body.into_inner().password).await?;
     let secret = mfa::new_secret()?;
     store.set_mfa_pending(user.id, sealed.seal(&secret)?, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::ok(MfaSetup {
@@ -894,18 +927,14 @@ pub async fn mfa_verify(
     if let Some(challenge) = challenge {
         let challenge = keys.verify_challenge(&challenge)?;
         let user = store.user(challenge.sub).await?;
-        let credentials = store.credentials(&user.email).await?.ok_or(IdentityError::InvalidCredentials)?;
-        let now = chrono::Utc::now();
-        if let Some(until) = credentials.blocked_until.filter(|until| *until > now) {
-            return Err(too_many(until - now));
+        if user.status != UserStatus::Active {
+            return Err(IdentityError::AccountDisabled.into());
         }
+        let client = client_of(&req);
+        store.reserve_login_attempt(&user.email, &client).await?;
         let state = store.mfa_state(user.id).await?;
-        if let Err(error) =
-            check_code(&store, &sealed, user.id, state.secret.as_deref(), state.last_step, &code, true).await
-        {
-            store.record_login_failure(user.id, login_delay).await?;
-            return Err(error);
-        }
+        check_code(&store, &sealed, user.id, state.secret.as_deref(), state.last_step, &code, true).await?;
+        store.clear_login_attempts(&user.email, &client).await?;
         let mode = if challenge.cookie { Mode::Cookie } else { Mode::Bearer };
         return finish_sign_in(
             &req,
@@ -925,21 +954,48 @@ pub async fn mfa_verify(
         return Err(IdentityError::MfaAlreadyEnabled.into());
     }
     let secret = state.pending.as_deref().and_then(|p| sealed.open(p)).ok_or(IdentityError::MfaNotSetUp)?;
+    let person = store.user(user).await?;
+    let client = client_of(&req);
+    store.reserve_login_attempt(&person.email, &client).await?;
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
     let step = mfa::verify_totp(&secret, &code, now, state.last_step).ok_or(IdentityError::InvalidMfaCode)?;
+    store.clear_login_attempts(&person.email, &client).await?;
     let codes = mfa::recovery_codes()?;
     let hashes = codes.iter().map(|c| mfa::recovery_hash(c)).collect();
     store.set_mfa(user, Some((step, hashes)), &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::ok(json!({ "recoveryCodes": codes })))
 }
 
-/// `POST /api/v1/auth/mfa/disable`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /api/v1/auth/mfa/setup`: the person's password, again.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"code": "287082"}))]
+#[schema(example = json!({"password": "correct horse battery"}))]
+pub struct ConfirmPassword {
+    /// The current password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ConfirmPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfirmPassword(<password>)")
+    }
+}
+
+/// `POST /api/v1/auth/mfa/disable`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"code": "287082", "password": "correct horse battery"}))]
 pub struct DisableMfa {
     /// The authenticator's current code.
     pub code: String,
+    /// The current password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for DisableMfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DisableMfa(<code>, <password>)")
+    }
 }
 
 #[utoipa::path(
@@ -967,16 +1023,13 @@ pub async fn mfa_disable(
     if !state.enabled {
         return Err(IdentityError::MfaNotSetUp.into());
     }
-    check_code(
-        &store,
-        &sealed,
-        user,
-        state.secret.as_deref(),
-        state.last_step,
-        &body.into_inner().code,
-        false,
-    )
-    .await?;
+    let DisableMfa { code, password: secret } = body.into_inner();
+    let person = store.user(user).await?;
+    confirm_password(&req, &store, &person, secret).await?;
+    let client = client_of(&req);
+    store.reserve_login_attempt(&person.email, &client).await?;
+    check_code(&store, &sealed, user, state.secret.as_deref(), state.last_step, &code, false).await?;
+    store.clear_login_attempts(&person.email, &client).await?;
     store.set_mfa(user, None, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::no_content())
 }

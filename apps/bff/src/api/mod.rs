@@ -74,6 +74,13 @@ const fn sign_in(path: &'static str) -> RouteSpec {
     RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Auth }
 }
 
+/// An authenticated change whose answer carries a secret shown once (a new
+/// key, an authenticator's secret, tokens): not kept for replay, so
+/// `Idempotency-Key` is ignored.
+const fn secret_write(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
+}
+
 /// Every `/api/v1` route with its guarantees.
 pub const ROUTES: [RouteSpec; 31] = [
     public("/api/v1/openapi.json"),
@@ -91,7 +98,12 @@ pub const ROUTES: [RouteSpec; 31] = [
     read("/api/v1/audit"),
     read("/api/v1/admin/audit"),
     sign_in("/api/v1/auth/login"),
-    sign_in("/api/v1/auth/refresh"),
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/auth/refresh",
+        idempotency: Idempotency::Exempt,
+        rate: RateClass::Public,
+    },
     write("POST", "/api/v1/auth/logout"),
     read("/api/v1/auth/me"),
     read("/api/v1/auth/sessions"),
@@ -100,12 +112,12 @@ pub const ROUTES: [RouteSpec; 31] = [
     sign_in("/api/v1/auth/reset-password"),
     write("POST", "/api/v1/auth/send-verification"),
     sign_in("/api/v1/auth/verify-email"),
-    write("POST", "/api/v1/auth/switch-tenant"),
-    write("POST", "/api/v1/auth/mfa/setup"),
+    secret_write("/api/v1/auth/switch-tenant"),
+    secret_write("/api/v1/auth/mfa/setup"),
     sign_in("/api/v1/auth/mfa/verify"),
     write("POST", "/api/v1/auth/mfa/disable"),
     read("/api/v1/api-keys"),
-    write("POST", "/api/v1/api-keys"),
+    secret_write("/api/v1/api-keys"),
     write("DELETE", "/api/v1/api-keys/{id}"),
 ];
 

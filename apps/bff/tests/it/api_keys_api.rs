@@ -43,7 +43,20 @@ async fn a_key_does_what_it_was_given_and_no_more() {
     assert!(!list.body.contains(&secret[17..]), "the secret is shown once only");
 
     // More than the creator holds is refused, and so is a key from someone without the permission.
-    let too_much = json!({"name": "escalate", "permissions": ["tenants:read", "platform:tenants:write"]});
+    let platform = json!({"name": "escalate", "permissions": ["platform:tenants:write"]});
+    let refused = app.call("POST", "/api/v1/api-keys", Some(&owner), Some(platform)).await;
+    assert_eq!((refused.status, refused.json["error"]["code"].clone()), (422, json!("api_keys.invalid_key")));
+    let manager = json!({"name": "manager", "permissions": ["api_keys:manage"]});
+    let manager = app.call("POST", "/api/v1/api-keys", Some(&owner), Some(manager)).await;
+    let manager = manager.json["data"]["secret"].as_str().unwrap().to_owned();
+    let by_key = json!({"name": "child", "permissions": []});
+    let child = app.call("POST", "/api/v1/api-keys", Some(&manager), Some(by_key)).await;
+    assert_eq!(
+        (child.status, child.json["error"]["code"].clone()),
+        (403, json!("auth.person_required")),
+        "keys are made by people"
+    );
+    let too_much = json!({"name": "escalate", "permissions": ["tenants:read", "billing:manage"]});
     let refused = app.call("POST", "/api/v1/api-keys", Some(&owner), Some(too_much)).await;
     assert_eq!(
         (refused.status, refused.json["error"]["code"].clone()),

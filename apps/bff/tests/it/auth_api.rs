@@ -80,9 +80,17 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_answer_and_a_growing_de
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let after = app.sign_in("owner@acme.example", PASSWORD, None).await;
     assert_eq!(after.status, 200, "the wait ends: {}", after.body);
-    // A success clears the count.
-    let again = app.sign_in("owner@acme.example", "not-the-password", None).await;
-    assert_eq!(again.status, 401);
+    // A success clears the count: four more failures are still plain 401s.
+    for _ in 0..4 {
+        assert_eq!(app.sign_in("owner@acme.example", "not-the-password", None).await.status, 401);
+    }
+    // An address without an account is counted the same way: nothing tells them apart.
+    for _ in 0..4 {
+        // (one failure for this address came first, above)
+        assert_eq!(app.sign_in("nobody@acme.example", "not-the-password", None).await.status, 401);
+    }
+    let unknown_blocked = app.sign_in("nobody@acme.example", "not-the-password", None).await;
+    assert_eq!(unknown_blocked.json["error"]["code"], json!("auth.too_many_attempts"));
 }
 
 #[actix_web::test]
@@ -491,7 +499,11 @@ async fn browser_mode_keeps_tokens_in_cookies_and_wants_the_csrf_header_on_chang
 /// Turns MFA on for the holder of `token` (confirming with the previous
 /// step's code); the secret and the recovery codes.
 pub async fn enable_mfa(app: &TestApp, token: &str) -> (Vec<u8>, Vec<String>) {
-    let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(token), None).await;
+    let wrong = json!({"password": "not-my-password"});
+    let refused = app.call("POST", "/api/v1/auth/mfa/setup", Some(token), Some(wrong)).await;
+    assert_eq!(refused.status, 401, "setting up MFA takes the password again");
+    let setup =
+        app.call("POST", "/api/v1/auth/mfa/setup", Some(token), Some(json!({"password": PASSWORD}))).await;
     assert_eq!(setup.status, 200, "{}", setup.body);
     let secret = crate::support::base32_decode(&data(&setup, "secret"));
     assert!(data(&setup, "otpauthUri").starts_with("otpauth://totp/Portico:"));
@@ -518,7 +530,8 @@ async fn with_mfa_on_sign_in_needs_a_code_each_code_works_once_and_reset_does_no
     app.person("owner@acme.example", acme, Role::Owner).await;
     let token = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
     let (secret, recovery) = enable_mfa(&app, &token).await;
-    let again = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
+    let again =
+        app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), Some(json!({"password": PASSWORD}))).await;
     assert_eq!(again.json["error"]["code"], json!("auth.mfa_already_enabled"));
 
     let password_ok = app.sign_in("owner@acme.example", PASSWORD, None).await;
@@ -574,7 +587,7 @@ async fn mfa_is_turned_off_only_with_a_current_code() {
     let off = |code: &str| {
         let app = &app;
         let token = token.clone();
-        let body = json!({"code": code});
+        let body = json!({"code": code, "password": PASSWORD});
         async move { app.call("POST", "/api/v1/auth/mfa/disable", Some(&token), Some(body)).await }
     };
     assert_eq!(off("123456").await.status, 401);
@@ -586,4 +599,80 @@ async fn mfa_is_turned_off_only_with_a_current_code() {
     );
     let again = off(&crate::support::code_at(&secret, 1).await).await;
     assert_eq!(again.json["error"]["code"], json!("auth.mfa_not_set_up"));
+}
+
+#[actix_web::test]
+async fn parallel_guesses_are_counted_and_another_network_is_not_held_back() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limits.auth = "100/min".parse().unwrap();
+        s.trusted_proxies = serde_json::from_value(json!(["127.0.0.1/32"])).unwrap();
+    })
+    .await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let guess = |from: &'static str| {
+        let app = &app;
+        let body =
+            json!({"email": "owner@acme.example", "password": "a-wrong-guess"}).to_string().into_bytes();
+        async move {
+            app.call_with("POST", "/api/v1/auth/login", None, &[("X-Forwarded-For", from)], Some(body))
+                .await
+                .status
+        }
+    };
+    let statuses = futures_util::future::join_all((0..12).map(|_| guess("198.51.100.7"))).await;
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    assert!((1..=5).contains(&tried), "at most five guesses checked before the delay: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 12 - tried);
+    // The owner, signing in from elsewhere, is not locked out by the attacker.
+    let owner = app
+        .call_with(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            &[("X-Forwarded-For", "203.0.113.20")],
+            Some(json!({"email": "owner@acme.example", "password": PASSWORD}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}
+
+/// Calls until the answer is `status` (an ended session reaches every
+/// instance's cache within milliseconds), at most two seconds.
+async fn until_status(app: &TestApp, token: &str, path: &str, status: u16) -> crate::http::Response {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let res = app.call("GET", path, Some(token), None).await;
+        if res.status == status || std::time::Instant::now() > deadline {
+            return res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_ended_session_stops_its_access_tokens_at_once() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    app.person("owner@acme.example", acme, Role::Owner).await;
+    let path = format!("/api/v1/tenants/{acme}");
+
+    let token = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    assert_eq!(app.call("GET", &path, Some(&token), None).await.status, 200);
+    assert_eq!(app.call("POST", "/api/v1/auth/logout", Some(&token), None).await.status, 204);
+    let after = until_status(&app, &token, &path, 401).await;
+    assert_eq!((after.status, after.json["error"]["code"].clone()), (401, json!("auth.session_ended")));
+
+    let other = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    assert_eq!(app.call("GET", &path, Some(&other), None).await.status, 200);
+    app.call("POST", "/api/v1/auth/forgot-password", None, Some(json!({"email": "owner@acme.example"})))
+        .await;
+    let reset =
+        json!({"token": app.emailed_token("owner@acme.example").await, "password": "a-brand-new-passphrase"});
+    assert_eq!(app.call("POST", "/api/v1/auth/reset-password", None, Some(reset)).await.status, 204);
+    assert_eq!(
+        until_status(&app, &other, &path, 401).await.status,
+        401,
+        "a reset ends every session's tokens"
+    );
 }

@@ -264,12 +264,13 @@ async fn call_mutation(
         ("POST", "/api/v1/auth/mfa/setup") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
-            (path.to_owned(), None, "user.mfa_setup_started")
+            (path.to_owned(), Some(json!({"password": crate::support::PASSWORD})), "user.mfa_setup_started")
         }
         ("POST", "/api/v1/auth/mfa/verify") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
-            let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
+            let password = json!({"password": crate::support::PASSWORD});
+            let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), Some(password)).await;
             let secret = crate::support::base32_decode(setup.json["data"]["secret"].as_str().unwrap());
             (
                 path.to_owned(),
@@ -283,7 +284,9 @@ async fn call_mutation(
             let (secret, _) = crate::auth_api::enable_mfa(app, &token).await;
             (
                 path.to_owned(),
-                Some(json!({"code": crate::support::code_at(&secret, 0).await})),
+                Some(
+                    json!({"code": crate::support::code_at(&secret, 0).await, "password": crate::support::PASSWORD}),
+                ),
                 "user.mfa_disabled",
             )
         }
@@ -386,8 +389,9 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
 
             walked += 1;
             let declared = portico_bff::api::spec(&method, path).unwrap();
-            if declared.idempotency == portico_bff::api::Idempotency::Exempt {
-                continue; // sign-in: no principal to keep a key for
+            if declared.idempotency == portico_bff::api::Idempotency::Exempt || action == "session.end" {
+                // Sign-in and secret-bearing answers keep no key; an ended session's token is refused.
+                continue;
             }
             // Sent again with its Idempotency-Key: the first answer, and no second audit row.
             let sql = "SELECT count(*) AS n FROM audit_log WHERE action = $1";
