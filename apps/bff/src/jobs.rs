@@ -31,6 +31,14 @@ impl JobKind for PruneIdempotencyKeys {
     const KIND: &'static str = "idempotency.prune";
 }
 
+/// Deletes ended sessions, spent tokens and idle failure counts (a platform job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneIdentity {}
+
+impl JobKind for PruneIdentity {
+    const KIND: &'static str = "identity.prune";
+}
+
 /// An end-to-end check of the job pipeline: waits `delayMs` (at most a
 /// minute) and succeeds. Harmless to run twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,13 +67,18 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
             recurrence: Recurrence::parse("15 * * * *", "UTC")?,
             job: NewJob::of(&PruneIdempotencyKeys {})?,
         },
+        ScheduleSpec {
+            name: "prune-identity".to_owned(),
+            recurrence: Recurrence::parse("45 * * * *", "UTC")?,
+            job: NewJob::of(&PruneIdentity {})?,
+        },
     ])
 }
 
 /// Every handler the platform runs.
 #[must_use]
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
-    let (store, keys_store) = (store.clone(), store.clone());
+    let (store, keys_store, identity_store) = (store.clone(), store.clone(), store.clone());
     Registry::new()
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
@@ -106,6 +119,17 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
                 }
                 let deleted = store.prune_idempotency_keys().await.map_err(HandlerError::new)?;
                 tracing::info!(deleted, "pruned expired idempotency keys");
+                Ok(())
+            }
+        })
+        .on(move |_: PruneIdentity, ctx| {
+            let store = identity_store.clone();
+            async move {
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("identity.prune runs only as a platform job"));
+                }
+                let pruned = store.prune_identity().await.map_err(HandlerError::new)?;
+                tracing::info!(?pruned, "pruned ended sessions and spent tokens");
                 Ok(())
             }
         })

@@ -1369,3 +1369,52 @@ impl Store {
         .map_err(resolve)
     }
 }
+
+/// What a sweep of the identity tables removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentityPruned {
+    /// Sessions ended or expired more than 30 days ago (with their refresh tokens).
+    pub sessions: usize,
+    /// Spent refresh tokens of live sessions, older than a day.
+    pub refresh_tokens: usize,
+    /// Emailed tokens used or expired more than a day ago.
+    pub one_time_tokens: usize,
+    /// Failed-attempt counts idle for a day.
+    pub login_throttle: usize,
+}
+
+impl Store {
+    /// Deletes what identity no longer needs: long-ended sessions (their
+    /// addresses and user agents go with them), spent refresh tokens
+    /// (reuse is recognised within a day; after that an old token is simply
+    /// unknown), old emailed tokens and idle failure counts.
+    pub async fn prune_identity(&self) -> Result<IdentityPruned, portico_kernel::InfraError> {
+        let now = self.now();
+        self.as_platform(move |conn| {
+            Box::pin(async move {
+                let cut = |sql: &'static str| diesel::sql_query(sql).bind::<Timestamptz, _>(now);
+                let ended = "SELECT id FROM sessions WHERE coalesce(revoked_at, expires_at) < $1 - interval '30 days'";
+                diesel::sql_query(format!("DELETE FROM refresh_tokens WHERE session_id IN ({ended})"))
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
+                let sessions = diesel::sql_query(format!("DELETE FROM sessions WHERE id IN ({ended})"))
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
+                let refresh_tokens =
+                    cut("DELETE FROM refresh_tokens WHERE used_at < $1 - interval '1 day'").execute(conn).await?;
+                let one_time_tokens = cut(
+                    "DELETE FROM one_time_tokens WHERE coalesce(used_at, expires_at) < $1 - interval '1 day'",
+                )
+                .execute(conn)
+                .await?;
+                let login_throttle =
+                    cut("DELETE FROM login_throttle WHERE last_failed_at < $1 - interval '1 day'").execute(conn).await?;
+                Ok(IdentityPruned { sessions, refresh_tokens, one_time_tokens, login_throttle })
+            })
+        })
+        .await
+        .map_err(Failure::into_infra)
+    }
+}

@@ -45,7 +45,7 @@ impl From<IdentityError> for ApiError {
 }
 
 /// `POST /api/v1/auth/login`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"email": "owner@acme.example", "password": "correct horse battery", "tenant": "acme"}))]
 pub struct LoginRequest {
@@ -78,7 +78,7 @@ pub enum Mode {
 }
 
 /// `POST /api/v1/auth/refresh`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"refreshToken": "5f0c3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f"}))]
 pub struct RefreshRequest {
@@ -566,7 +566,7 @@ pub struct ForgotPassword {
 }
 
 /// `POST /api/v1/auth/reset-password`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"token": "9c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d", "password": "a new long passphrase"}))]
 pub struct ResetPassword {
@@ -577,7 +577,7 @@ pub struct ResetPassword {
 }
 
 /// `POST /api/v1/auth/verify-email`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"token": "9c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d"}))]
 pub struct VerifyEmail {
@@ -823,7 +823,7 @@ pub async fn switch_tenant(
 }
 
 /// `POST /api/v1/auth/mfa/verify`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"challenge": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImtpZCI6IjFhMmIzYzRkNWU2ZjdhOGIifQ.e30.sig", "code": "287082"}))]
 pub struct MfaCode {
@@ -1033,3 +1033,16 @@ pub async fn mfa_disable(
     store.set_mfa(user, None, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::no_content())
 }
+
+/// Request bodies holding passwords, codes or tokens print nothing of them.
+macro_rules! redacted_debug {
+    ($($name:ident),*) => {
+        $(impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        })*
+    };
+}
+
+redacted_debug!(LoginRequest, RefreshRequest, ResetPassword, MfaCode, VerifyEmail);

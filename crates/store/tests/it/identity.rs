@@ -86,3 +86,23 @@ async fn emails_are_unique_whatever_their_case() {
     };
     assert!(matches!(store.create_user(new).await, Err(IdentityError::EmailTaken)));
 }
+
+#[tokio::test]
+async fn the_sweep_removes_long_ended_sessions_and_spent_tokens_only() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(FixedClock::at(Utc::now()));
+    let store = db.store().await.with_clock(clock.clone());
+    let user = person(&store, "p@example.com").await;
+    let (rid, origin) = (RequestId::generate(), Origin::default());
+    let ended = store.start_session(session(user, "ended")).await.unwrap();
+    store.end_session(user, ended.id, &rid, &origin).await.unwrap();
+    store.start_session(session(user, "live-0")).await.unwrap();
+    store.refresh_session("live-0", "live-1", &rid, &origin).await.unwrap();
+    clock.advance(TimeDelta::days(2));
+    let early = store.prune_identity().await.unwrap();
+    assert_eq!((early.sessions, early.refresh_tokens), (0, 1), "the spent token of the live session only");
+    clock.advance(TimeDelta::days(29));
+    let late = store.prune_identity().await.unwrap();
+    assert_eq!(late.sessions, 1, "the ended session, 31 days on");
+    assert_eq!(store.sessions_of(user).await.unwrap().len(), 0, "the other expired meanwhile (30 days)");
+}
