@@ -938,6 +938,12 @@ impl Store {
     }
 }
 
+#[derive(QueryableByName)]
+struct Line {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
 /// What a one-time token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OneTimePurpose {
@@ -1029,6 +1035,7 @@ impl Store {
         &self,
         token: &str,
         password_hash: String,
+        notice: portico_kernel::EmailMessage,
         request_id: &RequestId,
         origin: &Origin,
     ) -> Result<UserId, IdentityError> {
@@ -1036,7 +1043,17 @@ impl Store {
             (token_hash(token), self.now(), request_id.clone(), origin.clone());
         self.in_unscoped(move |conn| {
             Box::pin(async move {
-                let (user, _) = spend(conn, &hash, OneTimePurpose::PasswordReset, now).await?;
+                let (user, email) = spend(conn, &hash, OneTimePurpose::PasswordReset, now).await?;
+                // Every other link to reset it dies with this one.
+                diesel::sql_query(
+                    "UPDATE one_time_tokens SET used_at = $2 \
+                     WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(user.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                notify(conn, notice, &email, now).await?;
                 diesel::sql_query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                     .bind::<SqlUuid, _>(user.into_uuid())
                     .bind::<Text, _>(&password_hash)
@@ -1119,6 +1136,21 @@ async fn spend(
     .optional()?;
     let spent = spent.ok_or(Failure::Domain(IdentityError::InvalidOneTimeToken))?;
     Ok((UserId::from_uuid(spent.user_id), spent.email))
+}
+
+/// Enqueues `notice` to `to` (the platform tenant's `email.send` job) in the caller's transaction.
+async fn notify(
+    conn: &mut AsyncPgConnection,
+    mut notice: portico_kernel::EmailMessage,
+    to: &str,
+    now: DateTime<Utc>,
+) -> Result<(), IdentityFailure> {
+    notice.to = vec![portico_kernel::Mailbox::address(to)];
+    let job = portico_kernel::NewJob::of(&portico_kernel::SendEmail { message: notice })
+        .map_err(|e| Failure::Infra(portico_kernel::InfraError::internal(e)))?;
+    scope(conn, portico_kernel::PLATFORM_TENANT_ID).await?;
+    crate::jobs::enqueue_in(conn, portico_kernel::PLATFORM_TENANT_ID, &job, now).await?;
+    Ok(())
 }
 
 /// Audits a change to a person in the trail of every tenant they belong to.
@@ -1325,6 +1357,7 @@ impl Store {
         &self,
         user: UserId,
         on: Option<(u64, Vec<String>)>,
+        notice: portico_kernel::EmailMessage,
         request_id: &RequestId,
         origin: &Origin,
     ) -> Result<(), IdentityError> {
@@ -1362,6 +1395,12 @@ impl Store {
                     return Err(Failure::Domain(IdentityError::InvalidCredentials));
                 }
                 audit_person(conn, user, action, &request_id, &origin, now).await?;
+                let email: String = diesel::sql_query("SELECT email AS line FROM users WHERE id = $1")
+                    .bind::<SqlUuid, _>(user.into_uuid())
+                    .get_result::<Line>(conn)
+                    .await?
+                    .line;
+                notify(conn, notice, &email, now).await?;
                 Ok(())
             })
         })

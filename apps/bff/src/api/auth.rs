@@ -673,6 +673,21 @@ pub async fn forgot_password(
     Ok(accepted("If an account has this address, a link to choose a new password is on its way."))
 }
 
+/// An email telling a person that a security setting of theirs changed (the
+/// store addresses it), so a change they did not make does not go unnoticed.
+fn security_notice(links: &crate::server::Links, subject: &str, what: &str) -> portico_kernel::EmailMessage {
+    let warning = "If this was not you, reset your password now and tell your administrator.";
+    portico_kernel::EmailMessage {
+        from: links.from.clone(),
+        to: Vec::new(),
+        reply_to: None,
+        subject: subject.to_owned(),
+        html: format!("<p>{what}</p><p>{warning}</p>"),
+        text: format!("{what}\n\n{warning}\n"),
+        message_id: None,
+    }
+}
+
 fn accepted(message: &str) -> HttpResponse {
     HttpResponse::Accepted().json(json!({"success": true, "data": {"message": message}}))
 }
@@ -692,6 +707,7 @@ fn accepted(message: &str) -> HttpResponse {
 pub async fn reset_password(
     req: HttpRequest,
     store: Db,
+    links: web::Data<crate::server::Links>,
     body: Json<ResetPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let ResetPassword { token, password: secret } = body.into_inner();
@@ -699,7 +715,12 @@ pub async fn reset_password(
     let hash = web::block(move || password::hash(&secret))
         .await
         .map_err(|_| ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side."))??;
-    let user = store.reset_password(&token, hash, &request_id(&req), &origin(&req)).await?;
+    let notice = security_notice(
+        &links,
+        "Your password was changed",
+        "The password of your Portico account was changed, and every device was signed out.",
+    );
+    let user = store.reset_password(&token, hash, notice, &request_id(&req), &origin(&req)).await?;
     tracing::info!(user = %user, "password reset; every session ended");
     Ok(envelope::no_content())
 }
@@ -921,6 +942,7 @@ pub async fn mfa_verify(
     store: Db,
     keys: web::Data<TokenKeys>,
     sealed: web::Data<mfa::SecretBox>,
+    links: web::Data<crate::server::Links>,
     body: Json<MfaCode>,
 ) -> Result<HttpResponse, ApiError> {
     let MfaCode { challenge, code } = body.into_inner();
@@ -962,7 +984,12 @@ pub async fn mfa_verify(
     store.clear_login_attempts(&person.email, &client).await?;
     let codes = mfa::recovery_codes()?;
     let hashes = codes.iter().map(|c| mfa::recovery_hash(c)).collect();
-    store.set_mfa(user, Some((step, hashes)), &auth.ctx.request_id, &origin(&req)).await?;
+    let notice = security_notice(
+        &links,
+        "Two-step sign-in was turned on",
+        "Your Portico account now asks for a code from your authenticator app when you sign in.",
+    );
+    store.set_mfa(user, Some((step, hashes)), notice, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::ok(json!({ "recoveryCodes": codes })))
 }
 
@@ -1016,6 +1043,7 @@ pub async fn mfa_disable(
     auth: Auth,
     store: Db,
     sealed: web::Data<mfa::SecretBox>,
+    links: web::Data<crate::server::Links>,
     body: Json<DisableMfa>,
 ) -> Result<HttpResponse, ApiError> {
     let user = auth.person()?.sub;
@@ -1030,7 +1058,12 @@ pub async fn mfa_disable(
     store.reserve_login_attempt(&person.email, &client).await?;
     check_code(&store, &sealed, user, state.secret.as_deref(), state.last_step, &code, false).await?;
     store.clear_login_attempts(&person.email, &client).await?;
-    store.set_mfa(user, None, &auth.ctx.request_id, &origin(&req)).await?;
+    let notice = security_notice(
+        &links,
+        "Two-step sign-in was turned off",
+        "Your Portico account no longer asks for a code from your authenticator app.",
+    );
+    store.set_mfa(user, None, notice, &auth.ctx.request_id, &origin(&req)).await?;
     Ok(envelope::no_content())
 }
 

@@ -364,6 +364,11 @@ async fn a_password_reset_is_single_use_ends_every_session_and_does_not_tell_who
     let reset = json!({"token": token, "password": "a-brand-new-passphrase"});
     let done = app.call("POST", "/api/v1/auth/reset-password", None, Some(reset.clone())).await;
     assert_eq!(done.status, 204, "{}", done.body);
+    assert_eq!(
+        app.last_subject("owner@acme.example").await,
+        "Your password was changed",
+        "the person is told"
+    );
     let again = app.call("POST", "/api/v1/auth/reset-password", None, Some(reset)).await;
     assert_eq!((again.status, again.json["error"]["code"].clone()), (422, json!("auth.invalid_link")));
 
@@ -592,6 +597,7 @@ async fn mfa_is_turned_off_only_with_a_current_code() {
     };
     assert_eq!(off("123456").await.status, 401);
     assert_eq!(off(&crate::support::code_at(&secret, 0).await).await.status, 204);
+    assert_eq!(app.last_subject("owner@acme.example").await, "Two-step sign-in was turned off");
     assert_eq!(
         app.sign_in("owner@acme.example", PASSWORD, None).await.status,
         200,

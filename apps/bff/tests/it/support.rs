@@ -163,6 +163,27 @@ impl TestApp {
         found.text[start..].split_whitespace().next().unwrap().to_owned()
     }
 
+    /// The subject of the newest email queued to `email`.
+    pub async fn last_subject(&self, email: &str) -> String {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Subject {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            subject: String,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(&self.db.urls.platform).await.unwrap();
+        let found: Subject = diesel::sql_query(
+            "SELECT payload -> 'message' ->> 'subject' AS subject FROM jobs \
+             WHERE kind = 'email.send' AND payload -> 'message' -> 'to' -> 0 ->> 'address' = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind::<diesel::sql_types::Text, _>(email)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        found.subject
+    }
+
     /// `POST /api/v1/auth/login`.
     pub async fn sign_in(&self, email: &str, password: &str, tenant: Option<&str>) -> Response {
         let mut body = serde_json::json!({"email": email, "password": password});
