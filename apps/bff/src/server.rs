@@ -221,6 +221,12 @@ impl std::fmt::Debug for Running {
 /// Also starts listening for other instances' changes (the cache is
 /// bypassed until that connection is up).
 pub fn start(store: Store, settings: &Settings) -> std::io::Result<Running> {
+    // The decoy hash that unknown emails are checked against is made now,
+    // not by the first sign-in with an unknown email (which would take twice
+    // as long as the others, and tell).
+    std::thread::spawn(|| {
+        portico_tenancy::password::decoy_hash();
+    });
     let cache = Cache::new(settings.cache.clone());
     if settings.cache.enabled {
         tokio::spawn(crate::cache_sync::keep_coherent(store.clone(), cache.clone()));

@@ -197,6 +197,21 @@ pub struct Me {
     pub tenants: Vec<TenantRef>,
 }
 
+/// Runs password hashing (19 MiB and tens of milliseconds each) off the
+/// async workers, at most one per core at a time: a burst of sign-ins
+/// queues instead of exhausting memory and the blocking pool.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )
+    });
+    let failed = || ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.");
+    let _permit = permits.acquire().await.map_err(|_| failed())?;
+    web::block(work).await.map_err(|_| failed())
+}
+
 /// 256 random bits, as 64 hex digits.
 fn new_refresh_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
@@ -278,11 +293,8 @@ pub async fn login(
     // An unknown email costs the same time as a wrong password.
     let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
     let matches =
-        web::block(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
-            .await
-            .map_err(|_| {
-                ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
-            })?;
+        hashing(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
+            .await?;
     let Some(credentials) = credentials else { return Err(IdentityError::InvalidCredentials.into()) };
     let user = credentials.user;
     if !matches || credentials.password_hash.is_none() {
@@ -350,11 +362,8 @@ async fn confirm_password(
     store.reserve_login_attempt(&user.email, &client).await?;
     let stored = store.credentials(&user.email).await?.and_then(|c| c.password_hash);
     let matches =
-        web::block(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
-            .await
-            .map_err(|_| {
-                ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
-            })?;
+        hashing(move || password::verify(&secret, stored.as_deref().unwrap_or(password::decoy_hash())))
+            .await?;
     if !matches {
         return Err(IdentityError::InvalidCredentials.into());
     }
@@ -712,9 +721,7 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, ApiError> {
     let ResetPassword { token, password: secret } = body.into_inner();
     password::check_policy(&secret)?;
-    let hash = web::block(move || password::hash(&secret))
-        .await
-        .map_err(|_| ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side."))??;
+    let hash = hashing(move || password::hash(&secret)).await??;
     let notice = security_notice(
         &links,
         "Your password was changed",
