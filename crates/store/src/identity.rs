@@ -1457,3 +1457,47 @@ impl Store {
         .map_err(Failure::into_infra)
     }
 }
+
+impl Store {
+    /// Ends the session a refresh token (not yet spent) belongs to: sign-out
+    /// when the access token has expired. `InvalidRefreshToken` otherwise.
+    pub async fn end_session_by_refresh(
+        &self,
+        token: &str,
+        request_id: &RequestId,
+        origin: &Origin,
+    ) -> Result<(), IdentityError> {
+        #[derive(QueryableByName)]
+        struct Owner {
+            #[diesel(sql_type = SqlUuid)]
+            session_id: uuid::Uuid,
+            #[diesel(sql_type = SqlUuid)]
+            user_id: uuid::Uuid,
+        }
+        let (hash, now) = (token_hash(token), self.now());
+        let owner: Option<Owner> = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    Ok(diesel::sql_query(
+                        "SELECT r.session_id, s.user_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+                         WHERE r.token_hash = $1 AND r.used_at IS NULL AND s.revoked_at IS NULL AND s.expires_at > $2",
+                    )
+                    .bind::<Bytea, _>(&hash)
+                    .bind::<Timestamptz, _>(now)
+                    .get_result(conn)
+                    .await
+                    .optional()?)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        let owner = owner.ok_or(IdentityError::InvalidRefreshToken)?;
+        self.end_session(
+            UserId::from_uuid(owner.user_id),
+            SessionId::from_uuid(owner.session_id),
+            request_id,
+            origin,
+        )
+        .await
+    }
+}

@@ -466,12 +466,25 @@ fn session_of(auth: &Auth) -> Result<SessionId, ApiError> {
     ),
     security(("bearer" = []))
 )]
-/// Signs out: ends the token's session.
-pub async fn logout(req: HttpRequest, auth: Auth, store: Db) -> Result<HttpResponse, ApiError> {
-    let session = session_of(&auth)?;
-    store.end_session(auth.person()?.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
+/// Signs out: ends the token's session. In browser mode it also works once
+/// the access cookie has expired: the refresh cookie (with `X-CSRF-Token`)
+/// names the session; the cookies are cleared either way.
+pub async fn logout(req: HttpRequest, store: Db) -> Result<HttpResponse, ApiError> {
+    let browser = crate::auth::bearer(&req).is_none();
+    match Auth::resolve(&req) {
+        Ok(auth) => {
+            let session = session_of(&auth)?;
+            store.end_session(auth.person()?.sub, session, &auth.ctx.request_id, &origin(&req)).await?;
+        }
+        Err(error) => {
+            let refresh = crate::browser::cookie_value(&req, crate::browser::REFRESH_COOKIE);
+            let Some(refresh) = refresh.filter(|_| browser) else { return Err(error) };
+            crate::browser::check_csrf(&req)?;
+            store.end_session_by_refresh(&refresh, &request_id(&req), &origin(&req)).await?;
+        }
+    }
     let mut response = HttpResponse::NoContent();
-    if crate::auth::bearer(&req).is_none() {
+    if browser {
         crate::browser::clear_cookies(&mut response);
     }
     Ok(response.finish())

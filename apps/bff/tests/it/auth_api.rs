@@ -486,8 +486,39 @@ async fn browser_mode_keeps_tokens_in_cookies_and_wants_the_csrf_header_on_chang
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let fresh = cookies(&refreshed);
     assert_ne!(fresh[1].1, jar[1].1, "a new refresh token");
-    let fresh_cookie = cookie_header(&fresh);
     let fresh_csrf = data(&refreshed, "csrfToken");
+    // Once the access cookie has expired, signing out still works with the refresh cookie.
+    let without_access: Vec<(String, String)> =
+        fresh.iter().filter(|(name, _)| name != "__Host-portico-access").cloned().collect();
+    let idle = cookie_header(&without_access);
+    let no_csrf = app.call_with("POST", "/api/v1/auth/logout", None, &[("Cookie", &idle)], None).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    let idle_out = app
+        .call_with(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            &[("Cookie", &idle), ("X-CSRF-Token", &fresh_csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(idle_out.status, 204, "{}", idle_out.body);
+    let gone = app
+        .call_with(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            &[("Cookie", &idle), ("X-CSRF-Token", &fresh_csrf)],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(gone.status, 401, "the session ended");
+    // Signing in again, then out with a live access cookie: the cookies are cleared.
+    let body = json!({"email": "owner@acme.example", "password": PASSWORD, "mode": "cookie"});
+    let again = app.call("POST", "/api/v1/auth/login", None, Some(body)).await;
+    let fresh = cookies(&again);
+    let fresh_cookie = cookie_header(&fresh);
+    let fresh_csrf = data(&again, "csrfToken");
     let signed_out = app
         .call_with(
             "POST",
