@@ -228,6 +228,8 @@ impl TokenKeys {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Challenge {
+    /// The challenge (it completes one sign-in only).
+    pub jti: uuid::Uuid,
     /// The person.
     pub sub: UserId,
     /// Always [`Challenge::PURPOSE`].

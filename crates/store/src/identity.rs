@@ -1450,6 +1450,7 @@ impl Store {
                 .await?;
                 let login_throttle =
                     cut("DELETE FROM login_throttle WHERE last_failed_at < $1 - interval '1 day'").execute(conn).await?;
+                cut("DELETE FROM spent_challenges WHERE expires_at < $1").execute(conn).await?;
                 Ok(IdentityPruned { sessions, refresh_tokens, one_time_tokens, login_throttle })
             })
         })
@@ -1499,5 +1500,30 @@ impl Store {
             origin,
         )
         .await
+    }
+}
+
+impl Store {
+    /// Records that challenge `id` (valid until `expires_at`) was used:
+    /// `false` if it had been already.
+    pub async fn spend_challenge(
+        &self,
+        id: uuid::Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, IdentityError> {
+        self.in_unscoped(move |conn| {
+            Box::pin(async move {
+                let inserted = diesel::sql_query(
+                    "INSERT INTO spent_challenges (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind::<SqlUuid, _>(id)
+                .bind::<Timestamptz, _>(expires_at)
+                .execute(conn)
+                .await?;
+                Ok(inserted == 1)
+            })
+        })
+        .await
+        .map_err(resolve)
     }
 }

@@ -314,6 +314,7 @@ pub async fn login(
         // The password was right; the tokens wait for the second factor.
         let now = chrono::Utc::now().timestamp();
         let challenge = crate::auth::Challenge {
+            jti: uuid::Uuid::new_v4(),
             sub: user.id,
             purpose: crate::auth::Challenge::PURPOSE.to_owned(),
             tenant,
@@ -977,6 +978,14 @@ pub async fn mfa_verify(
         let state = store.mfa_state(user.id).await?;
         check_code(&store, &sealed, user.id, state.secret.as_deref(), state.last_step, &code, true).await?;
         store.clear_login_attempts(&user.email, &client).await?;
+        let expires = chrono::DateTime::from_timestamp(challenge.exp, 0).unwrap_or_else(chrono::Utc::now);
+        if !store.spend_challenge(challenge.jti, expires).await? {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "auth.challenge_used",
+                "This sign-in was completed already. Sign in again.",
+            ));
+        }
         let mode = if challenge.cookie { Mode::Cookie } else { Mode::Bearer };
         return finish_sign_in(
             &req,

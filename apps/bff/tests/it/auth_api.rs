@@ -594,13 +594,22 @@ async fn with_mfa_on_sign_in_needs_a_code_each_code_works_once_and_reset_does_no
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     assert_eq!(signed_in.json["data"]["tenant"]["slug"], json!("acme"));
     assert_eq!(verify(challenge.clone(), code).await.status, 401, "a used code is refused");
+    let next = crate::support::code_at(&secret, 1).await;
+    let replayed = verify(challenge.clone(), next).await;
+    assert_eq!(
+        replayed.json["error"]["code"],
+        json!("auth.challenge_used"),
+        "a challenge completes one sign-in"
+    );
     // A challenge is no access token.
     let misuse = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&challenge), None).await;
     assert_eq!(misuse.status, 401);
 
     // A recovery code works once.
+    let challenge = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "challenge");
     let with_recovery = verify(challenge.clone(), recovery[0].to_uppercase()).await;
     assert_eq!(with_recovery.status, 200, "{}", with_recovery.body);
+    let challenge = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "challenge");
     assert_eq!(verify(challenge.clone(), recovery[0].clone()).await.status, 401);
 
     // A password reset leaves MFA on.

@@ -171,7 +171,15 @@ async fn every_tenant_owned_table_is_walled_the_same_way() {
     .await;
     assert!(tables.contains(&"tenants".to_owned()) && tables.contains(&"audit_log".to_owned()));
     // Identity is global (looked up before any tenant is known); every other table is tenant-owned.
-    let global = ["api_keys", "login_throttle", "one_time_tokens", "refresh_tokens", "sessions", "users"];
+    let global = [
+        "api_keys",
+        "login_throttle",
+        "one_time_tokens",
+        "refresh_tokens",
+        "sessions",
+        "spent_challenges",
+        "users",
+    ];
     for table in global {
         assert!(tables.contains(&table.to_owned()), "{table} exists");
         let walled = count(
