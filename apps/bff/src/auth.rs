@@ -488,7 +488,7 @@ pub trait Permission {
     const NAME: &'static str;
 }
 
-/// Declares permission marker types.
+/// Declares permission marker types, and [`DECLARED`] listing their names.
 macro_rules! permissions {
     ($($(#[$doc:meta])* $name:ident = $text:literal;)*) => {
         $(
@@ -499,6 +499,8 @@ macro_rules! permissions {
                 const NAME: &'static str = $text;
             }
         )*
+        /// Every permission a route can require (each must be catalogued).
+        pub const DECLARED: &[&str] = &[$($text),*];
     };
 }
 
@@ -521,6 +523,8 @@ permissions! {
     PlatformJobsWrite = "platform:jobs:write";
     /// Create, list and revoke one's tenant's API keys.
     ApiKeysManage = "api_keys:manage";
+    /// Read the permission catalogue and the roles.
+    RolesRead = "roles:read";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.
@@ -728,6 +732,13 @@ mod tests {
         assert!(permits(&writer, "tenants:write"));
         let own = context(customer, customer, &["tenants:write"]);
         assert!(permits(&own, "tenants:write"));
+    }
+
+    #[test]
+    fn every_route_permission_is_catalogued() {
+        for name in DECLARED {
+            assert!(portico_tenancy::permissions::describe(name).is_some(), "{name} is not in the catalogue");
+        }
     }
 
     #[test]

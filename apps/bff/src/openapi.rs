@@ -56,6 +56,7 @@ use crate::api;
         api::api_keys::list,
         api::api_keys::create,
         api::api_keys::revoke,
+        api::rbac::permissions,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -67,7 +68,8 @@ use crate::api;
         api::api_keys::CreateApiKey, api::api_keys::ApiKeyCreated, portico_store::ApiKey, ApiKeyListEnvelope,
         ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
         AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant,
-        api::auth::MfaCode, api::auth::MfaSetup, api::auth::DisableMfa, MfaSetupEnvelope
+        api::auth::MfaCode, api::auth::MfaSetup, api::auth::DisableMfa, MfaSetupEnvelope,
+        portico_tenancy::permissions::Permission, PermissionListEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -78,6 +80,7 @@ use crate::api;
         (name = "audit", description = "Who changed what, when, in which request."),
         (name = "auth", description = "Sign-in, tokens and sessions."),
         (name = "api-keys", description = "A tenant's keys for server-to-server calls."),
+        (name = "rbac", description = "Roles and permissions."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -261,6 +264,15 @@ pub struct AcceptedEnvelope {
     pub success: bool,
     /// What will happen.
     pub data: Accepted,
+}
+
+/// `{"success": true, "data": [Permission]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionListEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The catalogue.
+    pub data: Vec<portico_tenancy::permissions::Permission>,
 }
 
 /// `{"success": true, "data": MfaSetup}`.

@@ -154,7 +154,8 @@ closed_set!(
     }
 );
 
-const TENANT_ADMIN: &[&str] = &["tenants:read", "tenants:write", "audit:read", "api_keys:manage"];
+const TENANT_ADMIN: &[&str] =
+    &["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read"];
 
 impl Role {
     /// What the role may do.
@@ -171,6 +172,7 @@ impl Role {
                 "tenants:write",
                 "audit:read",
                 "api_keys:manage",
+                "roles:read",
             ],
             Self::PlatformSupport => &[
                 "platform:tenants:read",
@@ -178,9 +180,10 @@ impl Role {
                 "platform:audit:read",
                 "tenants:read",
                 "audit:read",
+                "roles:read",
             ],
             Self::Owner | Self::Admin => TENANT_ADMIN,
-            Self::Staff | Self::Viewer => &["tenants:read"],
+            Self::Staff | Self::Viewer => &["tenants:read", "roles:read"],
         }
     }
 

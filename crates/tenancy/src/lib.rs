@@ -27,6 +27,7 @@ mod error;
 mod identity;
 pub mod mfa;
 pub mod password;
+pub mod permissions;
 mod slug;
 mod store;
 mod tenant;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dev;
 pub mod jobs;
 pub mod public;
+pub mod rbac;
 pub mod tenants;
 
 use actix_web::{Route, middleware, web};
@@ -82,7 +83,7 @@ const fn secret_write(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 31] = [
+pub const ROUTES: [RouteSpec; 32] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -118,6 +119,7 @@ pub const ROUTES: [RouteSpec; 31] = [
     write("POST", "/api/v1/auth/mfa/disable"),
     read("/api/v1/api-keys"),
     secret_write("/api/v1/api-keys"),
+    read("/api/v1/rbac/permissions"),
     write("DELETE", "/api/v1/api-keys/{id}"),
 ];
 
@@ -159,6 +161,7 @@ fn handler(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/auth/mfa/verify") => web::post().to(auth::mfa_verify),
         ("POST", "/api/v1/auth/mfa/disable") => web::post().to(auth::mfa_disable),
         ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
+        ("GET", "/api/v1/rbac/permissions") => web::get().to(rbac::permissions),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),
         // A listed route without a handler answers 404, which the route test reports.

@@ -34,7 +34,10 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
     let claims = app.keys.verify(&token).unwrap();
     assert_eq!(claims.exp - claims.iat, 900);
     assert_eq!(claims.sid.map(|s| s.to_string()), Some(data(&res, "sessionId")));
-    assert_eq!(claims.permissions, vec!["tenants:read", "tenants:write", "audit:read", "api_keys:manage"]);
+    assert_eq!(
+        claims.permissions,
+        vec!["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read"]
+    );
 
     let own = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&token), None).await;
     assert_eq!(own.status, 200);
@@ -121,7 +124,7 @@ async fn a_person_of_several_tenants_chooses_one() {
     let chosen = app.sign_in("both@example.com", PASSWORD, Some("globex")).await;
     assert_eq!(chosen.status, 200, "{}", chosen.body);
     assert_eq!(chosen.json["data"]["role"], json!("viewer"));
-    assert_eq!(chosen.json["data"]["permissions"], json!(["tenants:read"]));
+    assert_eq!(chosen.json["data"]["permissions"], json!(["tenants:read", "roles:read"]));
     // Switching moves the session: new tokens for Acme, and the previous refresh token is spent.
     let access = data(&chosen, "accessToken");
     let switched =
@@ -721,4 +724,23 @@ async fn an_ended_session_stops_its_access_tokens_at_once() {
         401,
         "a reset ends every session's tokens"
     );
+}
+
+#[actix_web::test]
+async fn the_permission_catalogue_shows_platform_permissions_to_platform_staff_only() {
+    let app = TestApp::spawn().await;
+    let acme = tenant(&app, "acme").await;
+    let names = |res: &crate::http::Response| -> Vec<String> {
+        res.json["data"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let owner = app.user_token(acme, &["roles:read"]);
+    let theirs = app.call("GET", "/api/v1/rbac/permissions", Some(&owner), None).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert!(names(&theirs).contains(&"tenants:write".to_owned()));
+    assert!(!names(&theirs).iter().any(|n| n.starts_with("platform:")), "{}", theirs.body);
+    let staff = app.call("GET", "/api/v1/rbac/permissions", Some(&app.admin_token()), None).await;
+    assert!(names(&staff).contains(&"platform:tenants:write".to_owned()));
+    assert!(staff.json["data"][0]["description"].is_string());
+    let without = app.user_token(acme, &["tenants:read"]);
+    assert_eq!(app.call("GET", "/api/v1/rbac/permissions", Some(&without), None).await.status, 403);
 }
