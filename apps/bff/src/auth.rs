@@ -525,6 +525,8 @@ permissions! {
     ApiKeysManage = "api_keys:manage";
     /// Read the permission catalogue and the roles.
     RolesRead = "roles:read";
+    /// Change the role of one's tenant's people.
+    MembershipsWrite = "memberships:write";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.

@@ -57,6 +57,7 @@ use crate::api;
         api::api_keys::create,
         api::api_keys::revoke,
         api::rbac::permissions,
+        api::memberships::change_role,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -69,7 +70,8 @@ use crate::api;
         ApiKeyCreatedEnvelope, api::auth::ForgotPassword, api::auth::ResetPassword, api::auth::VerifyEmail,
         AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant,
         api::auth::MfaCode, api::auth::MfaSetup, api::auth::DisableMfa, MfaSetupEnvelope,
-        portico_tenancy::permissions::Permission, PermissionListEnvelope
+        portico_tenancy::permissions::Permission, PermissionListEnvelope, portico_tenancy::Role,
+        api::memberships::ChangeRole, api::memberships::RoleChanged, RoleChangedEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -264,6 +266,15 @@ pub struct AcceptedEnvelope {
     pub success: bool,
     /// What will happen.
     pub data: Accepted,
+}
+
+/// `{"success": true, "data": RoleChanged}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleChangedEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// The membership's new role.
+    pub data: api::memberships::RoleChanged,
 }
 
 /// `{"success": true, "data": [Permission]}`.

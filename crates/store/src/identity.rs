@@ -1527,3 +1527,76 @@ impl Store {
         .map_err(resolve)
     }
 }
+
+impl Store {
+    /// Gives membership `id` of the context's tenant the role `role`,
+    /// audited; it applies from the person's next token refresh. The last
+    /// active owner cannot be demoted (the owners are locked while counted,
+    /// so two demotions at once cannot both pass); platform roles only in
+    /// the platform tenant, and only there.
+    pub async fn change_role(
+        &self,
+        ctx: &TenantContext,
+        id: MembershipId,
+        role: Role,
+    ) -> Result<Role, IdentityError> {
+        #[derive(QueryableByName)]
+        struct Current {
+            #[diesel(sql_type = Text)]
+            line: String,
+        }
+        if role.is_platform() && ctx.tenant_id != portico_kernel::PLATFORM_TENANT_ID {
+            return Err(IdentityError::RoleNotAllowed);
+        }
+        let owns = |role: Role| matches!(role, Role::Owner | Role::PlatformOwner);
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let tenant = ctx.tenant_id.into_uuid();
+                // Every active owner row is locked first, in one order, then the target.
+                let owners: Vec<Current> = diesel::sql_query(
+                    "SELECT id::text AS line FROM memberships WHERE tenant_id = $1 \
+                     AND role IN ('owner', 'platform_owner') AND status = 'active' ORDER BY id FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .load(conn)
+                .await?;
+                let current: Option<Current> = diesel::sql_query(
+                    "SELECT role AS line FROM memberships WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .get_result(conn)
+                .await
+                .optional()?;
+                let before = current.ok_or(Failure::Domain(IdentityError::MembershipNotFound))?.line;
+                let before = Role::from_storage(&before)
+                    .ok_or_else(|| Failure::Infra(portico_kernel::InfraError::internal("membership role")))?;
+                let last_owner = owners.len() == 1 && owners.iter().any(|o| o.line == id.to_string());
+                if owns(before) && !owns(role) && last_owner {
+                    return Err(Failure::Domain(IdentityError::LastOwner));
+                }
+                diesel::sql_query(
+                    "UPDATE memberships SET role = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<Text, _>(role.as_str())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                let changes = serde_json::json!({"role": {"before": before, "after": role}});
+                let entry = AuditEntry {
+                    action: "membership.role_change",
+                    resource_type: "membership",
+                    resource_id: id.to_string(),
+                    changes,
+                };
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(role)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}

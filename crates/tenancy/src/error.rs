@@ -110,6 +110,15 @@ pub enum IdentityError {
     /// The authenticator or recovery code is wrong or was used already.
     #[error("the code is wrong or was used already")]
     InvalidMfaCode,
+    /// No such membership in this tenant.
+    #[error("membership not found")]
+    MembershipNotFound,
+    /// The change would leave the tenant without an owner.
+    #[error("a tenant always keeps at least one owner")]
+    LastOwner,
+    /// Platform roles exist only in the platform tenant (and tenant roles only elsewhere).
+    #[error("this role cannot be held in this tenant")]
+    RoleNotAllowed,
     /// No such API key in this tenant.
     #[error("API key not found")]
     ApiKeyNotFound,
@@ -136,7 +145,9 @@ impl DomainError for IdentityError {
             | Self::MfaAlreadyEnabled
             | Self::MfaNotSetUp => ErrorKind::Conflict,
             Self::InvalidMfaCode => ErrorKind::Unauthorized,
-            Self::SessionNotFound | Self::ApiKeyNotFound => ErrorKind::NotFound,
+            Self::SessionNotFound | Self::ApiKeyNotFound | Self::MembershipNotFound => ErrorKind::NotFound,
+            Self::LastOwner => ErrorKind::Conflict,
+            Self::RoleNotAllowed => ErrorKind::Validation,
             Self::PermissionNotHeld(_) | Self::InvalidOneTimeToken => ErrorKind::Validation,
             Self::Store(infra) => infra.kind(),
         }
@@ -157,6 +168,9 @@ impl DomainError for IdentityError {
             Self::SessionNotFound => "auth.session_not_found",
             Self::EmailTaken => "auth.email_taken",
             Self::ApiKeyNotFound => "api_keys.not_found",
+            Self::MembershipNotFound => "memberships.not_found",
+            Self::LastOwner => "memberships.last_owner",
+            Self::RoleNotAllowed => "memberships.role_not_allowed",
             Self::MfaAlreadyEnabled => "auth.mfa_already_enabled",
             Self::MfaNotSetUp => "auth.mfa_not_set_up",
             Self::InvalidMfaCode => "auth.invalid_mfa_code",

@@ -155,7 +155,7 @@ closed_set!(
 );
 
 const TENANT_ADMIN: &[&str] =
-    &["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read"];
+    &["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read", "memberships:write"];
 
 impl Role {
     /// What the role may do.
@@ -173,6 +173,7 @@ impl Role {
                 "audit:read",
                 "api_keys:manage",
                 "roles:read",
+                "memberships:write",
             ],
             Self::PlatformSupport => &[
                 "platform:tenants:read",

@@ -34,6 +34,7 @@ pub const CATALOGUE: &[Permission] = &[
     tenant("audit:read", "Read one's own tenant's audit trail."),
     tenant("api_keys:manage", "Create, list and revoke one's tenant's API keys."),
     tenant("roles:read", "Read the permission catalogue and the roles."),
+    tenant("memberships:write", "Change the role of one's tenant's people."),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),

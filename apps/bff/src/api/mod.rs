@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod dev;
 pub mod jobs;
+pub mod memberships;
 pub mod public;
 pub mod rbac;
 pub mod tenants;
@@ -83,7 +84,7 @@ const fn secret_write(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 32] = [
+pub const ROUTES: [RouteSpec; 33] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -120,6 +121,7 @@ pub const ROUTES: [RouteSpec; 32] = [
     read("/api/v1/api-keys"),
     secret_write("/api/v1/api-keys"),
     read("/api/v1/rbac/permissions"),
+    write("PUT", "/api/v1/memberships/{id}/role"),
     write("DELETE", "/api/v1/api-keys/{id}"),
 ];
 
@@ -162,6 +164,7 @@ fn handler(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/auth/mfa/disable") => web::post().to(auth::mfa_disable),
         ("GET", "/api/v1/api-keys") => web::get().to(api_keys::list),
         ("GET", "/api/v1/rbac/permissions") => web::get().to(rbac::permissions),
+        ("PUT", "/api/v1/memberships/{id}/role") => web::put().to(memberships::change_role),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),
         // A listed route without a handler answers 404, which the route test reports.

@@ -36,7 +36,14 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
     assert_eq!(claims.sid.map(|s| s.to_string()), Some(data(&res, "sessionId")));
     assert_eq!(
         claims.permissions,
-        vec!["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read"]
+        vec![
+            "tenants:read",
+            "tenants:write",
+            "audit:read",
+            "api_keys:manage",
+            "roles:read",
+            "memberships:write"
+        ]
     );
 
     let own = app.call("GET", &format!("/api/v1/tenants/{acme}"), Some(&token), None).await;
@@ -743,4 +750,74 @@ async fn the_permission_catalogue_shows_platform_permissions_to_platform_staff_o
     assert!(staff.json["data"][0]["description"].is_string());
     let without = app.user_token(acme, &["tenants:read"]);
     assert_eq!(app.call("GET", "/api/v1/rbac/permissions", Some(&without), None).await.status, 403);
+}
+
+#[actix_web::test]
+async fn roles_change_from_the_next_refresh_and_a_tenant_keeps_an_owner() {
+    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
+    let acme = tenant(&app, "acme").await;
+    let globex = tenant(&app, "globex").await;
+    let owner_id = app.person("owner@acme.example", acme, Role::Owner).await;
+    let staff_id = app.person("staff@acme.example", acme, Role::Staff).await;
+    app.person("owner@globex.example", globex, Role::Owner).await;
+    let store = app.db.store().await;
+    let membership = |user| {
+        let store = store.clone();
+        async move { store.memberships_of(user).await.unwrap()[0].id.to_string() }
+    };
+    let (owner_m, staff_m) = (membership(owner_id).await, membership(staff_id).await);
+    let owner = data(&app.sign_in("owner@acme.example", PASSWORD, None).await, "accessToken");
+    let staff = app.sign_in("staff@acme.example", PASSWORD, None).await;
+    let put = |token: String, id: String, role: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                "PUT",
+                &format!("/api/v1/memberships/{id}/role"),
+                Some(&token),
+                Some(json!({"role": role})),
+            )
+            .await
+        }
+    };
+
+    let promoted = put(owner.clone(), staff_m.clone(), "ADMIN").await;
+    assert_eq!(
+        (promoted.status, promoted.json["data"]["role"].clone()),
+        (200, json!("ADMIN")),
+        "{}",
+        promoted.body
+    );
+    let body = json!({"refreshToken": data(&staff, "refreshToken")});
+    let refreshed = app.call("POST", "/api/v1/auth/refresh", None, Some(body)).await;
+    assert_eq!(refreshed.json["data"]["role"], json!("admin"), "from the next refresh");
+    assert!(refreshed.json["data"]["permissions"].as_array().unwrap().contains(&json!("tenants:write")));
+
+    // The only owner cannot step down; once there is another, they can.
+    let alone = put(owner.clone(), owner_m.clone(), "ADMIN").await;
+    assert_eq!((alone.status, alone.json["error"]["code"].clone()), (409, json!("memberships.last_owner")));
+    assert_eq!(put(owner.clone(), staff_m.clone(), "OWNER").await.status, 200);
+    assert_eq!(put(owner.clone(), owner_m.clone(), "ADMIN").await.status, 200);
+
+    // Platform roles stay in the platform tenant; another tenant's membership is not found.
+    let platform = put(owner.clone(), staff_m.clone(), "PLATFORM_ADMIN").await;
+    let new_owner = data(&app.sign_in("staff@acme.example", PASSWORD, None).await, "accessToken");
+    let platform_again = put(new_owner.clone(), owner_m.clone(), "PLATFORM_ADMIN").await;
+    assert_eq!(
+        platform_again.json["error"]["code"],
+        json!("memberships.role_not_allowed"),
+        "{}",
+        platform.body
+    );
+    let globex_id = store
+        .credentials(&portico_tenancy::Email::parse("owner@globex.example").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    let theirs = put(new_owner.clone(), membership(globex_id).await, "VIEWER").await;
+    assert_eq!((theirs.status, theirs.json["error"]["code"].clone()), (404, json!("memberships.not_found")));
+    let unknown_role = put(new_owner, owner_m, "EMPEROR").await;
+    assert_eq!(unknown_role.status, 422);
 }

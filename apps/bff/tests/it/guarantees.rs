@@ -261,6 +261,18 @@ async fn call_mutation(
                 "session.switch_tenant",
             )
         }
+        ("PUT", "/api/v1/memberships/{id}/role") => {
+            let email = app.walk_person().await;
+            let store = app.db.store().await;
+            let person =
+                store.credentials(&portico_tenancy::Email::parse(&email).unwrap()).await.unwrap().unwrap();
+            let membership = store.memberships_of(person.user.id).await.unwrap()[0].id;
+            (
+                with_id(&membership.to_string()),
+                Some(json!({"role": "PLATFORM_SUPPORT"})),
+                "membership.role_change",
+            )
+        }
         ("POST", "/api/v1/auth/mfa/setup") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
             token = signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned();
@@ -410,7 +422,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 20, "every mutating route was walked");
+    assert_eq!(walked, 21, "every mutating route was walked");
 }
 
 #[actix_web::test]
