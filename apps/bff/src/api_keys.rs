@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
-use portico_kernel::{Actor, ErrorKind};
+use portico_kernel::Actor;
 use portico_store::Store;
 
 use crate::auth::Auth;
@@ -21,14 +21,8 @@ pub const KEY_PREFIX: &str = "ptk_";
 /// A new key: `ptk_`, 12 hex digits (its visible, unique prefix), `_`, and
 /// 64 hex digits (256 random bits).
 pub fn generate() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 38];
-    getrandom::fill(&mut bytes).map_err(|_| {
-        tracing::error!("the system's random source failed");
-        ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
-    })?;
-    let hex = |part: &[u8]| part.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
-    let (visible, secret) = bytes.split_at(6);
-    Ok(format!("{KEY_PREFIX}{}_{}", hex(visible), hex(secret)))
+    use portico_tenancy::mfa::random_hex;
+    Ok(format!("{KEY_PREFIX}{}_{}", random_hex::<6>()?, random_hex::<32>()?))
 }
 
 /// Middleware: resolves an API key into the request's [`Auth`].

@@ -9,9 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use portico_kernel::{
-    Actor, ErrorKind, Origin, PLATFORM_TENANT_ID, RequestId, TenantContext, TenantId, UserId,
-};
+use portico_kernel::{Actor, ErrorKind, PLATFORM_TENANT_ID, TenantContext, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -349,16 +347,12 @@ impl Auth {
                 })?)
             }
         };
-        let request_id = req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate);
         let mut ctx = TenantContext {
             tenant_id: home,
             actor,
             permissions,
-            request_id,
-            origin: Origin::new(
-                crate::client::client_address(req),
-                req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
-            ),
+            request_id: crate::request_id::of(req),
+            origin: crate::client::origin(req),
         };
         if let Some(tenant) = named.filter(|t| *t != home) {
             if ctx.platform().is_err() {
@@ -635,6 +629,8 @@ pub fn permits(ctx: &TenantContext, permission: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use portico_kernel::RequestId;
+
     use super::*;
 
     fn keys() -> TokenKeys {

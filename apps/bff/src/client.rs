@@ -164,6 +164,15 @@ pub fn client_address(req: &actix_web::HttpRequest) -> Option<IpAddr> {
     client_ip(peer, &forwarded, trusted)
 }
 
+/// Where a request came from, for the audit trail: its client's address and user agent.
+#[must_use]
+pub fn origin(req: &actix_web::HttpRequest) -> portico_kernel::Origin {
+    portico_kernel::Origin::new(
+        client_address(req),
+        req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
+    )
+}
+
 /// Whose bucket a client address draws from: an IPv4 address, or an IPv6
 /// address's /64 (one subscriber's network: a client holding a /64 could
 /// otherwise take a fresh bucket per request).

@@ -23,6 +23,12 @@ pub fn current() -> RequestId {
     CURRENT.try_with(Clone::clone).unwrap_or_else(|_| RequestId::generate())
 }
 
+/// The id the middleware gave `req` (a fresh one outside the pipeline).
+#[must_use]
+pub fn of(req: &actix_web::HttpRequest) -> RequestId {
+    req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate)
+}
+
 /// Middleware: resolves the id, opens the request's span, echoes the header.
 pub async fn middleware(
     req: ServiceRequest,

@@ -51,10 +51,16 @@ pub fn verify_totp(secret: &[u8], code: &str, unix_secs: u64, last_used: Option<
         .find(|step| hotp(secret, *step, DIGITS) == wanted)
 }
 
-fn random<const N: usize>() -> Result<[u8; N], IdentityError> {
+/// `N` bytes from the system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], IdentityError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| IdentityError::Hashing(e.to_string()))?;
     Ok(bytes)
+}
+
+/// `N` random bytes as `2 N` hex digits: refresh tokens, emailed links, API key parts.
+pub fn random_hex<const N: usize>() -> Result<String, IdentityError> {
+    Ok(random::<N>()?.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// A new TOTP secret: 160 random bits (RFC 4226's recommendation).

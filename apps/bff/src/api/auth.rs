@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use portico_kernel::{ErrorKind, Origin, RequestId, SessionId, TenantId};
+use portico_kernel::{ErrorKind, SessionId, TenantId};
 use portico_store::{NewSession, Session};
 use portico_tenancy::{
     Email, IdentityError, MembershipView, TenantChoice, User, UserStatus, choose_tenant, mfa, password,
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{Auth, TokenKeys};
+use crate::client::origin;
 use crate::db::Db;
 use crate::envelope;
 use crate::error::ApiError;
@@ -22,6 +23,7 @@ use crate::json::Json;
 use crate::openapi::{
     AcceptedEnvelope, ErrorEnvelope, MeEnvelope, MfaSetupEnvelope, SessionListEnvelope, SignedInEnvelope,
 };
+use crate::request_id::of as request_id;
 
 /// Lifetime of an access token.
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;
@@ -214,24 +216,7 @@ async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
 
 /// 256 random bits, as 64 hex digits.
 fn new_refresh_token() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| {
-        tracing::error!("the system's random source failed");
-        ApiError::new(ErrorKind::Internal, "internal", "Something went wrong on our side.")
-    })?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
-fn origin(req: &HttpRequest) -> Origin {
-    Origin::new(
-        crate::client::client_address(req),
-        req.headers().get(actix_web::http::header::USER_AGENT).and_then(|value| value.to_str().ok()),
-    )
-}
-
-fn request_id(req: &HttpRequest) -> RequestId {
-    use actix_web::HttpMessage as _;
-    req.extensions().get::<RequestId>().cloned().unwrap_or_else(RequestId::generate)
+    Ok(mfa::random_hex::<32>()?)
 }
 
 /// The signed-in answer for `user` in `membership` on `session`.

@@ -141,17 +141,17 @@ impl TestApp {
         email
     }
 
-    /// The token of the newest emailed link to `email` (read from the queued email job).
-    pub async fn emailed_token(&self, email: &str) -> String {
+    /// The newest email queued to `email` (the `email.send` job's message).
+    pub async fn last_email(&self, email: &str) -> serde_json::Value {
         use diesel_async::{AsyncConnection, RunQueryDsl};
         #[derive(diesel::QueryableByName)]
-        struct Text {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            text: String,
+        struct Message {
+            #[diesel(sql_type = diesel::sql_types::Jsonb)]
+            message: serde_json::Value,
         }
         let mut conn = diesel_async::AsyncPgConnection::establish(&self.db.urls.platform).await.unwrap();
-        let found: Text = diesel::sql_query(
-            "SELECT payload -> 'message' ->> 'text' AS text FROM jobs \
+        let found: Message = diesel::sql_query(
+            "SELECT payload -> 'message' AS message FROM jobs \
              WHERE kind = 'email.send' AND payload -> 'message' -> 'to' -> 0 ->> 'address' = $1 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
@@ -159,29 +159,19 @@ impl TestApp {
         .get_result(&mut conn)
         .await
         .unwrap();
-        let start = found.text.find("token=").unwrap() + "token=".len();
-        found.text[start..].split_whitespace().next().unwrap().to_owned()
+        found.message
+    }
+
+    /// The token of the newest emailed link to `email`.
+    pub async fn emailed_token(&self, email: &str) -> String {
+        let text = self.last_email(email).await["text"].as_str().unwrap().to_owned();
+        let start = text.find("token=").unwrap() + "token=".len();
+        text[start..].split_whitespace().next().unwrap().to_owned()
     }
 
     /// The subject of the newest email queued to `email`.
     pub async fn last_subject(&self, email: &str) -> String {
-        use diesel_async::{AsyncConnection, RunQueryDsl};
-        #[derive(diesel::QueryableByName)]
-        struct Subject {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            subject: String,
-        }
-        let mut conn = diesel_async::AsyncPgConnection::establish(&self.db.urls.platform).await.unwrap();
-        let found: Subject = diesel::sql_query(
-            "SELECT payload -> 'message' ->> 'subject' AS subject FROM jobs \
-             WHERE kind = 'email.send' AND payload -> 'message' -> 'to' -> 0 ->> 'address' = $1 \
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind::<diesel::sql_types::Text, _>(email)
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-        found.subject
+        self.last_email(email).await["subject"].as_str().unwrap().to_owned()
     }
 
     /// `POST /api/v1/auth/login`.
