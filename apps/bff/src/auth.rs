@@ -48,6 +48,10 @@ pub struct Claims {
     /// The session the token was issued to (none for development tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<portico_kernel::SessionId>,
+    /// An administrator requires a second factor the person has not set up:
+    /// the token carries no permissions until they do (and refresh).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_setup: bool,
 }
 
 /// One signing key: its id (`kid`) and both halves.
@@ -140,15 +144,17 @@ impl TokenKeys {
             iat: now,
             exp: now + ttl_secs,
             sid: None,
+            mfa_setup: false,
         })
     }
 
-    /// An access token for `user` acting through `membership`, on `session`.
+    /// An access token for `user` acting through `membership`, on
+    /// `session`, with `permissions` (none while `mfa_setup`).
     pub fn mint_for_session(
         &self,
-        user: UserId,
-        email: &str,
+        user: &portico_tenancy::User,
         membership: &portico_tenancy::MembershipView,
+        permissions: &[String],
         session: portico_kernel::SessionId,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -156,15 +162,16 @@ impl TokenKeys {
         let tenant = membership.tenant_id;
         let kind = if tenant == PLATFORM_TENANT_ID { TokenType::AdminUser } else { TokenType::PlatformUser };
         self.sign(&Claims {
-            sub: user,
-            email: email.to_owned(),
+            sub: user.id,
+            email: user.email.as_str().to_owned(),
             role: membership.role.as_str().to_owned(),
             tenant_id: tenant,
             kind,
-            permissions: membership.role.permissions().iter().map(|p| (*p).to_owned()).collect(),
+            permissions: permissions.to_vec(),
             iat: now,
             exp: now + ttl_secs,
             sid: Some(session),
+            mfa_setup: user.mfa_required && !user.mfa_enabled,
         })
     }
 
@@ -521,6 +528,18 @@ permissions! {
     RolesRead = "roles:read";
     /// Change the role of one's tenant's people.
     MembershipsWrite = "memberships:write";
+    /// Create, change and delete one's tenant's custom roles.
+    RolesWrite = "roles:write";
+    /// List and read one's tenant's people.
+    PeopleRead = "people:read";
+    /// Invite, change, deactivate, remove, import and export one's tenant's people.
+    PeopleWrite = "people:write";
+    /// List and read every tenant's people.
+    PlatformPeopleRead = "platform:people:read";
+    /// List and read the platform's staff.
+    PlatformAdminUsersRead = "platform:admin_users:read";
+    /// Manage the platform's staff.
+    PlatformAdminUsersWrite = "platform:admin_users:write";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.
@@ -543,6 +562,12 @@ impl<P: Permission> FromRequest for Require<P> {
         let checked = Auth::resolve(req).and_then(|auth| {
             if permits(&auth.ctx, P::NAME) {
                 Ok(auth)
+            } else if auth.claims.as_ref().is_some_and(|claims| claims.mfa_setup) {
+                Err(ApiError::new(
+                    ErrorKind::Forbidden,
+                    "auth.mfa_setup_required",
+                    "Your administrator requires a second factor: set one up, then refresh your token.",
+                ))
             } else {
                 Err(ApiError::new(
                     ErrorKind::Forbidden,
@@ -611,6 +636,16 @@ async fn in_service(
     }
 }
 
+/// What the context's actor may grant here: what [`permits`] lets them use
+/// (nobody grants more than they hold), except that platform staff holding
+/// `platform:people:write` acting on a customer tenant may grant any of its
+/// (non-platform) permissions: they set up a tenant's first owner.
+pub fn holds(ctx: &TenantContext) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+    let ctx = ctx.clone();
+    let staff = ctx.is_cross_tenant() && permits(&ctx, "platform:people:write");
+    move |permission| permits(&ctx, permission) || (staff && !permission.starts_with("platform:"))
+}
+
 /// Whether the context may use `permission`:
 /// - a `platform:` permission counts only for the platform's staff (a
 ///   tenant's token that carries one gains nothing);
@@ -649,6 +684,7 @@ mod tests {
             iat: now,
             exp: now + exp_offset,
             sid: None,
+            mfa_setup: false,
         }
     }
 

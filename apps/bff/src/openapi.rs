@@ -57,7 +57,36 @@ use crate::api;
         api::api_keys::create,
         api::api_keys::revoke,
         api::rbac::permissions,
+        api::rbac::roles,
+        api::rbac::create_role,
+        api::rbac::role,
+        api::rbac::update_role,
+        api::rbac::delete_role,
         api::memberships::change_role,
+        api::people::invitations,
+        api::people::invite,
+        api::people::resend,
+        api::people::revoke,
+        api::people::accept,
+        api::people::list,
+        api::people::create,
+        api::people::get,
+        api::people::update,
+        api::people::remove,
+        api::people::activate,
+        api::people::deactivate,
+        api::people::activity,
+        api::people::analytics,
+        api::people::bulk_import,
+        api::people::bulk_export,
+        api::people::owners,
+        api::people::owner,
+        api::people::students,
+        api::people::student,
+        api::people::parents,
+        api::people::parent,
+        api::people::staff,
+        api::people::staff_member,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -71,7 +100,14 @@ use crate::api;
         AcceptedEnvelope, Accepted, api::auth::Mode, api::auth::BrowserSignedIn, api::auth::SwitchTenant,
         api::auth::MfaCode, api::auth::MfaSetup, api::auth::DisableMfa, MfaSetupEnvelope,
         portico_tenancy::permissions::Permission, PermissionListEnvelope, portico_tenancy::Role,
-        api::memberships::ChangeRole, api::memberships::RoleChanged, RoleChangedEnvelope
+        api::memberships::ChangeRole, api::memberships::RoleChanged, RoleChangedEnvelope,
+        portico_tenancy::CustomRole, portico_tenancy::RoleDraft, api::rbac::BuiltInRole, api::rbac::RoleList,
+        RoleListEnvelope, CustomRoleEnvelope, portico_tenancy::Person, portico_tenancy::InvitationState,
+        portico_tenancy::MembershipKind, portico_tenancy::MembershipStatus, portico_tenancy::PeopleAnalytics,
+        PersonEnvelope, PersonPageEnvelope, PeopleAnalyticsEnvelope, api::people::Invite,
+        api::people::UpdatePerson, api::people::AcceptInvitation, api::people::InvitationAccepted,
+        InvitationAcceptedEnvelope, api::people::ExportFilter, portico_store::ImportSummary, ImportSummaryEnvelope,
+        portico_tenancy::people_import::ImportReport, portico_tenancy::people_import::RowError
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -83,6 +119,7 @@ use crate::api;
         (name = "auth", description = "Sign-in, tokens and sessions."),
         (name = "api-keys", description = "A tenant's keys for server-to-server calls."),
         (name = "rbac", description = "Roles and permissions."),
+        (name = "people", description = "A tenant's people and their invitations."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -275,6 +312,46 @@ pub struct RoleChangedEnvelope {
     pub success: bool,
     /// The membership's new role.
     pub data: api::memberships::RoleChanged,
+}
+
+/// Declares `{"success": true, "data": T}` envelopes.
+macro_rules! envelopes {
+    ($($(#[$doc:meta])* $name:ident => $data:ty;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            /// Always true.
+            pub success: bool,
+            /// The answer.
+            pub data: $data,
+        }
+    )*};
+}
+
+envelopes! {
+    /// `{"success": true, "data": RoleList}`.
+    RoleListEnvelope => api::rbac::RoleList;
+    /// `{"success": true, "data": CustomRole}`.
+    CustomRoleEnvelope => portico_tenancy::CustomRole;
+    /// `{"success": true, "data": Person}`.
+    PersonEnvelope => portico_tenancy::Person;
+    /// `{"success": true, "data": PeopleAnalytics}`.
+    PeopleAnalyticsEnvelope => portico_tenancy::PeopleAnalytics;
+    /// `{"success": true, "data": InvitationAccepted}`.
+    InvitationAcceptedEnvelope => api::people::InvitationAccepted;
+    /// `{"success": true, "data": ImportSummary}`.
+    ImportSummaryEnvelope => portico_store::ImportSummary;
+}
+
+/// `{"success": true, "data": [Person], "meta": PageMeta}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonPageEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// This page's people.
+    pub data: Vec<portico_tenancy::Person>,
+    /// The numbers to page on.
+    pub meta: PageMeta,
 }
 
 /// `{"success": true, "data": [Permission]}`.

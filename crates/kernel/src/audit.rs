@@ -12,8 +12,8 @@ pub struct AuditEntry {
     pub resource_type: &'static str,
     /// Its id.
     pub resource_id: String,
-    /// `{"field": {"before": .., "after": ..}}` for each changed field,
-    /// personal data and secrets masked.
+    /// `{"field": {"before": .., "after": ..}}` for each changed field, as
+    /// the domain describes it; what is stored is [`AuditEntry::masked`].
     pub changes: Value,
 }
 
@@ -36,8 +36,15 @@ impl AuditEntry {
             action,
             resource_type,
             resource_id: resource_id.to_string(),
-            changes: mask(changed_fields(&to_object(before), &to_object(after))),
+            changes: changed_fields(&to_object(before), &to_object(after)),
         }
+    }
+
+    /// The changes as the trail keeps them: personal data and secrets
+    /// masked by field name (the store records only this).
+    #[must_use]
+    pub fn masked(&self) -> Value {
+        mask(self.changes.clone())
     }
 }
 
@@ -186,7 +193,7 @@ mod tests {
         };
         let entry = AuditEntry::between("person.update", "person", "p", Some(&before), Some(&after));
         assert_eq!(
-            entry.changes,
+            entry.masked(),
             json!({
                 "contactEmail": {"before": "a***@old.example", "after": "a***@new.example"},
                 "phone": {"before": null, "after": "+49******56"},
@@ -213,7 +220,7 @@ mod tests {
         };
         let entry = AuditEntry::between("thing.update", "thing", "x", Some(&before), Some(&after));
         assert_eq!(
-            entry.changes["metadata"]["after"],
+            entry.masked()["metadata"]["after"],
             json!({
                 "crm": {"apiKey": "[redacted]", "owner": "b***@acme.example"},
                 "notes": ["call +49******56 about it"],

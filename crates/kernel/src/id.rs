@@ -124,6 +124,10 @@ typed_id!(
     /// A signed-in device: one chain of refresh tokens.
     SessionId
 );
+typed_id!(
+    /// A tenant's custom role.
+    RoleId
+);
 
 #[cfg(test)]
 mod tests {

@@ -77,7 +77,7 @@ pub(crate) async fn record(
             action: entry.action,
             resource_type: entry.resource_type,
             resource_id: &entry.resource_id,
-            changes: &entry.changes,
+            changes: &entry.masked(),
             request_id: by.request_id.as_str(),
             ip: by.origin.ip.map(ipnet::IpNet::from),
             user_agent: by.origin.user_agent.as_deref(),

@@ -99,7 +99,7 @@ pub struct NewSession {
 }
 
 /// The SHA-256 of a refresh token, as stored.
-fn token_hash(token: &str) -> Vec<u8> {
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -121,6 +121,8 @@ struct UserRow {
     email_verified: bool,
     #[diesel(sql_type = Bool)]
     mfa_enabled: bool,
+    #[diesel(sql_type = Bool)]
+    mfa_required: bool,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_login_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
@@ -128,7 +130,7 @@ struct UserRow {
 }
 
 const USER_COLUMNS: &str = "id, email, name, phone, status, password_hash, email_verified_at IS NOT NULL AS email_verified, \
-     mfa_enabled, last_login_at, created_at";
+     mfa_enabled, mfa_required, last_login_at, created_at";
 
 impl UserRow {
     fn into_credentials(self) -> Result<Credentials, IdentityError> {
@@ -142,6 +144,7 @@ impl UserRow {
             status: UserStatus::from_storage(&self.status).ok_or_else(|| corrupt("status"))?,
             email_verified: self.email_verified,
             mfa_enabled: self.mfa_enabled,
+            mfa_required: self.mfa_required,
             last_login_at: self.last_login_at,
             created_at: self.created_at,
         };
@@ -220,7 +223,7 @@ async fn audit_session(
     audit::record(conn, tenant, By { actor: &actor, request_id, origin }, &entry, at).await
 }
 
-async fn scope(conn: &mut AsyncPgConnection, tenant: TenantId) -> diesel::QueryResult<()> {
+pub(crate) async fn scope(conn: &mut AsyncPgConnection, tenant: TenantId) -> diesel::QueryResult<()> {
     diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
         .bind::<Text, _>(tenant.to_string())
         .execute(conn)
@@ -428,12 +431,19 @@ impl Store {
             kind: String,
             #[diesel(sql_type = Text)]
             status: String,
+            #[diesel(sql_type = Nullable<SqlUuid>)]
+            role_id: Option<uuid::Uuid>,
+            #[diesel(sql_type = Nullable<Text>)]
+            role_name: Option<String>,
+            #[diesel(sql_type = Nullable<diesel::sql_types::Array<Text>>)]
+            role_permissions: Option<Vec<String>>,
         }
         let rows: Vec<Row> = self
             .in_unscoped(move |conn| {
                 Box::pin(async move {
                     Ok(diesel::sql_query(
-                        "SELECT id, tenant_id, tenant_slug, tenant_name, tenant_status, role, kind, status \
+                        "SELECT id, tenant_id, tenant_slug, tenant_name, tenant_status, role, kind, status, \
+                                role_id, role_name, role_permissions \
                          FROM memberships_of($1)",
                     )
                     .bind::<SqlUuid, _>(user.into_uuid())
@@ -453,6 +463,14 @@ impl Store {
                     tenant_name: row.tenant_name,
                     tenant_status: TenantStatus::from_storage(&row.tenant_status).ok_or_else(corrupt)?,
                     role: Role::from_storage(&row.role).ok_or_else(corrupt)?,
+                    custom_role: match (row.role_id, row.role_name) {
+                        (Some(id), Some(name)) => Some(portico_tenancy::CustomRoleGrant {
+                            id: portico_kernel::RoleId::from_uuid(id),
+                            name,
+                            permissions: row.role_permissions.unwrap_or_default(),
+                        }),
+                        _ => None,
+                    },
                     kind: MembershipKind::from_storage(&row.kind).ok_or_else(corrupt)?,
                     status: MembershipStatus::from_storage(&row.status).ok_or_else(corrupt)?,
                 })
@@ -1139,7 +1157,7 @@ async fn spend(
 }
 
 /// Enqueues `notice` to `to` (the platform tenant's `email.send` job) in the caller's transaction.
-async fn notify(
+pub(crate) async fn notify(
     conn: &mut AsyncPgConnection,
     mut notice: portico_kernel::EmailMessage,
     to: &str,
@@ -1521,79 +1539,6 @@ impl Store {
                 .execute(conn)
                 .await?;
                 Ok(inserted == 1)
-            })
-        })
-        .await
-        .map_err(resolve)
-    }
-}
-
-impl Store {
-    /// Gives membership `id` of the context's tenant the role `role`,
-    /// audited; it applies from the person's next token refresh. The last
-    /// active owner cannot be demoted (the owners are locked while counted,
-    /// so two demotions at once cannot both pass); platform roles only in
-    /// the platform tenant, and only there.
-    pub async fn change_role(
-        &self,
-        ctx: &TenantContext,
-        id: MembershipId,
-        role: Role,
-    ) -> Result<Role, IdentityError> {
-        #[derive(QueryableByName)]
-        struct Current {
-            #[diesel(sql_type = Text)]
-            line: String,
-        }
-        if role.is_platform() && ctx.tenant_id != portico_kernel::PLATFORM_TENANT_ID {
-            return Err(IdentityError::RoleNotAllowed);
-        }
-        let owns = |role: Role| matches!(role, Role::Owner | Role::PlatformOwner);
-        let (ctx, now) = (ctx.clone(), self.now());
-        self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move {
-                let tenant = ctx.tenant_id.into_uuid();
-                // Every active owner row is locked first, in one order, then the target.
-                let owners: Vec<Current> = diesel::sql_query(
-                    "SELECT id::text AS line FROM memberships WHERE tenant_id = $1 \
-                     AND role IN ('owner', 'platform_owner') AND status = 'active' ORDER BY id FOR UPDATE",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .load(conn)
-                .await?;
-                let current: Option<Current> = diesel::sql_query(
-                    "SELECT role AS line FROM memberships WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<SqlUuid, _>(id.into_uuid())
-                .get_result(conn)
-                .await
-                .optional()?;
-                let before = current.ok_or(Failure::Domain(IdentityError::MembershipNotFound))?.line;
-                let before = Role::from_storage(&before)
-                    .ok_or_else(|| Failure::Infra(portico_kernel::InfraError::internal("membership role")))?;
-                let last_owner = owners.len() == 1 && owners.iter().any(|o| o.line == id.to_string());
-                if owns(before) && !owns(role) && last_owner {
-                    return Err(Failure::Domain(IdentityError::LastOwner));
-                }
-                diesel::sql_query(
-                    "UPDATE memberships SET role = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<SqlUuid, _>(id.into_uuid())
-                .bind::<Text, _>(role.as_str())
-                .bind::<Timestamptz, _>(now)
-                .execute(conn)
-                .await?;
-                let changes = serde_json::json!({"role": {"before": before, "after": role}});
-                let entry = AuditEntry {
-                    action: "membership.role_change",
-                    resource_type: "membership",
-                    resource_id: id.to_string(),
-                    changes,
-                };
-                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
-                Ok(role)
             })
         })
         .await

@@ -125,6 +125,51 @@ pub enum IdentityError {
     /// An API key may only carry permissions its creator holds here.
     #[error("you do not hold the permission `{0}` to give it")]
     PermissionNotHeld(String),
+    /// No such custom role in this tenant.
+    #[error("role not found")]
+    RoleNotFound,
+    /// Another of the tenant's roles has this name.
+    #[error("a role with this name exists")]
+    RoleNameTaken,
+    /// People still hold the role: give them another first.
+    #[error("{0} people hold this role; give them another role first")]
+    RoleInUse(u64),
+    /// A role's name or description breaks the rules.
+    #[error("the role is not valid: {0}")]
+    InvalidRole(&'static str),
+    /// Not a permission of the catalogue.
+    #[error("`{0}` is not a permission")]
+    UnknownPermission(String),
+    /// Platform permissions come only with the platform's built-in roles.
+    #[error("`{0}` is a platform permission; only the platform's staff roles hold it")]
+    PlatformPermission(String),
+    /// Nobody grants what they do not hold.
+    #[error("you do not hold `{0}`, so you cannot grant it")]
+    GrantNotHeld(String),
+    /// No open invitation for this membership.
+    #[error("invitation not found")]
+    InvitationNotFound,
+    /// The invitation token is unknown, accepted, revoked or expired.
+    #[error("the invitation is invalid, used or expired")]
+    InvalidInvitation,
+    /// The person already belongs to the tenant.
+    #[error("this person is already a member")]
+    AlreadyMember,
+    /// The person is invited already: resend the invitation instead.
+    #[error("this person is invited already; resend the invitation instead")]
+    AlreadyInvited,
+    /// A person who has signed up manages their own name and phone.
+    #[error("this person manages their own name and phone")]
+    ProfileLocked,
+    /// A person's name or phone number breaks the rules.
+    #[error("{0}")]
+    InvalidPerson(&'static str),
+    /// A new account needs a password to accept its invitation.
+    #[error("choose a password to accept the invitation")]
+    PasswordRequired,
+    /// Nobody removes, deactivates or demotes themselves here.
+    #[error("you cannot do this to your own membership")]
+    OwnMembership,
     /// The store failed; details go to the logs, not the caller.
     #[error(transparent)]
     Store(#[from] InfraError),
@@ -149,6 +194,20 @@ impl DomainError for IdentityError {
             Self::LastOwner => ErrorKind::Conflict,
             Self::RoleNotAllowed => ErrorKind::Validation,
             Self::PermissionNotHeld(_) | Self::InvalidOneTimeToken => ErrorKind::Validation,
+            Self::RoleNotFound | Self::InvitationNotFound => ErrorKind::NotFound,
+            Self::RoleNameTaken
+            | Self::RoleInUse(_)
+            | Self::AlreadyMember
+            | Self::AlreadyInvited
+            | Self::ProfileLocked
+            | Self::OwnMembership => ErrorKind::Conflict,
+            Self::InvalidRole(_)
+            | Self::UnknownPermission(_)
+            | Self::PlatformPermission(_)
+            | Self::InvalidInvitation
+            | Self::InvalidPerson(_)
+            | Self::PasswordRequired => ErrorKind::Validation,
+            Self::GrantNotHeld(_) => ErrorKind::Forbidden,
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -176,6 +235,21 @@ impl DomainError for IdentityError {
             Self::InvalidMfaCode => "auth.invalid_mfa_code",
             Self::InvalidOneTimeToken => "auth.invalid_link",
             Self::PermissionNotHeld(_) => "api_keys.permission_not_held",
+            Self::RoleNotFound => "roles.not_found",
+            Self::RoleNameTaken => "roles.name_taken",
+            Self::RoleInUse(_) => "roles.in_use",
+            Self::InvalidRole(_) => "roles.invalid",
+            Self::UnknownPermission(_) => "rbac.unknown_permission",
+            Self::PlatformPermission(_) => "rbac.platform_permission",
+            Self::GrantNotHeld(_) => "rbac.permission_not_held",
+            Self::InvitationNotFound => "invitations.not_found",
+            Self::InvalidInvitation => "invitations.invalid",
+            Self::AlreadyMember => "people.already_member",
+            Self::AlreadyInvited => "invitations.already_invited",
+            Self::ProfileLocked => "people.profile_locked",
+            Self::OwnMembership => "people.own_membership",
+            Self::InvalidPerson(_) => "people.invalid",
+            Self::PasswordRequired => "invitations.password_required",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }

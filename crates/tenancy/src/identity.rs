@@ -151,11 +151,22 @@ closed_set!(
         Staff = "staff",
         /// Reads one's own tenant.
         Viewer = "viewer",
+        /// One of the tenant's own roles (its permissions come with the membership).
+        Custom = "custom",
     }
 );
 
-const TENANT_ADMIN: &[&str] =
-    &["tenants:read", "tenants:write", "audit:read", "api_keys:manage", "roles:read", "memberships:write"];
+const TENANT_ADMIN: &[&str] = &[
+    "tenants:read",
+    "tenants:write",
+    "audit:read",
+    "api_keys:manage",
+    "roles:read",
+    "roles:write",
+    "memberships:write",
+    "people:read",
+    "people:write",
+];
 
 impl Role {
     /// What the role may do.
@@ -168,24 +179,42 @@ impl Role {
                 "platform:jobs:read",
                 "platform:jobs:write",
                 "platform:audit:read",
+                "platform:people:read",
+                "platform:people:write",
+                "platform:admin_users:read",
+                "platform:admin_users:write",
                 "tenants:read",
                 "tenants:write",
                 "audit:read",
                 "api_keys:manage",
                 "roles:read",
+                "roles:write",
                 "memberships:write",
+                "people:read",
+                "people:write",
             ],
             Self::PlatformSupport => &[
                 "platform:tenants:read",
                 "platform:jobs:read",
                 "platform:audit:read",
+                "platform:people:read",
+                "platform:admin_users:read",
                 "tenants:read",
                 "audit:read",
                 "roles:read",
+                "people:read",
             ],
             Self::Owner | Self::Admin => TENANT_ADMIN,
             Self::Staff | Self::Viewer => &["tenants:read", "roles:read"],
+            // A custom role's permissions are the tenant's, kept with the membership.
+            Self::Custom => &[],
         }
+    }
+
+    /// Whether the role makes its holder an owner (of whom a tenant keeps one).
+    #[must_use]
+    pub const fn is_owner(self) -> bool {
+        matches!(self, Self::Owner | Self::PlatformOwner)
     }
 
     /// Whether only members of the platform tenant may hold it.
@@ -216,6 +245,9 @@ pub struct User {
     pub email_verified: bool,
     /// Whether sign-in asks for a second factor.
     pub mfa_enabled: bool,
+    /// Whether an administrator requires a second factor: until one is set
+    /// up, the person's tokens carry no permissions.
+    pub mfa_required: bool,
     /// The last successful sign-in.
     pub last_login_at: Option<DateTime<Utc>>,
     /// When the person was created.
@@ -238,6 +270,8 @@ pub struct MembershipView {
     pub tenant_status: crate::TenantStatus,
     /// The role.
     pub role: Role,
+    /// The tenant's own role, when `role` is [`Role::Custom`].
+    pub custom_role: Option<crate::CustomRoleGrant>,
     /// What the person is to the tenant.
     pub kind: MembershipKind,
     /// Whether the membership is in force.
@@ -245,6 +279,17 @@ pub struct MembershipView {
 }
 
 impl MembershipView {
+    /// What the membership may do: its built-in role's permissions, or its
+    /// custom role's (catalogued, non-platform ones only, whatever is stored).
+    #[must_use]
+    pub fn permissions(&self) -> Vec<String> {
+        match (&self.custom_role, self.role) {
+            (Some(custom), Role::Custom) => crate::roles::grantable(&custom.permissions),
+            (_, Role::Custom) => Vec::new(),
+            (_, role) => role.permissions().iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
     /// Whether sign-in may use it: an active membership of a tenant that is
     /// not switched off (a suspended tenant's people can still sign in; its
     /// routes other than sign-in refuse them).
@@ -327,6 +372,7 @@ mod tests {
             tenant_name: slug.to_uppercase(),
             tenant_status,
             role: Role::Owner,
+            custom_role: None,
             kind: MembershipKind::Owner,
             status,
         }

@@ -27,7 +27,10 @@ mod error;
 mod identity;
 pub mod mfa;
 pub mod password;
+pub mod people;
+pub mod people_import;
 pub mod permissions;
+pub mod roles;
 mod slug;
 mod store;
 mod tenant;
@@ -38,6 +41,8 @@ pub use identity::{
     Email, MembershipKind, MembershipStatus, MembershipView, Role, TenantChoice, User, UserStatus,
     choose_tenant, login_delay,
 };
+pub use people::{InvitationState, NewPerson, PeopleAnalytics, Person, PersonFilter, RoleChoice};
+pub use roles::{CustomRole, CustomRoleGrant, RoleDraft};
 pub use slug::validate_slug;
 pub use store::{TenantFilter, TenantStore};
 pub use tenant::{PublicTenant, Tenant, TenantStatus, TenantTransition};

@@ -34,12 +34,25 @@ pub const CATALOGUE: &[Permission] = &[
     tenant("audit:read", "Read one's own tenant's audit trail."),
     tenant("api_keys:manage", "Create, list and revoke one's tenant's API keys."),
     tenant("roles:read", "Read the permission catalogue and the roles."),
+    tenant("roles:write", "Create, change and delete one's tenant's custom roles."),
     tenant("memberships:write", "Change the role of one's tenant's people."),
+    tenant("people:read", "List and read one's tenant's people, their activity and invitations."),
+    tenant(
+        "people:write",
+        "Invite, change, activate, deactivate, remove, import and export one's tenant's people.",
+    ),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),
     platform("platform:jobs:write", "Retry dead background jobs."),
     platform("platform:audit:read", "Read every tenant's audit trail."),
+    platform("platform:people:read", "List and read every tenant's people."),
+    platform("platform:people:write", "Manage every tenant's people."),
+    platform("platform:admin_users:read", "List and read the platform's staff, their sessions and activity."),
+    platform(
+        "platform:admin_users:write",
+        "Invite, change and remove the platform's staff, reset their password and MFA.",
+    ),
 ];
 
 /// The catalogue entry of `name`.

@@ -112,7 +112,7 @@ pub struct TenantRef {
     "refreshToken": "5f0c3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f",
     "sessionId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
     "tenant": {"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60", "slug": "acme", "name": "Acme Property"},
-    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"]
+    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"], "mfaSetupRequired": false
 }))]
 pub struct SignedIn {
     /// A JWT for `Authorization: Bearer`, valid for `expiresIn` seconds.
@@ -128,10 +128,13 @@ pub struct SignedIn {
     pub session_id: SessionId,
     /// The tenant signed in to.
     pub tenant: TenantRef,
-    /// The role in it.
+    /// The role in it (`custom` for one of the tenant's own roles).
     pub role: &'static str,
-    /// What the role may do there.
-    pub permissions: Vec<&'static str>,
+    /// What the role may do there (none while `mfaSetupRequired`).
+    pub permissions: Vec<String>,
+    /// An administrator requires a second factor: set one up
+    /// (`/api/v1/auth/mfa/setup`), then refresh to get the permissions.
+    pub mfa_setup_required: bool,
 }
 
 /// What a sign-in or refresh returns in browser mode (the tokens are in cookies).
@@ -141,7 +144,7 @@ pub struct SignedIn {
     "csrfToken": "3c1e9b0d4f7a8e2b6c4d1a3f5e7b9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f5f0c", "expiresIn": 900,
     "sessionId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
     "tenant": {"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60", "slug": "acme", "name": "Acme Property"},
-    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"]
+    "role": "owner", "permissions": ["tenants:read", "tenants:write", "audit:read"], "mfaSetupRequired": false
 }))]
 pub struct BrowserSignedIn {
     /// Repeat it in `X-CSRF-Token` on every POST, PUT, PATCH and DELETE (it is also in the
@@ -154,10 +157,13 @@ pub struct BrowserSignedIn {
     pub session_id: SessionId,
     /// The tenant signed in to.
     pub tenant: TenantRef,
-    /// The role in it.
+    /// The role in it (`custom` for one of the tenant's own roles).
     pub role: &'static str,
-    /// What the role may do there.
-    pub permissions: Vec<&'static str>,
+    /// What the role may do there (none while `mfaSetupRequired`).
+    pub permissions: Vec<String>,
+    /// An administrator requires a second factor: set one up
+    /// (`/api/v1/auth/mfa/setup`), then refresh to get the permissions.
+    pub mfa_setup_required: bool,
 }
 
 /// The answer in browser mode: cookies set, no token in the body.
@@ -180,6 +186,7 @@ fn browser_answer(signed: SignedIn) -> Result<HttpResponse, ApiError> {
         tenant: signed.tenant,
         role: signed.role,
         permissions: signed.permissions,
+        mfa_setup_required: signed.mfa_setup_required,
     };
     Ok(response.json(json!({"success": true, "data": body})))
 }
@@ -202,7 +209,9 @@ pub struct Me {
 /// Runs password hashing (19 MiB and tens of milliseconds each) off the
 /// async workers, at most one per core at a time: a burst of sign-ins
 /// queues instead of exhausting memory and the blocking pool.
-async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     let permits = PERMITS.get_or_init(|| {
         tokio::sync::Semaphore::new(
@@ -227,9 +236,10 @@ fn signed_in(
     session: SessionId,
     refresh_token: String,
 ) -> Result<SignedIn, ApiError> {
-    let permissions = membership.role.permissions();
+    let mfa_setup_required = user.mfa_required && !user.mfa_enabled;
+    let permissions = if mfa_setup_required { Vec::new() } else { membership.permissions() };
     let access_token = keys
-        .mint_for_session(user.id, user.email.as_str(), membership, session, ACCESS_TTL_SECS)
+        .mint_for_session(user, membership, &permissions, session, ACCESS_TTL_SECS)
         .map_err(|_| ApiError::new(ErrorKind::Internal, "internal", "The token could not be signed."))?;
     Ok(SignedIn {
         access_token,
@@ -243,7 +253,8 @@ fn signed_in(
             name: membership.tenant_name.clone(),
         },
         role: membership.role.as_str(),
-        permissions: permissions.to_vec(),
+        permissions,
+        mfa_setup_required,
     })
 }
 
@@ -602,7 +613,7 @@ pub const VERIFY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const FORGOT_FLOOR: Duration = Duration::from_millis(400);
 
 /// The email carrying a one-time link.
-fn link_email(
+pub(crate) fn link_email(
     links: &crate::server::Links,
     to: &Email,
     subject: &str,

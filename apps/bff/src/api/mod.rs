@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
+pub mod people;
 pub mod public;
 pub mod rbac;
 pub mod tenants;
@@ -83,8 +84,15 @@ const fn secret_write(path: &'static str) -> RouteSpec {
     RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
 }
 
+/// A bulk transfer (CSV streamed in or out): too large to keep for replay,
+/// so `Idempotency-Key` is ignored. An import sent again is refused row by
+/// row (`import.already_member`): nothing is written twice.
+const fn bulk(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
+}
+
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 33] = [
+pub const ROUTES: [RouteSpec; 62] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -123,6 +131,36 @@ pub const ROUTES: [RouteSpec; 33] = [
     read("/api/v1/rbac/permissions"),
     write("PUT", "/api/v1/memberships/{id}/role"),
     write("DELETE", "/api/v1/api-keys/{id}"),
+    read("/api/v1/rbac/roles"),
+    write("POST", "/api/v1/rbac/roles"),
+    read("/api/v1/rbac/roles/{id}"),
+    write("PUT", "/api/v1/rbac/roles/{id}"),
+    write("DELETE", "/api/v1/rbac/roles/{id}"),
+    read("/api/v1/invitations"),
+    write("POST", "/api/v1/invitations"),
+    // Before `{id}`: a resource matches by path first.
+    sign_in("/api/v1/invitations/accept"),
+    write("POST", "/api/v1/invitations/{id}/resend"),
+    write("DELETE", "/api/v1/invitations/{id}"),
+    read("/api/v1/platform-users"),
+    write("POST", "/api/v1/platform-users"),
+    read("/api/v1/platform-users/analytics"),
+    bulk("/api/v1/platform-users/bulk-import"),
+    bulk("/api/v1/platform-users/bulk-export"),
+    read("/api/v1/platform-users/owners"),
+    read("/api/v1/platform-users/owners/{id}"),
+    read("/api/v1/platform-users/students"),
+    read("/api/v1/platform-users/students/{id}"),
+    read("/api/v1/platform-users/parents"),
+    read("/api/v1/platform-users/parents/{id}"),
+    read("/api/v1/platform-users/staff"),
+    read("/api/v1/platform-users/staff/{id}"),
+    read("/api/v1/platform-users/{id}"),
+    write("PUT", "/api/v1/platform-users/{id}"),
+    write("DELETE", "/api/v1/platform-users/{id}"),
+    write("POST", "/api/v1/platform-users/{id}/activate"),
+    write("POST", "/api/v1/platform-users/{id}/deactivate"),
+    read("/api/v1/platform-users/{id}/activity"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -167,6 +205,35 @@ fn handler(method: &str, path: &str) -> Route {
         ("PUT", "/api/v1/memberships/{id}/role") => web::put().to(memberships::change_role),
         ("POST", "/api/v1/api-keys") => web::post().to(api_keys::create),
         ("DELETE", "/api/v1/api-keys/{id}") => web::delete().to(api_keys::revoke),
+        ("GET", "/api/v1/rbac/roles") => web::get().to(rbac::roles),
+        ("POST", "/api/v1/rbac/roles") => web::post().to(rbac::create_role),
+        ("GET", "/api/v1/rbac/roles/{id}") => web::get().to(rbac::role),
+        ("PUT", "/api/v1/rbac/roles/{id}") => web::put().to(rbac::update_role),
+        ("DELETE", "/api/v1/rbac/roles/{id}") => web::delete().to(rbac::delete_role),
+        ("GET", "/api/v1/invitations") => web::get().to(people::invitations),
+        ("POST", "/api/v1/invitations") => web::post().to(people::invite),
+        ("POST", "/api/v1/invitations/{id}/resend") => web::post().to(people::resend),
+        ("DELETE", "/api/v1/invitations/{id}") => web::delete().to(people::revoke),
+        ("POST", "/api/v1/invitations/accept") => web::post().to(people::accept),
+        ("GET", "/api/v1/platform-users") => web::get().to(people::list),
+        ("POST", "/api/v1/platform-users") => web::post().to(people::create),
+        ("GET", "/api/v1/platform-users/analytics") => web::get().to(people::analytics),
+        ("POST", "/api/v1/platform-users/bulk-import") => web::post().to(people::bulk_import),
+        ("POST", "/api/v1/platform-users/bulk-export") => web::post().to(people::bulk_export),
+        ("GET", "/api/v1/platform-users/owners") => web::get().to(people::owners),
+        ("GET", "/api/v1/platform-users/owners/{id}") => web::get().to(people::owner),
+        ("GET", "/api/v1/platform-users/students") => web::get().to(people::students),
+        ("GET", "/api/v1/platform-users/students/{id}") => web::get().to(people::student),
+        ("GET", "/api/v1/platform-users/parents") => web::get().to(people::parents),
+        ("GET", "/api/v1/platform-users/parents/{id}") => web::get().to(people::parent),
+        ("GET", "/api/v1/platform-users/staff") => web::get().to(people::staff),
+        ("GET", "/api/v1/platform-users/staff/{id}") => web::get().to(people::staff_member),
+        ("GET", "/api/v1/platform-users/{id}") => web::get().to(people::get),
+        ("PUT", "/api/v1/platform-users/{id}") => web::put().to(people::update),
+        ("DELETE", "/api/v1/platform-users/{id}") => web::delete().to(people::remove),
+        ("POST", "/api/v1/platform-users/{id}/activate") => web::post().to(people::activate),
+        ("POST", "/api/v1/platform-users/{id}/deactivate") => web::post().to(people::deactivate),
+        ("GET", "/api/v1/platform-users/{id}/activity") => web::get().to(people::activity),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

@@ -42,7 +42,10 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
             "audit:read",
             "api_keys:manage",
             "roles:read",
-            "memberships:write"
+            "roles:write",
+            "memberships:write",
+            "people:read",
+            "people:write"
         ]
     );
 

@@ -177,7 +177,7 @@ async fn call_mutation(
     path: &str,
     request_id: &str,
 ) -> (Response, &'static str, Replay) {
-    let headers = [
+    let mut headers = vec![
         ("X-Request-ID", request_id),
         ("User-Agent", "guarantees-test/1.0"),
         ("Idempotency-Key", request_id),
@@ -324,11 +324,95 @@ async fn call_mutation(
             let created = app.call("POST", "/api/v1/api-keys", Some(admin), Some(body)).await;
             (with_id(created.json["data"]["id"].as_str().unwrap()), None, "api_key.revoke")
         }
+        ("POST", "/api/v1/rbac/roles") => {
+            (path.to_owned(), Some(json!({"name": "Walked", "permissions": ["tenants:read"]})), "role.create")
+        }
+        ("PUT", "/api/v1/rbac/roles/{id}") => {
+            let id = custom_role(app, admin, "To update").await;
+            (with_id(&id), Some(json!({"name": "Updated", "permissions": ["roles:read"]})), "role.update")
+        }
+        ("DELETE", "/api/v1/rbac/roles/{id}") => {
+            (with_id(&custom_role(app, admin, "To delete").await), None, "role.delete")
+        }
+        ("POST", "/api/v1/invitations") => (
+            path.to_owned(),
+            Some(json!({"email": format!("new@{request_id}.example"), "name": "New Person"})),
+            "membership.invite",
+        ),
+        ("POST", "/api/v1/invitations/{id}/resend") => {
+            let (id, _) = invited(app, admin, request_id).await;
+            (with_id(&id), None, "invitation.send")
+        }
+        ("DELETE", "/api/v1/invitations/{id}") => {
+            (with_id(&invited(app, admin, request_id).await.0), None, "invitation.revoke")
+        }
+        ("POST", "/api/v1/invitations/accept") => {
+            let (_, email) = invited(app, admin, request_id).await;
+            let body =
+                json!({"token": app.emailed_token(&email).await, "password": "a-brand-new-passphrase"});
+            (path.to_owned(), Some(body), "invitation.accept")
+        }
+        ("POST", "/api/v1/platform-users") => (
+            path.to_owned(),
+            Some(
+                json!({"email": format!("new@{request_id}.example"), "name": "New Person", "kind": "STAFF"}),
+            ),
+            "membership.invite",
+        ),
+        ("PUT", "/api/v1/platform-users/{id}") => {
+            let (id, _) = invited(app, admin, request_id).await;
+            (with_id(&id), Some(json!({"kind": "PARENT", "phone": "+49 30 1234567"})), "membership.update")
+        }
+        ("DELETE", "/api/v1/platform-users/{id}") => (with_id(&member(app).await), None, "membership.remove"),
+        ("POST", "/api/v1/platform-users/{id}/deactivate") => {
+            (with_id(&member(app).await), None, "membership.deactivate")
+        }
+        ("POST", "/api/v1/platform-users/{id}/activate") => {
+            let id = member(app).await;
+            app.call("POST", &format!("/api/v1/platform-users/{id}/deactivate"), Some(admin), None).await;
+            (with_id(&id), None, "membership.activate")
+        }
+        ("POST", "/api/v1/platform-users/bulk-import") => {
+            headers.push(("Content-Type", "text/csv"));
+            let csv = format!("email,name,kind\r\none@{request_id}.example,One,student\r\n");
+            let res =
+                app.call_with(method, path, Some(admin), &headers, Some(csv.clone().into_bytes())).await;
+            let replay = Replay { path: path.to_owned(), body: Some(csv.into_bytes()), token };
+            return (res, "people.import", replay);
+        }
+        ("POST", "/api/v1/platform-users/bulk-export") => {
+            (path.to_owned(), Some(json!({"kind": "STAFF"})), "people.export")
+        }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
     let body = body.map(|b| b.to_string().into_bytes());
     let res = app.call_with(method, &path, Some(&token), &headers, body.clone()).await;
     (res, action, Replay { path, body, token })
+}
+
+/// A custom role of the platform tenant made for the walk; its id.
+async fn custom_role(app: &TestApp, admin: &str, name: &str) -> String {
+    let body = json!({"name": name, "permissions": ["tenants:read"]});
+    let res = app.call("POST", "/api/v1/rbac/roles", Some(admin), Some(body)).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Someone new invited to the platform tenant for the walk: membership id and address.
+async fn invited(app: &TestApp, admin: &str, request_id: &str) -> (String, String) {
+    let email = format!("invited@{request_id}.example");
+    let body = json!({"email": email, "name": "Invited Person"});
+    let res = app.call("POST", "/api/v1/invitations", Some(admin), Some(body)).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    (res.json["data"]["id"].as_str().unwrap().to_owned(), email)
+}
+
+/// The membership of a fresh active member of the platform tenant.
+async fn member(app: &TestApp) -> String {
+    let email = app.walk_person().await;
+    let store = app.db.store().await;
+    let person = store.credentials(&portico_tenancy::Email::parse(&email).unwrap()).await.unwrap().unwrap();
+    store.memberships_of(person.user.id).await.unwrap()[0].id.to_string()
 }
 
 /// What it takes to send a walked request again.
@@ -422,7 +506,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 21, "every mutating route was walked");
+    assert_eq!(walked, 35, "every mutating route was walked");
 }
 
 #[actix_web::test]
