@@ -87,6 +87,20 @@ use crate::api;
         api::people::parent,
         api::people::staff,
         api::people::staff_member,
+        api::admin_users::list,
+        api::admin_users::create,
+        api::admin_users::get,
+        api::admin_users::update,
+        api::admin_users::remove,
+        api::admin_users::analytics,
+        api::admin_users::permissions,
+        api::admin_users::set_permissions,
+        api::admin_users::activity,
+        api::admin_users::invite,
+        api::admin_users::reset_password,
+        api::admin_users::toggle_mfa,
+        api::admin_users::sessions,
+        api::admin_users::end_session,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -107,7 +121,10 @@ use crate::api;
         PersonEnvelope, PersonPageEnvelope, PeopleAnalyticsEnvelope, api::people::Invite,
         api::people::UpdatePerson, api::people::AcceptInvitation, api::people::InvitationAccepted,
         InvitationAcceptedEnvelope, api::people::ExportFilter, portico_store::ImportSummary, ImportSummaryEnvelope,
-        portico_tenancy::people_import::ImportReport, portico_tenancy::people_import::RowError
+        portico_tenancy::people_import::ImportReport, portico_tenancy::people_import::RowError,
+        api::admin_users::InviteAdmin, api::admin_users::SetAdminPermissions, api::admin_users::ToggleMfa,
+        portico_tenancy::MfaAction, api::admin_users::StaffRole, api::admin_users::AdminPermissions,
+        AdminPermissionsEnvelope, StaffSessionsEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -120,6 +137,7 @@ use crate::api;
         (name = "api-keys", description = "A tenant's keys for server-to-server calls."),
         (name = "rbac", description = "Roles and permissions."),
         (name = "people", description = "A tenant's people and their invitations."),
+        (name = "admin-users", description = "The platform's own staff."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -341,6 +359,10 @@ envelopes! {
     InvitationAcceptedEnvelope => api::people::InvitationAccepted;
     /// `{"success": true, "data": ImportSummary}`.
     ImportSummaryEnvelope => portico_store::ImportSummary;
+    /// `{"success": true, "data": AdminPermissions}`.
+    AdminPermissionsEnvelope => api::admin_users::AdminPermissions;
+    /// `{"success": true, "data": [Session]}`.
+    StaffSessionsEnvelope => Vec<portico_store::Session>;
 }
 
 /// `{"success": true, "data": [Person], "meta": PageMeta}`.

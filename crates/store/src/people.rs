@@ -881,6 +881,141 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Emails person `id` a link to choose a new password (earlier links
+    /// stop working); the administrator never sees or sets it. Audited here.
+    pub async fn send_password_reset(
+        &self,
+        ctx: &TenantContext,
+        id: MembershipId,
+        link: InvitationLink,
+    ) -> Result<(), IdentityError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        let expires = now + chrono::TimeDelta::from_std(link.lifetime).unwrap_or(chrono::TimeDelta::MAX);
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let tenant = ctx.tenant_id;
+                let person = load_person(conn, tenant, id).await?;
+                if person.account_status == UserStatus::Pending {
+                    return Err(Failure::Domain(IdentityError::AlreadyInvited));
+                }
+                diesel::sql_query(
+                    "UPDATE one_time_tokens SET used_at = $2 \
+                     WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(person.user_id.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                diesel::sql_query(
+                    "INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+                     VALUES ($1, $2, 'password_reset', $3, $4, $5)",
+                )
+                .bind::<Bytea, _>(token_hash(&link.token))
+                .bind::<SqlUuid, _>(person.user_id.into_uuid())
+                .bind::<Text, _>(person.email.as_str())
+                .bind::<Timestamptz, _>(now)
+                .bind::<Timestamptz, _>(expires)
+                .execute(conn)
+                .await?;
+                notify(conn, link.message, person.email.as_str(), now).await?;
+                scope(conn, tenant).await?;
+                let entry = membership_audit("membership.password_reset_sent", id, serde_json::json!({}));
+                audit::record(conn, tenant, (&ctx).into(), &entry, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Requires, waives or resets person `id`'s second factor (never reads
+    /// it); a reset tells them by `notice`. Audited here.
+    pub async fn set_person_mfa(
+        &self,
+        ctx: &TenantContext,
+        id: MembershipId,
+        action: portico_tenancy::MfaAction,
+        notice: portico_kernel::EmailMessage,
+    ) -> Result<Person, IdentityError> {
+        use portico_tenancy::MfaAction;
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let tenant = ctx.tenant_id;
+                let before = load_person(conn, tenant, id).await?;
+                let (sql, name) = match action {
+                    MfaAction::Require => (
+                        "UPDATE users SET mfa_required = true, updated_at = $2 WHERE id = $1",
+                        "membership.mfa_require",
+                    ),
+                    MfaAction::Waive => (
+                        "UPDATE users SET mfa_required = false, updated_at = $2 WHERE id = $1",
+                        "membership.mfa_waive",
+                    ),
+                    MfaAction::Reset => (
+                        "UPDATE users SET mfa_enabled = false, mfa_secret = NULL, mfa_pending = NULL, \
+                         mfa_recovery = '{}', updated_at = $2 WHERE id = $1",
+                        "membership.mfa_reset",
+                    ),
+                };
+                diesel::sql_query(sql)
+                    .bind::<SqlUuid, _>(before.user_id.into_uuid())
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
+                if action == MfaAction::Reset {
+                    notify(conn, notice, before.email.as_str(), now).await?;
+                    scope(conn, tenant).await?;
+                }
+                let after = load_person(conn, tenant, id).await?;
+                let changes = serde_json::json!({
+                    "mfaRequired": {"before": before.mfa_required, "after": after.mfa_required},
+                    "mfaEnabled": {"before": before.mfa_enabled, "after": after.mfa_enabled},
+                });
+                audit::record(conn, tenant, (&ctx).into(), &membership_audit(name, id, changes), now).await?;
+                Ok(after)
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Ends session `session` of person `id` (a lost device), audited here.
+    pub async fn end_person_session(
+        &self,
+        ctx: &TenantContext,
+        id: MembershipId,
+        session: portico_kernel::SessionId,
+    ) -> Result<(), IdentityError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let tenant = ctx.tenant_id;
+                let person = load_person(conn, tenant, id).await?;
+                let ended = diesel::sql_query(
+                    "UPDATE sessions SET revoked_at = $3, revoked_reason = 'ended_by_administrator' \
+                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(session.into_uuid())
+                .bind::<SqlUuid, _>(person.user_id.into_uuid())
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                if ended == 0 {
+                    return Err(Failure::Domain(IdentityError::SessionNotFound));
+                }
+                let changes = serde_json::json!({"sessionId": {"before": session, "after": null}});
+                let entry = membership_audit("membership.session_end", id, changes);
+                audit::record(conn, tenant, (&ctx).into(), &entry, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+}
+
 /// What an update may change about a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PersonChanges {

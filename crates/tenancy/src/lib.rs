@@ -41,7 +41,7 @@ pub use identity::{
     Email, MembershipKind, MembershipStatus, MembershipView, Role, TenantChoice, User, UserStatus,
     choose_tenant, login_delay,
 };
-pub use people::{InvitationState, NewPerson, PeopleAnalytics, Person, PersonFilter, RoleChoice};
+pub use people::{InvitationState, MfaAction, NewPerson, PeopleAnalytics, Person, PersonFilter, RoleChoice};
 pub use roles::{CustomRole, CustomRoleGrant, RoleDraft};
 pub use slug::validate_slug;
 pub use store::{TenantFilter, TenantStore};

@@ -179,6 +179,20 @@ pub fn person_phone(phone: Option<&str>) -> Result<Option<String>, IdentityError
     Ok(Some(phone.to_owned()))
 }
 
+/// What an administrator may do about someone's second factor: never read
+/// it, only require one, waive the requirement, or reset it (lost device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MfaAction {
+    /// Until they set one up, their tokens carry no permissions.
+    Require,
+    /// No longer required (whatever they set up stays).
+    Waive,
+    /// Their authenticator and recovery codes are forgotten: they set up a new one.
+    Reset,
+}
+
 /// Counts for the people dashboards.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -694,7 +694,11 @@ pub async fn forgot_password(
 
 /// An email telling a person that a security setting of theirs changed (the
 /// store addresses it), so a change they did not make does not go unnoticed.
-fn security_notice(links: &crate::server::Links, subject: &str, what: &str) -> portico_kernel::EmailMessage {
+pub(crate) fn security_notice(
+    links: &crate::server::Links,
+    subject: &str,
+    what: &str,
+) -> portico_kernel::EmailMessage {
     let warning = "If this was not you, reset your password now and tell your administrator.";
     portico_kernel::EmailMessage {
         from: links.from.clone(),

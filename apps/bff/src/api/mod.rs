@@ -5,6 +5,7 @@
 //! (each resource answering 405 to other methods), and a test checks the
 //! list against the OpenAPI document in both directions.
 
+pub mod admin_users;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -92,7 +93,7 @@ const fn bulk(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 62] = [
+pub const ROUTES: [RouteSpec; 76] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -161,6 +162,20 @@ pub const ROUTES: [RouteSpec; 62] = [
     write("POST", "/api/v1/platform-users/{id}/activate"),
     write("POST", "/api/v1/platform-users/{id}/deactivate"),
     read("/api/v1/platform-users/{id}/activity"),
+    read("/api/v1/admin-users"),
+    write("POST", "/api/v1/admin-users"),
+    read("/api/v1/admin-users/analytics"),
+    read("/api/v1/admin-users/permissions"),
+    read("/api/v1/admin-users/{id}"),
+    write("PUT", "/api/v1/admin-users/{id}"),
+    write("DELETE", "/api/v1/admin-users/{id}"),
+    write("PUT", "/api/v1/admin-users/{id}/permissions"),
+    read("/api/v1/admin-users/{id}/activity"),
+    write("POST", "/api/v1/admin-users/{id}/invite"),
+    write("POST", "/api/v1/admin-users/{id}/reset-password"),
+    write("POST", "/api/v1/admin-users/{id}/toggle-mfa"),
+    read("/api/v1/admin-users/{id}/sessions"),
+    write("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -234,6 +249,22 @@ fn handler(method: &str, path: &str) -> Route {
         ("POST", "/api/v1/platform-users/{id}/activate") => web::post().to(people::activate),
         ("POST", "/api/v1/platform-users/{id}/deactivate") => web::post().to(people::deactivate),
         ("GET", "/api/v1/platform-users/{id}/activity") => web::get().to(people::activity),
+        ("GET", "/api/v1/admin-users") => web::get().to(admin_users::list),
+        ("POST", "/api/v1/admin-users") => web::post().to(admin_users::create),
+        ("GET", "/api/v1/admin-users/analytics") => web::get().to(admin_users::analytics),
+        ("GET", "/api/v1/admin-users/permissions") => web::get().to(admin_users::permissions),
+        ("GET", "/api/v1/admin-users/{id}") => web::get().to(admin_users::get),
+        ("PUT", "/api/v1/admin-users/{id}") => web::put().to(admin_users::update),
+        ("DELETE", "/api/v1/admin-users/{id}") => web::delete().to(admin_users::remove),
+        ("PUT", "/api/v1/admin-users/{id}/permissions") => web::put().to(admin_users::set_permissions),
+        ("GET", "/api/v1/admin-users/{id}/activity") => web::get().to(admin_users::activity),
+        ("POST", "/api/v1/admin-users/{id}/invite") => web::post().to(admin_users::invite),
+        ("POST", "/api/v1/admin-users/{id}/reset-password") => web::post().to(admin_users::reset_password),
+        ("POST", "/api/v1/admin-users/{id}/toggle-mfa") => web::post().to(admin_users::toggle_mfa),
+        ("GET", "/api/v1/admin-users/{id}/sessions") => web::get().to(admin_users::sessions),
+        ("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}") => {
+            web::delete().to(admin_users::end_session)
+        }
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

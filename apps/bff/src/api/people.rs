@@ -99,6 +99,17 @@ pub struct UpdatePerson {
     pub kind: Option<MembershipKind>,
 }
 
+impl UpdatePerson {
+    /// The checked changes.
+    pub(crate) fn into_changes(self) -> Result<PersonChanges, ApiError> {
+        Ok(PersonChanges {
+            name: self.name.as_deref().map(person_name).transpose()?,
+            phone: self.phone.map(|phone| person_phone(phone.as_deref())).transpose()?,
+            kind: self.kind,
+        })
+    }
+}
+
 /// A field that is present (even `null`) is `Some`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
@@ -158,12 +169,12 @@ pub struct PeopleQuery {
 }
 
 impl PeopleQuery {
-    fn page(&self) -> Result<PageRequest, ApiError> {
+    pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
         PageRequest::new(self.page.unwrap_or(1), self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
             .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
     }
 
-    fn filter(&self) -> Result<PersonFilter, ApiError> {
+    pub(crate) fn filter(&self) -> Result<PersonFilter, ApiError> {
         let search = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > 100) {
             return Err(ApiError::new(
@@ -193,7 +204,7 @@ fn tenant_only() -> ApiError {
 }
 
 /// The invitation email and its link's token.
-async fn invitation_link(
+pub(crate) async fn invitation_link(
     store: &Db,
     links: &crate::server::Links,
     ctx: &TenantContext,
@@ -483,12 +494,7 @@ pub async fn update(
     id: web::Path<MembershipId>,
     body: Json<UpdatePerson>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let changes = PersonChanges {
-        name: body.name.as_deref().map(person_name).transpose()?,
-        phone: body.phone.map(|phone| person_phone(phone.as_deref())).transpose()?,
-        kind: body.kind,
-    };
+    let changes = body.into_inner().into_changes()?;
     Ok(envelope::ok(store.update_person(&auth.ctx, id.into_inner(), changes).await?))
 }
 

@@ -262,16 +262,7 @@ async fn call_mutation(
             )
         }
         ("PUT", "/api/v1/memberships/{id}/role") => {
-            let email = app.walk_person().await;
-            let store = app.db.store().await;
-            let person =
-                store.credentials(&portico_tenancy::Email::parse(&email).unwrap()).await.unwrap().unwrap();
-            let membership = store.memberships_of(person.user.id).await.unwrap()[0].id;
-            (
-                with_id(&membership.to_string()),
-                Some(json!({"role": "PLATFORM_SUPPORT"})),
-                "membership.role_change",
-            )
+            (with_id(&member(app).await), Some(json!({"role": "PLATFORM_SUPPORT"})), "membership.role_change")
         }
         ("POST", "/api/v1/auth/mfa/setup") => {
             let signed_in = app.sign_in(&app.walk_person().await, crate::support::PASSWORD, None).await;
@@ -383,6 +374,35 @@ async fn call_mutation(
         ("POST", "/api/v1/platform-users/bulk-export") => {
             (path.to_owned(), Some(json!({"kind": "STAFF"})), "people.export")
         }
+        ("POST", "/api/v1/admin-users") => (
+            path.to_owned(),
+            Some(json!({"email": format!("staff@{request_id}.example"), "name": "New Staff"})),
+            "membership.invite",
+        ),
+        ("PUT", "/api/v1/admin-users/{id}") => {
+            let (id, _) = invited(app, admin, request_id).await;
+            (with_id(&id), Some(json!({"name": "Renamed"})), "membership.update")
+        }
+        ("DELETE", "/api/v1/admin-users/{id}") => (with_id(&member(app).await), None, "membership.remove"),
+        ("PUT", "/api/v1/admin-users/{id}/permissions") => {
+            (with_id(&member(app).await), Some(json!({"role": "PLATFORM_SUPPORT"})), "membership.role_change")
+        }
+        ("POST", "/api/v1/admin-users/{id}/invite") => {
+            (with_id(&invited(app, admin, request_id).await.0), None, "invitation.send")
+        }
+        ("POST", "/api/v1/admin-users/{id}/reset-password") => {
+            (with_id(&member(app).await), None, "membership.password_reset_sent")
+        }
+        ("POST", "/api/v1/admin-users/{id}/toggle-mfa") => {
+            (with_id(&member(app).await), Some(json!({"action": "REQUIRE"})), "membership.mfa_require")
+        }
+        ("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}") => {
+            let email = app.walk_person().await;
+            let signed_in = app.sign_in(&email, crate::support::PASSWORD, None).await;
+            let session = signed_in.json["data"]["sessionId"].as_str().unwrap().to_owned();
+            let id = membership_of(app, &email).await;
+            (with_id(&id).replace("{sessionId}", &session), None, "membership.session_end")
+        }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
     let body = body.map(|b| b.to_string().into_bytes());
@@ -409,9 +429,13 @@ async fn invited(app: &TestApp, admin: &str, request_id: &str) -> (String, Strin
 
 /// The membership of a fresh active member of the platform tenant.
 async fn member(app: &TestApp) -> String {
-    let email = app.walk_person().await;
+    membership_of(app, &app.walk_person().await).await
+}
+
+/// The (first) membership of the person with `email`.
+async fn membership_of(app: &TestApp, email: &str) -> String {
     let store = app.db.store().await;
-    let person = store.credentials(&portico_tenancy::Email::parse(&email).unwrap()).await.unwrap().unwrap();
+    let person = store.credentials(&portico_tenancy::Email::parse(email).unwrap()).await.unwrap().unwrap();
     store.memberships_of(person.user.id).await.unwrap()[0].id.to_string()
 }
 
@@ -506,7 +530,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 35, "every mutating route was walked");
+    assert_eq!(walked, 43, "every mutating route was walked");
 }
 
 #[actix_web::test]

@@ -48,17 +48,34 @@ pub fn request(
     }
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default();
     let mut lines = head.lines();
     let status =
         lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
-    Response { status, headers, body: body.to_owned(), json }
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = String::from_utf8_lossy(&if chunked { dechunk(body) } else { body.to_vec() }).into_owned();
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    Response { status, headers, body, json }
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (a streamed one).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            std::str::from_utf8(&raw[..end]).ok().and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let Some(size) = size.filter(|size| *size > 0) else { break };
+        let start = end + 2;
+        body.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+    body
 }
 
 /// `GET path`.

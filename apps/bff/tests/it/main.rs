@@ -14,5 +14,6 @@ mod http;
 mod hygiene;
 mod jobs_api;
 mod openapi;
+mod people_api;
 mod support;
 mod tenants_api;

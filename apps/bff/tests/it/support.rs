@@ -134,6 +134,16 @@ impl TestApp {
         user.id
     }
 
+    /// A new tenant named after its slug (by the platform's staff); its id.
+    pub async fn tenant(&self, slug: &str) -> TenantId {
+        let body = serde_json::json!({
+            "name": slug.to_uppercase(), "slug": slug, "contactEmail": format!("ops@{slug}.example"),
+        });
+        let res = self.call("POST", "/api/v1/tenants", Some(&self.admin_token()), Some(body)).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        res.json["data"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
     /// A fresh person of the platform tenant (a platform admin), for walking routes; their email.
     pub async fn walk_person(&self) -> String {
         let email = format!("walker-{}@portico.example", uuid_like());
