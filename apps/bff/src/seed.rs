@@ -47,11 +47,31 @@ pub async fn demo_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
 /// refused in production).
 pub const DEMO_PASSWORD: &str = "portico-demo-2026";
 
-/// The demo people: email, name, tenant slug (`None`: the platform tenant) and role.
-const DEMO_PEOPLE: [(&str, &str, Option<&str>, Role); 3] = [
-    ("admin@portico.example", "Demo Platform Admin", None, Role::PlatformAdmin),
-    ("owner@acme-property.example", "Acme Owner", Some("acme-property"), Role::Owner),
-    ("owner@globex-academy.example", "Globex Owner", Some("globex-academy"), Role::Owner),
+/// The demo people: email, name, tenant slug (`None`: the platform tenant), role and kind.
+const DEMO_PEOPLE: [(&str, &str, Option<&str>, Role, MembershipKind); 5] = [
+    ("admin@portico.example", "Demo Platform Admin", None, Role::PlatformAdmin, MembershipKind::Admin),
+    ("owner@acme-property.example", "Acme Owner", Some("acme-property"), Role::Owner, MembershipKind::Owner),
+    (
+        "owner@globex-academy.example",
+        "Globex Owner",
+        Some("globex-academy"),
+        Role::Owner,
+        MembershipKind::Owner,
+    ),
+    (
+        "student@globex-academy.example",
+        "Globex Student",
+        Some("globex-academy"),
+        Role::Viewer,
+        MembershipKind::Student,
+    ),
+    (
+        "parent@globex-academy.example",
+        "Globex Parent",
+        Some("globex-academy"),
+        Role::Viewer,
+        MembershipKind::Parent,
+    ),
 ];
 
 /// Creates the demo people that are missing, each with [`DEMO_PASSWORD`] and
@@ -62,7 +82,7 @@ pub async fn demo_people(
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let hash = tokio::task::spawn_blocking(|| password::hash(DEMO_PASSWORD)).await??;
     let mut lines = Vec::new();
-    for (email, name, slug, role) in DEMO_PEOPLE {
+    for (email, name, slug, role, kind) in DEMO_PEOPLE {
         let tenant = match slug {
             None => PLATFORM_TENANT_ID,
             Some(slug) => match tenants.iter().find(|t| t.slug == slug) {
@@ -93,10 +113,11 @@ pub async fn demo_people(
                 request_id: RequestId::generate(),
                 origin: Origin::default(),
             };
-            let kind = if role.is_platform() { MembershipKind::Admin } else { MembershipKind::Owner };
             store.add_membership(&ctx, user, role, kind).await?;
         }
-        lines.push(format!("{email} ({})", slug.unwrap_or("platform admin")));
+        let what =
+            slug.map_or_else(|| "platform admin".to_owned(), |slug| format!("{slug}, {}", kind.as_str()));
+        lines.push(format!("{email} ({what})"));
     }
     Ok(lines)
 }

@@ -11,6 +11,7 @@ mod identity;
 mod isolation;
 mod jobs;
 mod migrations;
+mod people;
 mod pool;
 mod schedules;
 mod support;
