@@ -17,13 +17,17 @@ GRANT EXECUTE ON FUNCTION memberships_of(uuid) TO portico_app;
 DROP FUNCTION invitation_tenant(bytea);
 DROP TABLE invitations;
 REVOKE DELETE ON memberships FROM portico_app, portico_platform;
-DELETE FROM memberships WHERE role = 'custom';
+UPDATE memberships SET role = 'viewer', role_id = NULL WHERE role = 'custom';
 DROP INDEX memberships_kind_idx;
 DROP INDEX memberships_role_idx;
 ALTER TABLE memberships
     DROP CONSTRAINT memberships_role_fkey,
     DROP CONSTRAINT memberships_custom_role_check,
     DROP CONSTRAINT memberships_role_check,
+    DROP CONSTRAINT memberships_invited_check,
+    DROP CONSTRAINT memberships_platform_role_check,
+    DROP COLUMN invite_name,
+    DROP COLUMN invite_phone,
     DROP COLUMN role_id,
     ADD CONSTRAINT memberships_role_check CHECK (role IN ('platform_owner', 'platform_admin', 'platform_support',
                                                           'owner', 'admin', 'staff', 'viewer'));

@@ -12,7 +12,9 @@ CREATE TABLE roles (
                                             AND array_to_string(permissions, ' ') NOT LIKE '%platform:%'),
     created_at  timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL,
-    PRIMARY KEY (tenant_id, id)
+    PRIMARY KEY (tenant_id, id),
+    -- The platform's staff hold the platform's built-in roles only.
+    CHECK (tenant_id <> '00000000-0000-7000-8000-000000000001')
 );
 
 CREATE UNIQUE INDEX roles_name_key ON roles (tenant_id, lower(name));
@@ -26,9 +28,18 @@ CREATE POLICY tenant_isolation ON roles
 GRANT SELECT, INSERT, UPDATE, DELETE ON roles TO portico_app, portico_platform;
 
 -- A membership holds a built-in role, or 'custom' with the tenant's role.
+-- Until an invited person accepts, the tenant sees only what the inviter
+-- typed (invite_name, invite_phone), never the account's own details.
 ALTER TABLE memberships DROP CONSTRAINT memberships_role_check;
 ALTER TABLE memberships
     ADD COLUMN role_id uuid,
+    ADD COLUMN invite_name text CHECK (char_length(invite_name) BETWEEN 1 AND 200),
+    ADD COLUMN invite_phone text,
+    ADD CONSTRAINT memberships_invited_check CHECK (status <> 'invited' OR invite_name IS NOT NULL),
+    -- The platform tenant's members are its staff, with platform roles only.
+    ADD CONSTRAINT memberships_platform_role_check
+        CHECK (tenant_id <> '00000000-0000-7000-8000-000000000001'
+               OR role IN ('platform_owner', 'platform_admin', 'platform_support')),
     ADD CONSTRAINT memberships_role_check CHECK (role IN ('platform_owner', 'platform_admin', 'platform_support',
                                                           'owner', 'admin', 'staff', 'viewer', 'custom')),
     ADD CONSTRAINT memberships_custom_role_check CHECK ((role = 'custom') = (role_id IS NOT NULL)),
@@ -46,6 +57,8 @@ GRANT DELETE ON memberships TO portico_app, portico_platform;
 CREATE TABLE invitations (
     tenant_id     uuid        NOT NULL REFERENCES tenants (id),
     membership_id uuid        NOT NULL,
+    -- Unique across tenants: accepting presents the token alone, before any
+    -- tenant is known (as sign-in finds a session by its refresh token).
     token_hash    bytea       NOT NULL UNIQUE CHECK (length(token_hash) = 32),
     email         text        NOT NULL,
     -- Who sent it last (a person; none for an API key). Not a reference: a record, like the audit trail.

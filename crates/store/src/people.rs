@@ -21,7 +21,7 @@ use portico_tenancy::{
 
 use crate::error::{Failure, is_unique_violation};
 use crate::identity::{notify, scope, token_hash};
-use crate::rbac::{last_owner, lock_membership};
+use crate::rbac::{check_actor, last_owner, lock_membership};
 use crate::{Store, audit};
 
 type PeopleFailure = Failure<IdentityError>;
@@ -118,16 +118,28 @@ const PERSON_FROM: &str = "FROM memberships m \
      LEFT JOIN roles r ON r.tenant_id = m.tenant_id AND r.id = m.role_id \
      LEFT JOIN invitations i ON i.tenant_id = m.tenant_id AND i.membership_id = m.id AND i.accepted_at IS NULL";
 
-const PERSON_COLUMNS: &str = "m.id, m.user_id, m.tenant_id, u.email, u.name, u.phone, m.kind, m.role, m.role_id, \
-     r.name AS role_name, m.status, u.status AS account_status, u.email_verified_at IS NOT NULL AS email_verified, \
-     u.mfa_enabled, u.mfa_required, u.last_login_at, m.created_at, i.sent_at, i.sent_count, i.expires_at";
+/// A person's columns as the tenant may see them. One account serves several
+/// tenants: until the invited person accepts, the tenant sees only what its
+/// inviter typed (not whether the address has an account, nor its details),
+/// and the last sign-in is the last one *to this tenant*.
+const PERSON_COLUMNS: &str = "m.id, m.user_id, m.tenant_id, u.email, \
+     CASE WHEN m.status = 'invited' THEN m.invite_name ELSE u.name END AS name, \
+     CASE WHEN m.status = 'invited' THEN m.invite_phone ELSE u.phone END AS phone, \
+     m.kind, m.role, m.role_id, r.name AS role_name, m.status, \
+     CASE WHEN m.status = 'invited' THEN 'pending' ELSE u.status END AS account_status, \
+     m.status <> 'invited' AND u.email_verified_at IS NOT NULL AS email_verified, \
+     m.status <> 'invited' AND u.mfa_enabled AS mfa_enabled, m.status <> 'invited' AND u.mfa_required AS mfa_required, \
+     (SELECT max(s.created_at) FROM sessions s WHERE s.user_id = m.user_id AND s.tenant_id = m.tenant_id) \
+         AS last_login_at, \
+     m.created_at, i.sent_at, i.sent_count, i.expires_at";
 
 /// `WHERE` conditions of a people query: `$1` the tenant (or all), `$2`..`$5` the filter.
 /// Without a tenant, every customer tenant's (the platform's own people are its staff, listed apart).
 const PERSON_FILTER: &str = "coalesce(m.tenant_id = $1::uuid, m.tenant_id <> '00000000-0000-7000-8000-000000000001') \
      AND ($2::text IS NULL OR m.kind = $2) AND ($3::text IS NULL OR m.status = $3) \
      AND ($4::text IS NULL OR m.role = $4) \
-     AND ($5::text IS NULL OR u.email LIKE '%' || $5 || '%' ESCAPE '\\' OR lower(u.name) LIKE '%' || $5 || '%' ESCAPE '\\')";
+     AND ($5::text IS NULL OR u.email LIKE '%' || $5 || '%' ESCAPE '\\' \
+          OR lower(CASE WHEN m.status = 'invited' THEN m.invite_name ELSE u.name END) LIKE '%' || $5 || '%' ESCAPE '\\')";
 
 /// Where a batch of people starts: after this (creation time, membership) in
 /// the list's order (newest first).
@@ -399,6 +411,28 @@ impl Store {
         Ok(items)
     }
 
+    /// Up to `limit` of every customer tenant's people (or `tenant`'s) after
+    /// `cursor`, for platform staff streaming an export.
+    pub async fn platform_people_batch(
+        &self,
+        _ctx: &PlatformContext,
+        tenant: Option<TenantId>,
+        filter: &PersonFilter,
+        cursor: Option<PeopleCursor>,
+        limit: u32,
+    ) -> Result<Vec<Person>, IdentityError> {
+        let filter = filter.clone();
+        let (items, _) = self
+            .as_platform(move |conn| {
+                Box::pin(
+                    async move { select_people(conn, tenant, &filter, Window::After(cursor, limit)).await },
+                )
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(items)
+    }
+
     /// The context's tenant's person `id` (a membership id).
     pub async fn person(&self, ctx: &TenantContext, id: MembershipId) -> Result<Person, IdentityError> {
         let tenant = ctx.tenant_id;
@@ -450,9 +484,9 @@ impl Store {
                     None => {}
                 }
                 diesel::sql_query(
-                    "INSERT INTO memberships (tenant_id, id, user_id, role, role_id, kind, status, created_at, \
-                                              updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'invited', $7, $7)",
+                    "INSERT INTO memberships (tenant_id, id, user_id, role, role_id, kind, status, invite_name, \
+                                              invite_phone, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'invited', $8, $9, $7, $7)",
                 )
                 .bind::<SqlUuid, _>(tenant.into_uuid())
                 .bind::<SqlUuid, _>(id.into_uuid())
@@ -461,6 +495,8 @@ impl Store {
                 .bind::<Nullable<SqlUuid>, _>(role_id.map(RoleId::into_uuid))
                 .bind::<Text, _>(new.kind.as_str())
                 .bind::<Timestamptz, _>(now)
+                .bind::<Text, _>(&new.name)
+                .bind::<Nullable<Text>, _>(new.phone.as_deref())
                 .execute(conn)
                 .await?;
                 let sent = link.is_some();
@@ -585,6 +621,10 @@ impl Store {
             user_id: uuid::Uuid,
             #[diesel(sql_type = Text)]
             account: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            invite_name: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            invite_phone: Option<String>,
         }
         let (hash, now, request_id, origin) =
             (token_hash(token), self.now(), request_id.clone(), origin.clone());
@@ -598,7 +638,7 @@ impl Store {
                 let tenant = TenantId::from_uuid(found.tenant.ok_or_else(invalid)?);
                 scope(conn, tenant).await?;
                 let open: Option<Open> = diesel::sql_query(
-                    "SELECT i.membership_id, m.user_id, u.status AS account \
+                    "SELECT i.membership_id, m.user_id, u.status AS account, m.invite_name, m.invite_phone \
                      FROM invitations i \
                      JOIN memberships m ON m.tenant_id = i.tenant_id AND m.id = i.membership_id \
                      JOIN users u ON u.id = m.user_id \
@@ -613,19 +653,25 @@ impl Store {
                 .await
                 .optional()?;
                 let open = open.ok_or_else(invalid)?;
-                let new_account = open.account == UserStatus::Pending.as_str();
+                let mut new_account = open.account == UserStatus::Pending.as_str();
                 if new_account {
+                    // The account is set up with the name and phone this tenant's inviter typed.
                     let hash = password_hash.ok_or(Failure::Domain(IdentityError::PasswordRequired))?;
-                    diesel::sql_query(
-                        "UPDATE users SET password_hash = $2, status = 'active', \
+                    let set_up = diesel::sql_query(
+                        "UPDATE users SET password_hash = $2, status = 'active', name = coalesce($4, name), \
+                                          phone = coalesce($5, phone), \
                                           email_verified_at = coalesce(email_verified_at, $3), updated_at = $3 \
                          WHERE id = $1 AND status = 'pending'",
                     )
                     .bind::<SqlUuid, _>(open.user_id)
                     .bind::<Text, _>(hash)
                     .bind::<Timestamptz, _>(now)
+                    .bind::<Nullable<Text>, _>(open.invite_name.as_deref())
+                    .bind::<Nullable<Text>, _>(open.invite_phone.as_deref())
                     .execute(conn)
                     .await?;
+                    // Accepted in another tenant meanwhile: that password stands.
+                    new_account = set_up == 1;
                 } else {
                     diesel::sql_query(
                         "UPDATE users SET email_verified_at = coalesce(email_verified_at, $2) WHERE id = $1",
@@ -636,7 +682,8 @@ impl Store {
                     .await?;
                 }
                 diesel::sql_query(
-                    "UPDATE memberships SET status = 'active', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+                    "UPDATE memberships SET status = 'active', invite_name = NULL, invite_phone = NULL, updated_at = $3 \
+                     WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind::<SqlUuid, _>(tenant.into_uuid())
                 .bind::<SqlUuid, _>(open.membership_id)
@@ -668,9 +715,10 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Changes person `id`'s kind, and their name and phone while their
-    /// account is not set up yet (afterwards they are the person's own:
-    /// `ProfileLocked`). Audited.
+    /// Changes person `id`'s kind, and the name and phone their inviter
+    /// typed while they are invited (afterwards those are the person's own:
+    /// `ProfileLocked`; a tenant never changes an account other tenants
+    /// share). Audited.
     pub async fn update_person(
         &self,
         ctx: &TenantContext,
@@ -683,37 +731,39 @@ impl Store {
                 let tenant = ctx.tenant_id;
                 let before = load_person(conn, tenant, id).await?;
                 let profile = changes.name.is_some() || changes.phone.is_some();
-                if profile && before.account_status != UserStatus::Pending {
+                if profile && before.status != MembershipStatus::Invited {
                     return Err(Failure::Domain(IdentityError::ProfileLocked));
                 }
                 let name = changes.name.unwrap_or_else(|| before.name.clone());
                 let phone = changes.phone.unwrap_or_else(|| before.phone.clone());
                 let kind = changes.kind.unwrap_or(before.kind);
-                if profile {
-                    diesel::sql_query(
-                        "UPDATE users SET name = $2, phone = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'",
-                    )
-                    .bind::<SqlUuid, _>(before.user_id.into_uuid())
-                    .bind::<Text, _>(&name)
-                    .bind::<Nullable<Text>, _>(phone.as_deref())
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?;
-                }
-                diesel::sql_query("UPDATE memberships SET kind = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-                    .bind::<SqlUuid, _>(tenant.into_uuid())
-                    .bind::<SqlUuid, _>(id.into_uuid())
-                    .bind::<Text, _>(kind.as_str())
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?;
+                diesel::sql_query(
+                    "UPDATE memberships SET kind = $3, updated_at = $4, \
+                         invite_name = CASE WHEN status = 'invited' THEN $5 END, \
+                         invite_phone = CASE WHEN status = 'invited' THEN $6 END \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind::<SqlUuid, _>(tenant.into_uuid())
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<Text, _>(kind.as_str())
+                .bind::<Timestamptz, _>(now)
+                .bind::<Text, _>(&name)
+                .bind::<Nullable<Text>, _>(phone.as_deref())
+                .execute(conn)
+                .await?;
                 let changes = serde_json::json!({
                     "name": {"before": before.name, "after": name},
                     "phone": {"before": before.phone, "after": phone},
                     "kind": {"before": before.kind, "after": kind},
                 });
-                audit::record(conn, tenant, (&ctx).into(), &membership_audit("membership.update", id, changes), now)
-                    .await?;
+                audit::record(
+                    conn,
+                    tenant,
+                    (&ctx).into(),
+                    &membership_audit("membership.update", id, changes),
+                    now,
+                )
+                .await?;
                 load_person(conn, tenant, id).await
             })
         })
@@ -730,6 +780,7 @@ impl Store {
         ctx: &TenantContext,
         id: MembershipId,
         active: bool,
+        holds: impl Fn(&str) -> bool + Send + 'static,
     ) -> Result<Person, IdentityError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
@@ -742,10 +793,8 @@ impl Store {
                     (from, true) => (from.to_owned(), "active"),
                     (from, false) => (from.to_owned(), "suspended"),
                 };
+                check_actor(&ctx, &locked, false, &holds)?;
                 if !active {
-                    if acting_user(&ctx).is_some_and(|me| me.into_uuid() == locked.user_id) {
-                        return Err(Failure::Domain(IdentityError::OwnMembership));
-                    }
                     if locked.role.is_owner() && last_owner(conn, tenant.into_uuid(), id).await? {
                         return Err(Failure::Domain(IdentityError::LastOwner));
                     }
@@ -774,15 +823,18 @@ impl Store {
     /// Removes person `id` from the context's tenant (their account stays):
     /// their sessions there end; the last active owner and one's own
     /// membership cannot be removed. Audited.
-    pub async fn remove_person(&self, ctx: &TenantContext, id: MembershipId) -> Result<(), IdentityError> {
+    pub async fn remove_person(
+        &self,
+        ctx: &TenantContext,
+        id: MembershipId,
+        holds: impl Fn(&str) -> bool + Send + 'static,
+    ) -> Result<(), IdentityError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let locked = lock_membership(conn, tenant.into_uuid(), id).await?;
-                if acting_user(&ctx).is_some_and(|me| me.into_uuid() == locked.user_id) {
-                    return Err(Failure::Domain(IdentityError::OwnMembership));
-                }
+                check_actor(&ctx, &locked, false, &holds)?;
                 if locked.role.is_owner()
                     && locked.status == "active"
                     && last_owner(conn, tenant.into_uuid(), id).await?
@@ -817,11 +869,17 @@ impl Store {
 
     /// Audits an export of the context's tenant's people matching `filter`
     /// (it carries personal data), before it streams.
-    pub async fn note_export(&self, ctx: &TenantContext, filter: &PersonFilter) -> Result<(), IdentityError> {
+    pub async fn note_export(
+        &self,
+        ctx: &TenantContext,
+        tenant: Option<TenantId>,
+        filter: &PersonFilter,
+    ) -> Result<(), IdentityError> {
         let (ctx, now) = (ctx.clone(), self.now());
         let changes = serde_json::json!({
             "filter": {"before": null, "after": {
-                "kind": filter.kind, "status": filter.status, "role": filter.role, "search": filter.search.is_some(),
+                "tenantId": tenant, "kind": filter.kind, "status": filter.status, "role": filter.role,
+                "search": filter.search.is_some(),
             }},
         });
         self.in_tenant(ctx.tenant_id, move |conn| {
@@ -867,11 +925,24 @@ impl Store {
         &self,
         ctx: &TenantContext,
         rows: Vec<ImportRow>,
+        holds: impl Fn(&str) -> bool + Send + 'static,
     ) -> Result<ImportSummary, ImportRefused> {
+        // Every role given must be one the importer may give.
+        let mut roles: Vec<Role> = rows.iter().map(|row| row.role).collect();
+        roles.sort_unstable_by_key(|role| role.as_str());
+        roles.dedup();
+        let platform = ctx.tenant_id == portico_kernel::PLATFORM_TENANT_ID;
+        for role in roles {
+            may_give(role, platform, &holds).map_err(ImportRefused::Identity)?;
+        }
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| Box::pin(import(conn, ctx, rows, now))).await.map_err(
             |failure| match failure {
                 Failure::Domain(refused) => refused,
+                // Someone was invited while the file was written: refused whole, as a row would be.
+                Failure::Db(error) if is_unique_violation(&error, "memberships_tenant_id_user_id_key") => {
+                    ImportRefused::Identity(IdentityError::AlreadyMember)
+                }
                 Failure::Db(error) => {
                     ImportRefused::Identity(IdentityError::Store(crate::error::infra(error)))
                 }
@@ -889,14 +960,16 @@ impl Store {
         ctx: &TenantContext,
         id: MembershipId,
         link: InvitationLink,
+        holds: impl Fn(&str) -> bool + Send + 'static,
     ) -> Result<(), IdentityError> {
         let (ctx, now) = (ctx.clone(), self.now());
         let expires = now + chrono::TimeDelta::from_std(link.lifetime).unwrap_or(chrono::TimeDelta::MAX);
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
+                check_actor(&ctx, &lock_membership(conn, tenant.into_uuid(), id).await?, false, &holds)?;
                 let person = load_person(conn, tenant, id).await?;
-                if person.account_status == UserStatus::Pending {
+                if person.status == MembershipStatus::Invited {
                     return Err(Failure::Domain(IdentityError::AlreadyInvited));
                 }
                 diesel::sql_query(
@@ -937,13 +1010,18 @@ impl Store {
         id: MembershipId,
         action: portico_tenancy::MfaAction,
         notice: portico_kernel::EmailMessage,
+        holds: impl Fn(&str) -> bool + Send + 'static,
     ) -> Result<Person, IdentityError> {
         use portico_tenancy::MfaAction;
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
+                check_actor(&ctx, &lock_membership(conn, tenant.into_uuid(), id).await?, false, &holds)?;
                 let before = load_person(conn, tenant, id).await?;
+                if before.status == MembershipStatus::Invited {
+                    return Err(Failure::Domain(IdentityError::AlreadyInvited));
+                }
                 let (sql, name) = match action {
                     MfaAction::Require => (
                         "UPDATE users SET mfa_required = true, updated_at = $2 WHERE id = $1",
@@ -965,6 +1043,15 @@ impl Store {
                     .execute(conn)
                     .await?;
                 if action == MfaAction::Reset {
+                    // Whoever holds a session may be who took the device: every one ends.
+                    diesel::sql_query(
+                        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'mfa_reset' \
+                         WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind::<SqlUuid, _>(before.user_id.into_uuid())
+                    .bind::<Timestamptz, _>(now)
+                    .execute(conn)
+                    .await?;
                     notify(conn, notice, before.email.as_str(), now).await?;
                     scope(conn, tenant).await?;
                 }
@@ -987,11 +1074,13 @@ impl Store {
         ctx: &TenantContext,
         id: MembershipId,
         session: portico_kernel::SessionId,
+        holds: impl Fn(&str) -> bool + Send + 'static,
     ) -> Result<(), IdentityError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
+                check_actor(&ctx, &lock_membership(conn, tenant.into_uuid(), id).await?, false, &holds)?;
                 let person = load_person(conn, tenant, id).await?;
                 let ended = diesel::sql_query(
                     "UPDATE sessions SET revoked_at = $3, revoked_reason = 'ended_by_administrator' \
@@ -1079,8 +1168,9 @@ async fn analytics(
         n: i64,
     }
     let groups: Vec<Group> = diesel::sql_query(
-        "SELECT m.kind, m.status, m.role, u.mfa_enabled AS mfa, \
-                coalesce(u.last_login_at > $2 - interval '30 days', false) AS recent, \
+        "SELECT m.kind, m.status, m.role, m.status <> 'invited' AND u.mfa_enabled AS mfa, \
+                EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = m.user_id AND s.tenant_id = m.tenant_id \
+                        AND s.created_at > $2 - interval '30 days') AS recent, \
                 m.created_at > $2 - interval '30 days' AS joined, count(*) AS n \
          FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE coalesce(m.tenant_id = $1::uuid, m.tenant_id <> '00000000-0000-7000-8000-000000000001') \
@@ -1186,9 +1276,11 @@ async fn import(
         let roles: Vec<&str> = batch.iter().map(|r| r.role.as_str()).collect();
         let kinds: Vec<&str> = batch.iter().map(|r| r.kind.as_str()).collect();
         let inserted = diesel::sql_query(
-            "INSERT INTO memberships (tenant_id, id, user_id, role, kind, status, created_at, updated_at) \
-             SELECT $1, id, user_id, role, kind, 'invited', $6, $6 \
-             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t (id, user_id, role, kind)",
+            "INSERT INTO memberships (tenant_id, id, user_id, role, kind, status, invite_name, invite_phone, \
+                                      created_at, updated_at) \
+             SELECT $1, id, user_id, role, kind, 'invited', name, phone, $6, $6 \
+             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $7::text[], $8::text[]) \
+                  AS t (id, user_id, role, kind, name, phone)",
         )
         .bind::<SqlUuid, _>(tenant.into_uuid())
         .bind::<Array<SqlUuid>, _>(&memberships)
@@ -1196,6 +1288,8 @@ async fn import(
         .bind::<Array<Text>, _>(&roles)
         .bind::<Array<Text>, _>(&kinds)
         .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(&names)
+        .bind::<Array<Nullable<Text>>, _>(&phones)
         .execute(conn)
         .await?;
         summary.invited += inserted as u64;

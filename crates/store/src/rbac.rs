@@ -52,8 +52,16 @@ const ROLE_SELECT: &str = "SELECT r.id, r.name, r.description, r.permissions, \
 type RbacFailure = Failure<IdentityError>;
 
 fn resolve(failure: RbacFailure) -> IdentityError {
-    failure
-        .resolve(|error| is_unique_violation(error, "roles_name_key").then_some(IdentityError::RoleNameTaken))
+    failure.resolve(|error| {
+        if is_unique_violation(error, "roles_name_key") {
+            Some(IdentityError::RoleNameTaken)
+        } else if crate::error::is_foreign_key_violation(error) {
+            // The custom role was deleted while it was being given.
+            Some(IdentityError::RoleNotFound)
+        } else {
+            None
+        }
+    })
 }
 
 /// The custom role `id` of `tenant`, locked when `lock`.
@@ -248,6 +256,7 @@ impl Store {
                     }
                 };
                 let before = lock_membership(conn, tenant, id).await?;
+                check_actor(&ctx, &before, true, &holds)?;
                 let active_owner = before.role.is_owner() && before.status == "active";
                 if active_owner && !role.is_owner() && last_owner(conn, tenant, id).await? {
                     return Err(Failure::Domain(IdentityError::LastOwner));
@@ -287,6 +296,25 @@ pub(crate) struct Locked {
     pub(crate) role_id: Option<uuid::Uuid>,
     pub(crate) status: String,
     pub(crate) user_id: uuid::Uuid,
+    /// What the membership may do now.
+    pub(crate) permissions: Vec<String>,
+}
+
+/// Whether the context's actor may act on the locked membership: only
+/// holding all it may do ([`portico_tenancy::people::may_act_on`]), and not
+/// on their own unless `own_allowed` (stepping down to another role is; a
+/// lock-out by deactivating or removing oneself is not).
+pub(crate) fn check_actor(
+    ctx: &TenantContext,
+    target: &Locked,
+    own_allowed: bool,
+    holds: impl Fn(&str) -> bool,
+) -> Result<(), RbacFailure> {
+    let own = matches!(ctx.actor, portico_kernel::Actor::User { user_id, .. } if user_id.into_uuid() == target.user_id);
+    if own && !own_allowed {
+        return Err(Failure::Domain(IdentityError::OwnMembership));
+    }
+    portico_tenancy::people::may_act_on(&target.permissions, holds).map_err(Failure::Domain)
 }
 
 /// Locks every active owner of `tenant` (in one order, so concurrent
@@ -306,6 +334,8 @@ pub(crate) async fn lock_membership(
         status: String,
         #[diesel(sql_type = SqlUuid)]
         user_id: uuid::Uuid,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Array<Text>>)]
+        permissions: Option<Vec<String>>,
     }
     diesel::sql_query(
         "SELECT id FROM memberships WHERE tenant_id = $1 AND role IN ('owner', 'platform_owner') \
@@ -315,7 +345,9 @@ pub(crate) async fn lock_membership(
     .execute(conn)
     .await?;
     let row: Option<Row> = diesel::sql_query(
-        "SELECT role, role_id, status, user_id FROM memberships WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        "SELECT m.role, m.role_id, m.status, m.user_id, r.permissions FROM memberships m \
+         LEFT JOIN roles r ON r.tenant_id = m.tenant_id AND r.id = m.role_id \
+         WHERE m.tenant_id = $1 AND m.id = $2 FOR UPDATE OF m",
     )
     .bind::<SqlUuid, _>(tenant)
     .bind::<SqlUuid, _>(id.into_uuid())
@@ -325,7 +357,11 @@ pub(crate) async fn lock_membership(
     let row = row.ok_or(Failure::Domain(IdentityError::MembershipNotFound))?;
     let role = Role::from_storage(&row.role)
         .ok_or_else(|| Failure::Infra(portico_kernel::InfraError::internal("membership role")))?;
-    Ok(Locked { role, role_id: row.role_id, status: row.status, user_id: row.user_id })
+    let permissions = match row.permissions {
+        Some(stored) if role == Role::Custom => portico_tenancy::roles::grantable(&stored),
+        _ => role.permissions().iter().map(|p| (*p).to_owned()).collect(),
+    };
+    Ok(Locked { role, role_id: row.role_id, status: row.status, user_id: row.user_id, permissions })
 }
 
 /// Whether membership `id` is the only active owner of `tenant` (call after

@@ -156,6 +156,20 @@ closed_set!(
     }
 );
 
+/// An owner: an administrator who may also act on owners.
+const TENANT_OWNER: &[&str] = &[
+    "tenants:read",
+    "tenants:write",
+    "audit:read",
+    "api_keys:manage",
+    "roles:read",
+    "roles:write",
+    "memberships:write",
+    "people:read",
+    "people:write",
+    "owners:manage",
+];
+
 const TENANT_ADMIN: &[&str] = &[
     "tenants:read",
     "tenants:write",
@@ -173,7 +187,28 @@ impl Role {
     #[must_use]
     pub const fn permissions(self) -> &'static [&'static str] {
         match self {
-            Self::PlatformOwner | Self::PlatformAdmin => &[
+            Self::PlatformOwner => &[
+                "platform:tenants:read",
+                "platform:tenants:write",
+                "platform:jobs:read",
+                "platform:jobs:write",
+                "platform:audit:read",
+                "platform:people:read",
+                "platform:people:write",
+                "platform:admin_users:read",
+                "platform:admin_users:write",
+                "tenants:read",
+                "tenants:write",
+                "audit:read",
+                "api_keys:manage",
+                "roles:read",
+                "roles:write",
+                "memberships:write",
+                "people:read",
+                "people:write",
+                "owners:manage",
+            ],
+            Self::PlatformAdmin => &[
                 "platform:tenants:read",
                 "platform:tenants:write",
                 "platform:jobs:read",
@@ -204,7 +239,8 @@ impl Role {
                 "roles:read",
                 "people:read",
             ],
-            Self::Owner | Self::Admin => TENANT_ADMIN,
+            Self::Owner => TENANT_OWNER,
+            Self::Admin => TENANT_ADMIN,
             Self::Staff | Self::Viewer => &["tenants:read", "roles:read"],
             // A custom role's permissions are the tenant's, kept with the membership.
             Self::Custom => &[],

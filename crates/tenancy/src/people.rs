@@ -34,7 +34,7 @@ impl RoleChoice {
 /// and only by who holds all they carry; other roles anywhere but their
 /// permissions must be held by the giver (nobody grants what they lack).
 pub fn may_give(role: Role, platform: bool, holds: impl Fn(&str) -> bool) -> Result<(), IdentityError> {
-    if role.is_platform() && !platform {
+    if role.is_platform() != platform {
         return Err(IdentityError::RoleNotAllowed);
     }
     if role.is_platform() {
@@ -44,6 +44,17 @@ pub fn may_give(role: Role, platform: bool, holds: impl Fn(&str) -> bool) -> Res
         };
     }
     check_grant(role.permissions(), holds)
+}
+
+/// Whether someone holding what `holds` says may act on a membership whose
+/// permissions are `target` (change its role, deactivate or remove it, reset
+/// its password or second factor): only who holds all of them, so an
+/// administrator does not act on an owner, nor staff on an administrator.
+pub fn may_act_on<S: AsRef<str>>(target: &[S], holds: impl Fn(&str) -> bool) -> Result<(), IdentityError> {
+    match target.iter().map(AsRef::as_ref).find(|p| !holds(p)) {
+        Some(missing) => Err(IdentityError::GrantNotHeld(missing.to_owned())),
+        None => Ok(()),
+    }
 }
 
 /// The built-in role a kind of person gets when none is named.
@@ -60,6 +71,9 @@ pub const fn default_role(kind: MembershipKind) -> Role {
 /// An open invitation, as administrators see it (never the token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "sentAt": "2026-11-23T09:00:00Z", "sentCount": 1, "expiresAt": "2026-11-30T09:00:00Z"
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct InvitationState {
     /// When it was last sent.
@@ -252,9 +266,25 @@ mod tests {
         assert_eq!(code(may_give(Role::PlatformAdmin, true, everything)), Ok(()));
         let support = |p: &str| Role::PlatformSupport.permissions().contains(&p);
         assert_eq!(code(may_give(Role::PlatformAdmin, true, support)), Err("rbac.permission_not_held"));
+        assert_eq!(code(may_give(Role::Staff, true, everything)), Err("memberships.role_not_allowed"));
         let staff = |p: &str| Role::Staff.permissions().contains(&p);
         assert_eq!(code(may_give(Role::Admin, false, staff)), Err("rbac.permission_not_held"));
         assert_eq!(code(may_give(Role::Viewer, false, staff)), Ok(()));
+    }
+
+    #[test]
+    fn administrators_do_not_act_on_owners_and_owners_act_on_everyone() {
+        let admin = |p: &str| Role::Admin.permissions().contains(&p);
+        let owner = |p: &str| Role::Owner.permissions().contains(&p);
+        assert_eq!(code(may_act_on(Role::Owner.permissions(), admin)), Err("rbac.permission_not_held"));
+        assert_eq!(code(may_act_on(Role::Admin.permissions(), admin)), Ok(()));
+        assert_eq!(code(may_give(Role::Owner, false, admin)), Err("rbac.permission_not_held"));
+        for role in [Role::Owner, Role::Admin, Role::Staff, Role::Viewer] {
+            assert_eq!(code(may_act_on(role.permissions(), owner)), Ok(()), "{role:?}");
+        }
+        let platform_admin = |p: &str| Role::PlatformAdmin.permissions().contains(&p);
+        assert!(may_act_on(Role::PlatformOwner.permissions(), platform_admin).is_err());
+        assert!(may_give(Role::PlatformOwner, true, platform_admin).is_err());
     }
 
     #[test]

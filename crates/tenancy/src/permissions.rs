@@ -36,6 +36,10 @@ pub const CATALOGUE: &[Permission] = &[
     tenant("roles:read", "Read the permission catalogue and the roles."),
     tenant("roles:write", "Create, change and delete one's tenant's custom roles."),
     tenant("memberships:write", "Change the role of one's tenant's people."),
+    tenant(
+        "owners:manage",
+        "Give and take the owner role, and act on owners (owners hold it, administrators do not).",
+    ),
     tenant("people:read", "List and read one's tenant's people, their activity and invitations."),
     tenant(
         "people:write",

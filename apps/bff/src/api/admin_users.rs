@@ -69,6 +69,7 @@ pub struct ToggleMfa {
 /// A platform role and what it carries.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"role": "PLATFORM_SUPPORT", "permissions": ["platform:tenants:read", "tenants:read"]}))]
 pub struct StaffRole {
     /// The role.
     pub role: Role,
@@ -228,7 +229,8 @@ pub async fn remove(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    store.remove_person(&staff(&auth), id.into_inner()).await?;
+    let ctx = staff(&auth);
+    store.remove_person(&ctx, id.into_inner(), holds(&ctx)).await?;
     Ok(envelope::no_content())
 }
 
@@ -385,7 +387,8 @@ pub async fn reset_password(
         "reset-password",
         &token,
     );
-    store.send_password_reset(&ctx, id, InvitationLink { token, lifetime: RESET_LIFETIME, message }).await?;
+    let link = InvitationLink { token, lifetime: RESET_LIFETIME, message };
+    store.send_password_reset(&ctx, id, link, holds(&ctx)).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "success": true, "data": {"message": "A link to choose a new password is on its way to them."}
     })))
@@ -414,13 +417,14 @@ pub async fn toggle_mfa(
     id: web::Path<MembershipId>,
     body: Json<ToggleMfa>,
 ) -> Result<HttpResponse, ApiError> {
+    let ctx = staff(&auth);
     let notice = security_notice(
         &links,
         "Your second factor was reset",
         "An administrator reset the second factor of your Portico account: set up a new one at your next sign-in.",
     );
     let person =
-        store.set_person_mfa(&staff(&auth), id.into_inner(), body.into_inner().action, notice).await?;
+        store.set_person_mfa(&ctx, id.into_inner(), body.into_inner().action, notice, holds(&ctx)).await?;
     Ok(envelope::ok(person))
 }
 
@@ -470,6 +474,7 @@ pub async fn end_session(
     path: web::Path<(MembershipId, SessionId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, session) = path.into_inner();
-    store.end_person_session(&staff(&auth), id, session).await?;
+    let ctx = staff(&auth);
+    store.end_person_session(&ctx, id, session, holds(&ctx)).await?;
     Ok(envelope::no_content())
 }

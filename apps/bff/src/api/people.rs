@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use portico_kernel::{ErrorKind, MembershipId, PageRequest, RoleId, TenantContext, TenantId};
 use portico_store::{AuditFilter, InvitationLink, PersonChanges};
-use portico_tenancy::people::{default_role, may_give, person_name, person_phone};
+use portico_tenancy::people::{default_role, person_name, person_phone};
 use portico_tenancy::people_import::{ImportParser, export_header, export_record};
 use portico_tenancy::{
     Email, IdentityError, MembershipKind, MembershipStatus, NewPerson, Person, PersonFilter, Role,
@@ -19,7 +19,7 @@ use portico_tenancy::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::auth::{hashing, link_email};
-use crate::auth::{PeopleRead, PeopleWrite, Require, holds, permits};
+use crate::auth::{AuditRead, PeopleRead, PeopleWrite, Require, holds, permits};
 use crate::client::origin;
 use crate::db::Db;
 use crate::envelope;
@@ -199,6 +199,21 @@ fn platform_view(auth: &crate::auth::Auth) -> Option<portico_kernel::PlatformCon
     (home && permits(&auth.ctx, "platform:people:read")).then(|| auth.platform().ok()).flatten()
 }
 
+/// The context, if it is a customer tenant's: the platform's staff are
+/// managed under `/api/v1/admin-users` (staff name a customer tenant with
+/// `X-Tenant-ID` to manage its people).
+pub(crate) fn customer(ctx: &TenantContext) -> Result<&TenantContext, ApiError> {
+    if ctx.tenant_id == portico_kernel::PLATFORM_TENANT_ID {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "people.platform_staff",
+            "This is for a customer tenant's people: the platform's staff are managed under /api/v1/admin-users \
+             (name a tenant with X-Tenant-ID).",
+        ));
+    }
+    Ok(ctx)
+}
+
 fn tenant_only() -> ApiError {
     ApiError::new(ErrorKind::Validation, "request.invalid_query", "tenantId is for the platform's staff.")
 }
@@ -271,7 +286,7 @@ pub async fn invitations(
         return Err(tenant_only());
     }
     let filter = PersonFilter { status: Some(MembershipStatus::Invited), ..query.filter()? };
-    Ok(envelope::page(&store.people(&auth.ctx, &filter, query.page()?).await?))
+    Ok(envelope::page(&store.people(customer(&auth.ctx)?, &filter, query.page()?).await?))
 }
 
 #[utoipa::path(
@@ -296,7 +311,7 @@ pub async fn invite(
     links: web::Data<crate::server::Links>,
     body: Json<Invite>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::created(invite_person(&store, &links, &auth.ctx, body.into_inner()).await?))
+    Ok(envelope::created(invite_person(&store, &links, customer(&auth.ctx)?, body.into_inner()).await?))
 }
 
 #[utoipa::path(
@@ -320,7 +335,7 @@ pub async fn resend(
     links: web::Data<crate::server::Links>,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::ok(resend_invitation(&store, &links, &auth.ctx, id.into_inner()).await?))
+    Ok(envelope::ok(resend_invitation(&store, &links, customer(&auth.ctx)?, id.into_inner()).await?))
 }
 
 #[utoipa::path(
@@ -342,7 +357,7 @@ pub async fn revoke(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    store.revoke_invitation(&auth.ctx, id.into_inner()).await?;
+    store.revoke_invitation(customer(&auth.ctx)?, id.into_inner()).await?;
     Ok(envelope::no_content())
 }
 
@@ -420,7 +435,7 @@ async fn list_of(
             Ok(envelope::page(&store.platform_people(&platform, query.tenant_id, &filter, page).await?))
         }
         None if query.tenant_id.is_some() => Err(tenant_only()),
-        None => Ok(envelope::page(&store.people(&auth.ctx, &filter, page).await?)),
+        None => Ok(envelope::page(&store.people(customer(&auth.ctx)?, &filter, page).await?)),
     }
 }
 
@@ -446,7 +461,7 @@ pub async fn create(
     links: web::Data<crate::server::Links>,
     body: Json<Invite>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::created(invite_person(&store, &links, &auth.ctx, body.into_inner()).await?))
+    Ok(envelope::created(invite_person(&store, &links, customer(&auth.ctx)?, body.into_inner()).await?))
 }
 
 #[utoipa::path(
@@ -468,7 +483,7 @@ pub async fn get(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::ok(store.person(&auth.ctx, id.into_inner()).await?))
+    Ok(envelope::ok(store.person(customer(&auth.ctx)?, id.into_inner()).await?))
 }
 
 #[utoipa::path(
@@ -495,7 +510,7 @@ pub async fn update(
     body: Json<UpdatePerson>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = body.into_inner().into_changes()?;
-    Ok(envelope::ok(store.update_person(&auth.ctx, id.into_inner(), changes).await?))
+    Ok(envelope::ok(store.update_person(customer(&auth.ctx)?, id.into_inner(), changes).await?))
 }
 
 #[utoipa::path(
@@ -518,7 +533,7 @@ pub async fn remove(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    store.remove_person(&auth.ctx, id.into_inner()).await?;
+    store.remove_person(customer(&auth.ctx)?, id.into_inner(), holds(&auth.ctx)).await?;
     Ok(envelope::no_content())
 }
 
@@ -542,7 +557,9 @@ pub async fn activate(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::ok(store.set_person_active(&auth.ctx, id.into_inner(), true).await?))
+    Ok(envelope::ok(
+        store.set_person_active(customer(&auth.ctx)?, id.into_inner(), true, holds(&auth.ctx)).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -565,7 +582,9 @@ pub async fn deactivate(
     store: Db,
     id: web::Path<MembershipId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::ok(store.set_person_active(&auth.ctx, id.into_inner(), false).await?))
+    Ok(envelope::ok(
+        store.set_person_active(customer(&auth.ctx)?, id.into_inner(), false, holds(&auth.ctx)).await?,
+    ))
 }
 
 /// Page of an activity list.
@@ -594,23 +613,23 @@ impl ActivityQuery {
     tag = "people",
     params(("id" = String, Path, format = Uuid, description = "The person's membership id."), ActivityQuery),
     responses(
-        (status = 200, description = "What the person did in this tenant, from its audit trail, newest first.", body = AuditPageEnvelope),
+        (status = 200, description = "What the person did in this tenant, from its audit trail (with addresses and user agents, hence `audit:read`), newest first.", body = AuditPageEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission.", body = ErrorEnvelope),
         (status = 404, description = "No such person in this tenant (`memberships.not_found`).", body = ErrorEnvelope),
         (status = 422, description = "A bad page or limit.", body = ErrorEnvelope),
     ),
-    security(("bearer" = ["people:read"]))
+    security(("bearer" = ["audit:read"]))
 )]
 /// A person's activity in the tenant.
 pub async fn activity(
-    auth: Require<PeopleRead>,
+    auth: Require<AuditRead>,
     store: Db,
     id: web::Path<MembershipId>,
     query: web::Query<ActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
-    let person = store.person(&auth.ctx, id.into_inner()).await?;
+    let person = store.person(customer(&auth.ctx)?, id.into_inner()).await?;
     let filter = AuditFilter { actor_id: Some(person.user_id.into_uuid()), ..AuditFilter::default() };
     let rows = store.audit_trail(&auth.ctx, &filter, page).await.map_err(|e| ApiError::infra(&e))?;
     Ok(envelope::page(&rows))
@@ -671,10 +690,26 @@ pub async fn analytics(
 )]
 /// Imports people from CSV, all or nothing.
 pub async fn bulk_import(
+    req: HttpRequest,
     auth: Require<PeopleWrite>,
     store: Db,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let ctx = customer(&auth.ctx)?;
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+        });
+    if !csv {
+        return Err(ApiError::with_status(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "import.not_csv",
+            "Send the file as Content-Type: text/csv.",
+        ));
+    }
     let mut parser = ImportParser::new();
     let mut read = 0usize;
     while let Some(chunk) = payload.next().await {
@@ -692,15 +727,7 @@ pub async fn bulk_import(
         parser.feed(&chunk);
     }
     let rows = parser.finish().map_err(invalid_rows)?;
-    let platform = auth.ctx.tenant_id == portico_kernel::PLATFORM_TENANT_ID;
-    let holds = holds(&auth.ctx);
-    let mut roles: Vec<Role> = rows.iter().map(|row| row.role).collect();
-    roles.sort_unstable_by_key(|role| role.as_str());
-    roles.dedup();
-    for role in roles {
-        may_give(role, platform, &holds)?;
-    }
-    match store.import_people(&auth.ctx, rows).await {
+    match store.import_people(ctx, rows, holds(ctx)).await {
         Ok(summary) => Ok(envelope::created(summary)),
         Err(portico_store::ImportRefused::Rows(report)) => Err(invalid_rows(report)),
         Err(portico_store::ImportRefused::Identity(error)) => Err(error.into()),
@@ -730,6 +757,17 @@ pub struct ExportFilter {
     /// Only whose email or name contains this.
     #[serde(default)]
     pub search: Option<String>,
+    /// Platform staff only: this tenant's people (default: every customer tenant's).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub tenant_id: Option<TenantId>,
+}
+
+/// Whose people an export reads.
+#[derive(Clone)]
+enum ExportScope {
+    Tenant(TenantContext),
+    Platform(portico_kernel::PlatformContext, Option<TenantId>),
 }
 
 #[utoipa::path(
@@ -760,14 +798,24 @@ pub async fn bulk_export(
         ..PeopleQuery::default()
     };
     let filter = query.filter()?;
-    store.note_export(&auth.ctx, &filter).await?;
-    let ctx = auth.ctx.clone();
+    let scope = match platform_view(&auth) {
+        Some(platform) => ExportScope::Platform(platform, body.tenant_id),
+        None if body.tenant_id.is_some() => return Err(tenant_only()),
+        None => ExportScope::Tenant(customer(&auth.ctx)?.clone()),
+    };
+    store.note_export(&auth.ctx, body.tenant_id, &filter).await?;
     let first = web::Bytes::from(export_header());
     let batches = futures_util::stream::unfold(Some(None), move |cursor| {
-        let (store, ctx, filter) = (store.clone(), ctx.clone(), filter.clone());
+        let (store, scope, filter) = (store.clone(), scope.clone(), filter.clone());
         async move {
             let cursor = cursor?;
-            match store.people_batch(&ctx, &filter, cursor, EXPORT_BATCH).await {
+            let batch = match &scope {
+                ExportScope::Tenant(ctx) => store.people_batch(ctx, &filter, cursor, EXPORT_BATCH).await,
+                ExportScope::Platform(platform, tenant) => {
+                    store.platform_people_batch(platform, *tenant, &filter, cursor, EXPORT_BATCH).await
+                }
+            };
+            match batch {
                 Ok(people) => {
                     let next = (people.len() == EXPORT_BATCH as usize)
                         .then(|| people.last().map(|p| (p.created_at, p.id)));

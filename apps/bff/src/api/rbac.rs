@@ -7,6 +7,7 @@ use portico_tenancy::permissions::{CATALOGUE, Permission};
 use portico_tenancy::{CustomRole, Role, RoleDraft};
 use serde::Serialize;
 
+use crate::api::people::customer;
 use crate::auth::{Require, RolesRead, RolesWrite, holds};
 use crate::db::Db;
 use crate::envelope;
@@ -49,6 +50,12 @@ pub struct BuiltInRole {
 /// The roles a tenant's people can hold.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "builtIn": [{"role": "STAFF", "permissions": ["roles:read", "tenants:read"], "platform": false}],
+    "custom": [{"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "name": "Front desk", "description": "Reads people.",
+                "permissions": ["people:read"], "members": 3, "createdAt": "2026-11-23T09:00:00Z",
+                "updatedAt": "2026-11-23T09:00:00Z"}]
+}))]
 pub struct RoleList {
     /// The built-in roles (platform ones only for the platform's staff).
     pub built_in: Vec<BuiltInRole>,
@@ -87,7 +94,7 @@ pub async fn roles(auth: Require<RolesRead>, store: Db) -> Result<HttpResponse, 
     responses(
         (status = 201, description = "The new role.", body = CustomRoleEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
-        (status = 403, description = "The caller lacks the permission, or does not hold a permission it would grant (`rbac.permission_not_held`).", body = ErrorEnvelope),
+        (status = 403, description = "The caller lacks the permission, does not hold a permission it would grant (`rbac.permission_not_held`), or acts on the platform tenant, whose staff hold platform roles only (`people.platform_staff`).", body = ErrorEnvelope),
         (status = 409, description = "Another role has this name (`roles.name_taken`).", body = ErrorEnvelope),
         (status = 422, description = "A bad name or description (`roles.invalid`), an unknown permission (`rbac.unknown_permission`) or a platform one (`rbac.platform_permission`).", body = ErrorEnvelope),
     ),
@@ -99,8 +106,9 @@ pub async fn create_role(
     store: Db,
     body: Json<RoleDraft>,
 ) -> Result<HttpResponse, ApiError> {
-    let draft = body.into_inner().validate(holds(&auth.ctx))?;
-    Ok(envelope::created(store.create_role(&auth.ctx, draft).await?))
+    let ctx = customer(&auth.ctx)?;
+    let draft = body.into_inner().validate(holds(ctx))?;
+    Ok(envelope::created(store.create_role(ctx, draft).await?))
 }
 
 #[utoipa::path(
@@ -148,8 +156,9 @@ pub async fn update_role(
     id: web::Path<RoleId>,
     body: Json<RoleDraft>,
 ) -> Result<HttpResponse, ApiError> {
-    let draft = body.into_inner().validate(holds(&auth.ctx))?;
-    Ok(envelope::ok(store.update_role(&auth.ctx, id.into_inner(), draft).await?))
+    let ctx = customer(&auth.ctx)?;
+    let draft = body.into_inner().validate(holds(ctx))?;
+    Ok(envelope::ok(store.update_role(ctx, id.into_inner(), draft).await?))
 }
 
 #[utoipa::path(
@@ -172,6 +181,6 @@ pub async fn delete_role(
     store: Db,
     id: web::Path<RoleId>,
 ) -> Result<HttpResponse, ApiError> {
-    store.delete_role(&auth.ctx, id.into_inner()).await?;
+    store.delete_role(customer(&auth.ctx)?, id.into_inner()).await?;
     Ok(envelope::no_content())
 }

@@ -45,7 +45,8 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
             "roles:write",
             "memberships:write",
             "people:read",
-            "people:write"
+            "people:write",
+            "owners:manage"
         ]
     );
 

@@ -316,62 +316,77 @@ async fn call_mutation(
             (with_id(created.json["data"]["id"].as_str().unwrap()), None, "api_key.revoke")
         }
         ("POST", "/api/v1/rbac/roles") => {
+            token = customer_owner(app, request_id).await.1;
             (path.to_owned(), Some(json!({"name": "Walked", "permissions": ["tenants:read"]})), "role.create")
         }
         ("PUT", "/api/v1/rbac/roles/{id}") => {
-            let id = custom_role(app, admin, "To update").await;
+            token = customer_owner(app, request_id).await.1;
+            let id = custom_role(app, &token, "To update").await;
             (with_id(&id), Some(json!({"name": "Updated", "permissions": ["roles:read"]})), "role.update")
         }
         ("DELETE", "/api/v1/rbac/roles/{id}") => {
-            (with_id(&custom_role(app, admin, "To delete").await), None, "role.delete")
+            token = customer_owner(app, request_id).await.1;
+            (with_id(&custom_role(app, &token, "To delete").await), None, "role.delete")
         }
-        ("POST", "/api/v1/invitations") => (
-            path.to_owned(),
-            Some(json!({"email": format!("new@{request_id}.example"), "name": "New Person"})),
-            "membership.invite",
-        ),
+        ("POST", "/api/v1/invitations") => {
+            token = customer_owner(app, request_id).await.1;
+            let body = json!({"email": format!("new@{request_id}.example"), "name": "New Person"});
+            (path.to_owned(), Some(body), "membership.invite")
+        }
         ("POST", "/api/v1/invitations/{id}/resend") => {
-            let (id, _) = invited(app, admin, request_id).await;
-            (with_id(&id), None, "invitation.send")
+            token = customer_owner(app, request_id).await.1;
+            (with_id(&invited(app, &token, request_id).await.0), None, "invitation.send")
         }
         ("DELETE", "/api/v1/invitations/{id}") => {
-            (with_id(&invited(app, admin, request_id).await.0), None, "invitation.revoke")
+            token = customer_owner(app, request_id).await.1;
+            (with_id(&invited(app, &token, request_id).await.0), None, "invitation.revoke")
         }
         ("POST", "/api/v1/invitations/accept") => {
-            let (_, email) = invited(app, admin, request_id).await;
+            let owner = customer_owner(app, request_id).await.1;
+            let (_, email) = invited(app, &owner, request_id).await;
             let body =
                 json!({"token": app.emailed_token(&email).await, "password": "a-brand-new-passphrase"});
             (path.to_owned(), Some(body), "invitation.accept")
         }
-        ("POST", "/api/v1/platform-users") => (
-            path.to_owned(),
-            Some(
-                json!({"email": format!("new@{request_id}.example"), "name": "New Person", "kind": "STAFF"}),
-            ),
-            "membership.invite",
-        ),
+        ("POST", "/api/v1/platform-users") => {
+            token = customer_owner(app, request_id).await.1;
+            let body =
+                json!({"email": format!("new@{request_id}.example"), "name": "New Person", "kind": "STAFF"});
+            (path.to_owned(), Some(body), "membership.invite")
+        }
         ("PUT", "/api/v1/platform-users/{id}") => {
-            let (id, _) = invited(app, admin, request_id).await;
+            token = customer_owner(app, request_id).await.1;
+            let (id, _) = invited(app, &token, request_id).await;
             (with_id(&id), Some(json!({"kind": "PARENT", "phone": "+49 30 1234567"})), "membership.update")
         }
-        ("DELETE", "/api/v1/platform-users/{id}") => (with_id(&member(app).await), None, "membership.remove"),
+        ("DELETE", "/api/v1/platform-users/{id}") => {
+            let (tenant, owner) = customer_owner(app, request_id).await;
+            token = owner;
+            (with_id(&member_of(app, tenant).await), None, "membership.remove")
+        }
         ("POST", "/api/v1/platform-users/{id}/deactivate") => {
-            (with_id(&member(app).await), None, "membership.deactivate")
+            let (tenant, owner) = customer_owner(app, request_id).await;
+            token = owner;
+            (with_id(&member_of(app, tenant).await), None, "membership.deactivate")
         }
         ("POST", "/api/v1/platform-users/{id}/activate") => {
-            let id = member(app).await;
-            app.call("POST", &format!("/api/v1/platform-users/{id}/deactivate"), Some(admin), None).await;
+            let (tenant, owner) = customer_owner(app, request_id).await;
+            token = owner;
+            let id = member_of(app, tenant).await;
+            app.call("POST", &format!("/api/v1/platform-users/{id}/deactivate"), Some(&token), None).await;
             (with_id(&id), None, "membership.activate")
         }
         ("POST", "/api/v1/platform-users/bulk-import") => {
+            token = customer_owner(app, request_id).await.1;
             headers.push(("Content-Type", "text/csv"));
             let csv = format!("email,name,kind\r\none@{request_id}.example,One,student\r\n");
             let res =
-                app.call_with(method, path, Some(admin), &headers, Some(csv.clone().into_bytes())).await;
+                app.call_with(method, path, Some(&token), &headers, Some(csv.clone().into_bytes())).await;
             let replay = Replay { path: path.to_owned(), body: Some(csv.into_bytes()), token };
             return (res, "people.import", replay);
         }
         ("POST", "/api/v1/platform-users/bulk-export") => {
+            token = customer_owner(app, request_id).await.1;
             (path.to_owned(), Some(json!({"kind": "STAFF"})), "people.export")
         }
         ("POST", "/api/v1/admin-users") => (
@@ -380,7 +395,7 @@ async fn call_mutation(
             "membership.invite",
         ),
         ("PUT", "/api/v1/admin-users/{id}") => {
-            let (id, _) = invited(app, admin, request_id).await;
+            let id = invited_staff(app, admin, request_id).await;
             (with_id(&id), Some(json!({"name": "Renamed"})), "membership.update")
         }
         ("DELETE", "/api/v1/admin-users/{id}") => (with_id(&member(app).await), None, "membership.remove"),
@@ -388,7 +403,7 @@ async fn call_mutation(
             (with_id(&member(app).await), Some(json!({"role": "PLATFORM_SUPPORT"})), "membership.role_change")
         }
         ("POST", "/api/v1/admin-users/{id}/invite") => {
-            (with_id(&invited(app, admin, request_id).await.0), None, "invitation.send")
+            (with_id(&invited_staff(app, admin, request_id).await), None, "invitation.send")
         }
         ("POST", "/api/v1/admin-users/{id}/reset-password") => {
             (with_id(&member(app).await), None, "membership.password_reset_sent")
@@ -410,21 +425,47 @@ async fn call_mutation(
     (res, action, Replay { path, body, token })
 }
 
-/// A custom role of the platform tenant made for the walk; its id.
-async fn custom_role(app: &TestApp, admin: &str, name: &str) -> String {
+/// A customer tenant made for one walked request, and its signed-in owner's token.
+async fn customer_owner(app: &TestApp, request_id: &str) -> (portico_kernel::TenantId, String) {
+    let tenant = app.tenant(&format!("t-{request_id}")).await;
+    let email = format!("owner@{request_id}.example");
+    app.person(&email, tenant, portico_tenancy::Role::Owner).await;
+    let signed_in = app.sign_in(&email, crate::support::PASSWORD, None).await;
+    (tenant, signed_in.json["data"]["accessToken"].as_str().unwrap().to_owned())
+}
+
+/// A custom role of the owner's tenant made for the walk; its id.
+async fn custom_role(app: &TestApp, owner: &str, name: &str) -> String {
     let body = json!({"name": name, "permissions": ["tenants:read"]});
-    let res = app.call("POST", "/api/v1/rbac/roles", Some(admin), Some(body)).await;
+    let res = app.call("POST", "/api/v1/rbac/roles", Some(owner), Some(body)).await;
     assert_eq!(res.status, 201, "{}", res.body);
     res.json["data"]["id"].as_str().unwrap().to_owned()
 }
 
-/// Someone new invited to the platform tenant for the walk: membership id and address.
-async fn invited(app: &TestApp, admin: &str, request_id: &str) -> (String, String) {
+/// Someone new invited to the owner's tenant for the walk: membership id and address.
+async fn invited(app: &TestApp, owner: &str, request_id: &str) -> (String, String) {
     let email = format!("invited@{request_id}.example");
     let body = json!({"email": email, "name": "Invited Person"});
-    let res = app.call("POST", "/api/v1/invitations", Some(admin), Some(body)).await;
+    let res = app.call("POST", "/api/v1/invitations", Some(owner), Some(body)).await;
     assert_eq!(res.status, 201, "{}", res.body);
     (res.json["data"]["id"].as_str().unwrap().to_owned(), email)
+}
+
+/// Someone new invited to the platform's staff for the walk; their membership id.
+async fn invited_staff(app: &TestApp, admin: &str, request_id: &str) -> String {
+    let body = json!({"email": format!("staff-invited@{request_id}.example"), "name": "Invited Staff"});
+    let res = app.call("POST", "/api/v1/admin-users", Some(admin), Some(body)).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The membership of a fresh staff member of `tenant`.
+async fn member_of(app: &TestApp, tenant: portico_kernel::TenantId) -> String {
+    let email = format!("staff-{}@walk.example", portico_kernel::UserId::new());
+    app.person(&email, tenant, portico_tenancy::Role::Staff).await;
+    let store = app.db.store().await;
+    let person = store.credentials(&portico_tenancy::Email::parse(&email).unwrap()).await.unwrap().unwrap();
+    store.memberships_of(person.user.id).await.unwrap()[0].id.to_string()
 }
 
 /// The membership of a fresh active member of the platform tenant.

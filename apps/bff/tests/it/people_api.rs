@@ -173,38 +173,64 @@ async fn a_custom_roles_permissions_are_what_its_holders_may_do() {
 }
 
 #[actix_web::test]
-async fn the_last_owner_is_kept() {
+async fn only_owners_act_on_owners_and_the_last_owner_is_kept() {
     let app = TestApp::spawn_with(|s| s.rate_limits.auth = "100/min".parse().unwrap()).await;
     let acme = app.tenant("acme").await;
-    let (owner, _, owner_membership) = signed_in(&app, "owner@acme.example", acme, Role::Owner).await;
+    let (owner, _, first) = signed_in(&app, "owner@acme.example", acme, Role::Owner).await;
     let (admin, _, _) = signed_in(&app, "admin@acme.example", acme, Role::Admin).await;
+    let (_, _, colleague) = signed_in(&app, "staff@acme.example", acme, Role::Staff).await;
+    let owners = "SELECT count(*) AS n FROM memberships WHERE role = 'owner' AND status = 'active' \
+                  AND tenant_id = $1::uuid";
 
-    let path = format!("/api/v1/platform-users/{owner_membership}");
-    assert_eq!(
-        code(&app.call("DELETE", &path, Some(&admin), None).await),
-        (409, json!("memberships.last_owner"))
-    );
-    let res = app.call("POST", &format!("{path}/deactivate"), Some(&admin), None).await;
+    // An administrator acts on no owner, and makes nobody an owner, themselves included.
+    let path = format!("/api/v1/platform-users/{first}");
+    for (method, path, body) in [
+        ("DELETE", path.clone(), None),
+        ("POST", format!("{path}/deactivate"), None),
+        ("PUT", format!("/api/v1/memberships/{first}/role"), Some(json!({"role": "STAFF"}))),
+        ("PUT", format!("/api/v1/memberships/{colleague}/role"), Some(json!({"role": "OWNER"}))),
+    ] {
+        let res = app.call(method, &path, Some(&admin), body).await;
+        assert_eq!(code(&res), (403, json!("rbac.permission_not_held")), "{method} {path}");
+    }
+    // The only owner cannot step down, nor remove themselves.
+    let own = json!({"role": "ADMIN"});
+    let res = app.call("PUT", &format!("/api/v1/memberships/{first}/role"), Some(&owner), Some(own)).await;
     assert_eq!(code(&res), (409, json!("memberships.last_owner")));
-    let demote = json!({"role": "STAFF"});
-    let res = app
-        .call("PUT", &format!("/api/v1/memberships/{owner_membership}/role"), Some(&admin), Some(demote))
-        .await;
-    assert_eq!(code(&res), (409, json!("memberships.last_owner")));
-    // Nor does anyone remove themselves.
     assert_eq!(
         code(&app.call("DELETE", &path, Some(&owner), None).await),
         (409, json!("people.own_membership"))
     );
-    let still = "SELECT count(*) AS n FROM memberships WHERE role = 'owner' AND status = 'active' AND tenant_id = $1::uuid";
-    assert_eq!(count(&app, still, &acme.to_string()).await, 1);
 
-    // With a second owner, the first may go.
-    let (_, _, second) = signed_in(&app, "second@acme.example", acme, Role::Owner).await;
-    assert_eq!(app.call("DELETE", &path, Some(&admin), None).await.status, 204);
-    assert_eq!(count(&app, still, &acme.to_string()).await, 1);
-    let res = app.call("DELETE", &format!("/api/v1/platform-users/{second}"), Some(&admin), None).await;
+    // The last owner stays, even against the platform's staff acting on the tenant.
+    let staff = app.admin_token();
+    let on_acme = [("X-Tenant-ID", acme.to_string())];
+    let on_acme: Vec<(&str, &str)> = on_acme.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let res = app.call_with("DELETE", &path, Some(&staff), &on_acme, None).await;
+    assert_eq!(code(&res), (409, json!("memberships.last_owner")), "{}", res.body);
+    let res = app.call_with("POST", &format!("{path}/deactivate"), Some(&staff), &on_acme, None).await;
     assert_eq!(code(&res), (409, json!("memberships.last_owner")));
+    assert_eq!(count(&app, owners, &acme.to_string()).await, 1);
+
+    // The owner makes a second owner, who may then remove the first.
+    let res = app
+        .call(
+            "PUT",
+            &format!("/api/v1/memberships/{colleague}/role"),
+            Some(&owner),
+            Some(json!({"role": "OWNER"})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let second = app.sign_in("staff@acme.example", PASSWORD, None).await.json["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.call("DELETE", &path, Some(&second), None).await.status, 204);
+    assert_eq!(count(&app, owners, &acme.to_string()).await, 1);
+    let audited =
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'membership.remove' AND resource_id = $1";
+    assert_eq!(count(&app, audited, &first).await, 1);
 }
 
 #[actix_web::test]
@@ -309,10 +335,19 @@ async fn an_invitation_is_accepted_once_and_never_after_it_expires() {
         json!(0)
     );
 
-    // An existing account joins without a password change.
+    // An existing account joins without a password change; until then acme sees only what it typed,
+    // not that the address has an account elsewhere, nor its name, phone or sign-ins.
     let (_, _, _) = signed_in(&app, "member@globex.example", globex, Role::Staff).await;
-    let invite = json!({"email": "member@globex.example", "name": "Ignored"});
-    app.call("POST", "/api/v1/invitations", Some(&admin), Some(invite)).await;
+    let invite = json!({"email": "member@globex.example", "name": "Typed By Acme"});
+    let res = app.call("POST", "/api/v1/invitations", Some(&admin), Some(invite)).await;
+    let seen = &res.json["data"];
+    assert_eq!(
+        (&seen["name"], &seen["accountStatus"], &seen["lastLoginAt"], &seen["emailVerified"]),
+        (&json!("Typed By Acme"), &json!("PENDING"), &Value::Null, &json!(false)),
+        "{}",
+        res.body
+    );
+    let member_id = seen["id"].as_str().unwrap().to_owned();
     let token = app.emailed_token("member@globex.example").await;
     let res = app
         .call(
@@ -323,6 +358,13 @@ async fn an_invitation_is_accepted_once_and_never_after_it_expires() {
         )
         .await;
     assert_eq!(res.json["data"]["newAccount"], json!(false), "{}", res.body);
+    let joined = app.call("GET", &format!("/api/v1/platform-users/{member_id}"), Some(&admin), None).await;
+    assert_eq!(joined.json["data"]["name"], json!("Test Person"), "their own name, once they joined");
+    assert_eq!(
+        joined.json["data"]["lastLoginAt"],
+        Value::Null,
+        "no sign-in to acme yet: globex's is not shown"
+    );
     assert_eq!(
         app.sign_in("member@globex.example", PASSWORD, Some("acme")).await.status,
         200,
@@ -651,6 +693,42 @@ async fn the_platforms_staff_are_managed_without_anyone_seeing_their_secrets() {
         .call("PUT", &format!("/api/v1/admin-users/{root_membership}/permissions"), Some(&root), Some(demote))
         .await;
     assert_eq!(code(&res), (409, json!("memberships.last_owner")));
+    // A platform admin acts on no platform owner, and makes nobody one.
+    let (admin2, _, _) = signed_in(&app, "admin2@portico.example", platform, Role::PlatformAdmin).await;
+    let root_path = format!("/api/v1/admin-users/{root_membership}");
+    for (method, path, body) in [
+        ("DELETE", root_path.clone(), None),
+        ("POST", format!("{root_path}/toggle-mfa"), Some(json!({"action": "RESET"}))),
+        ("POST", format!("{root_path}/reset-password"), None),
+        ("PUT", admin_path("/permissions"), Some(json!({"role": "PLATFORM_OWNER"}))),
+    ] {
+        let res = app.call(method, &path, Some(&admin2), body).await;
+        assert_eq!(code(&res), (403, json!("rbac.permission_not_held")), "{method} {path}");
+    }
+    // Their own second factor is managed under /auth, with the code.
+    let res = app
+        .call("POST", &format!("{root_path}/toggle-mfa"), Some(&root), Some(json!({"action": "WAIVE"})))
+        .await;
+    assert_eq!(code(&res), (409, json!("people.own_membership")));
+    // The platform's staff are not managed as a tenant's people.
+    let invite = json!({"email": "x@portico.example", "name": "X", "role": "PLATFORM_OWNER"});
+    for (method, path, body) in [
+        ("POST", "/api/v1/platform-users".to_owned(), Some(invite)),
+        ("DELETE", format!("/api/v1/platform-users/{ops}"), None),
+        ("POST", format!("/api/v1/platform-users/{ops}/deactivate"), None),
+        (
+            "POST",
+            "/api/v1/rbac/roles".to_owned(),
+            Some(json!({"name": "R", "permissions": ["tenants:read"]})),
+        ),
+    ] {
+        let res = app.call(method, &path, Some(&root), body).await;
+        assert_eq!(code(&res), (403, json!("people.platform_staff")), "{method} {path}");
+    }
+    let res = app
+        .call("PUT", &format!("/api/v1/memberships/{ops}/role"), Some(&root), Some(json!({"role": "ADMIN"})))
+        .await;
+    assert_eq!(code(&res), (422, json!("memberships.role_not_allowed")));
     let acme = app.tenant("acme").await;
     let (tenant_admin, _, acme_admin) = signed_in(&app, "admin@acme.example", acme, Role::Admin).await;
     for path in ["/api/v1/admin-users".to_owned(), admin_path(""), admin_path("/sessions")] {
@@ -663,7 +741,7 @@ async fn the_platforms_staff_are_managed_without_anyone_seeing_their_secrets() {
     let counts = app.call("GET", "/api/v1/admin-users/analytics", Some(&root), None).await;
     assert_eq!(
         counts.json["data"]["byRole"],
-        json!({"platform_owner": 1, "platform_support": 1}),
+        json!({"platform_admin": 1, "platform_owner": 1, "platform_support": 1}),
         "{}",
         counts.body
     );

@@ -13,6 +13,8 @@ use portico_tenancy::{
 };
 use portico_testkit::TestDb;
 
+use diesel_async::SimpleAsyncConnection;
+
 use crate::support::{connect, count, member_of, tenant};
 
 /// An administrator of `tenant` holding everything a tenant owner holds.
@@ -61,11 +63,21 @@ async fn two_owners_demoted_at_once_leave_one_owner() {
     let first = member(&store, &ctx, "one@acme.example", Role::Owner).await;
     let second = member(&store, &ctx, "two@acme.example", Role::Owner).await;
 
+    // Both demotions wait behind a transaction holding the owners, then race.
+    let mut holder = connect(&db.urls.platform).await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    let lock = format!("SELECT id FROM memberships WHERE tenant_id = '{acme}' AND role = 'owner' FOR UPDATE");
+    holder.batch_execute(&lock).await.unwrap();
     let demote = |id| {
         let (store, ctx) = (store.clone(), ctx.clone());
-        async move { store.change_role(&ctx, id, RoleChoice::BuiltIn(Role::Staff), |_| true).await }
+        tokio::spawn(
+            async move { store.change_role(&ctx, id, RoleChoice::BuiltIn(Role::Staff), |_| true).await },
+        )
     };
-    let (a, b) = tokio::join!(demote(first), demote(second));
+    let (a, b) = (demote(first), demote(second));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
     let refused = [&a, &b].iter().filter(|r| matches!(r, Err(IdentityError::LastOwner))).count();
     assert_eq!((refused, [&a, &b].iter().filter(|r| r.is_ok()).count()), (1, 1), "{a:?} {b:?}");
     let mut conn = connect(&db.urls.platform).await;
@@ -85,9 +97,12 @@ async fn another_tenants_people_are_not_found() {
 
     let other = admin_of(globex);
     assert!(matches!(store.person(&other, theirs).await, Err(IdentityError::MembershipNotFound)));
-    assert!(matches!(store.remove_person(&other, theirs).await, Err(IdentityError::MembershipNotFound)));
     assert!(matches!(
-        store.set_person_active(&other, theirs, false).await,
+        store.remove_person(&other, theirs, |_| true).await,
+        Err(IdentityError::MembershipNotFound)
+    ));
+    assert!(matches!(
+        store.set_person_active(&other, theirs, false, |_| true).await,
         Err(IdentityError::MembershipNotFound)
     ));
     let page = store.people(&other, &PersonFilter::default(), Default::default()).await.unwrap();
@@ -146,7 +161,7 @@ async fn an_import_refused_in_its_last_batch_leaves_nothing_behind() {
     let mut parser = ImportParser::new();
     parser.feed(csv.as_bytes());
     let rows = parser.finish().unwrap();
-    match store.import_people(&ctx, rows).await {
+    match store.import_people(&ctx, rows, |_| true).await {
         Err(ImportRefused::Rows(report)) => {
             assert_eq!(report.error_count, 1);
             assert_eq!((report.errors[0].line, report.errors[0].code), (5_602, "import.already_member"));
@@ -166,7 +181,7 @@ async fn an_import_refused_in_its_last_batch_leaves_nothing_behind() {
     }
     let mut parser = ImportParser::new();
     parser.feed(csv.as_bytes());
-    let summary = store.import_people(&ctx, parser.finish().unwrap()).await.unwrap();
+    let summary = store.import_people(&ctx, parser.finish().unwrap(), |_| true).await.unwrap();
     assert_eq!((summary.rows, summary.new_accounts, summary.invited), (6_000, 6_000, 6_000));
     let invited =
         format!("SELECT count(*) AS n FROM memberships WHERE tenant_id = '{acme}' AND status = 'invited'");
