@@ -237,6 +237,18 @@ fn membership_audit(action: &'static str, id: MembershipId, changes: serde_json:
     AuditEntry { action, resource_type: "membership", resource_id: id.to_string(), changes }
 }
 
+/// Audits `action` on membership `id` in the context's tenant, by its actor.
+async fn audit_membership(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    action: &'static str,
+    id: MembershipId,
+    changes: serde_json::Value,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    audit::record(conn, ctx.tenant_id, ctx.into(), &membership_audit(action, id, changes), now).await
+}
+
 /// Ends `user`'s sessions signed in to `tenant` (they were removed or deactivated there).
 async fn end_sessions_in(
     conn: &mut AsyncPgConnection,
@@ -511,8 +523,7 @@ impl Store {
                     "kind": {"before": null, "after": new.kind},
                     "invitationSent": {"before": null, "after": sent},
                 });
-                audit::record(conn, tenant, (&ctx).into(), &membership_audit("membership.invite", id, changes), now)
-                    .await?;
+                audit_membership(conn, &ctx, "membership.invite", id, changes, now).await?;
                 load_person(conn, tenant, id).await
             })
         })
@@ -544,14 +555,7 @@ impl Store {
                 send_link(conn, tenant, id, person.email.as_str(), acting_user(&ctx), link, now).await?;
                 let sent = person.invitation.as_ref().map_or(0, |i| i.sent_count) + 1;
                 let changes = serde_json::json!({"sentCount": {"before": sent - 1, "after": sent}});
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &membership_audit("invitation.send", id, changes),
-                    now,
-                )
-                .await?;
+                audit_membership(conn, &ctx, "invitation.send", id, changes, now).await?;
                 load_person(conn, tenant, id).await
             })
         })
@@ -581,14 +585,7 @@ impl Store {
                     return Err(Failure::Domain(IdentityError::InvitationNotFound));
                 }
                 let changes = serde_json::json!({"status": {"before": "invited", "after": null}});
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &membership_audit("invitation.revoke", id, changes),
-                    now,
-                )
-                .await?;
+                audit_membership(conn, &ctx, "invitation.revoke", id, changes, now).await?;
                 Ok(())
             })
         })
@@ -756,14 +753,7 @@ impl Store {
                     "phone": {"before": before.phone, "after": phone},
                     "kind": {"before": before.kind, "after": kind},
                 });
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &membership_audit("membership.update", id, changes),
-                    now,
-                )
-                .await?;
+                audit_membership(conn, &ctx, "membership.update", id, changes, now).await?;
                 load_person(conn, tenant, id).await
             })
         })
@@ -811,8 +801,7 @@ impl Store {
                 .await?;
                 let action = if active { "membership.activate" } else { "membership.deactivate" };
                 let changes = serde_json::json!({"status": {"before": from, "after": to}});
-                audit::record(conn, tenant, (&ctx).into(), &membership_audit(action, id, changes), now)
-                    .await?;
+                audit_membership(conn, &ctx, action, id, changes, now).await?;
                 load_person(conn, tenant, id).await
             })
         })
@@ -852,14 +841,7 @@ impl Store {
                     "role": {"before": locked.role, "after": null},
                     "status": {"before": locked.status, "after": null},
                 });
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &membership_audit("membership.remove", id, changes),
-                    now,
-                )
-                .await?;
+                audit_membership(conn, &ctx, "membership.remove", id, changes, now).await?;
                 Ok(())
             })
         })
@@ -993,8 +975,7 @@ impl Store {
                 .await?;
                 notify(conn, link.message, person.email.as_str(), now).await?;
                 scope(conn, tenant).await?;
-                let entry = membership_audit("membership.password_reset_sent", id, serde_json::json!({}));
-                audit::record(conn, tenant, (&ctx).into(), &entry, now).await?;
+                audit_membership(conn, &ctx, "membership.password_reset_sent", id, serde_json::json!({}), now).await?;
                 Ok(())
             })
         })
@@ -1060,7 +1041,7 @@ impl Store {
                     "mfaRequired": {"before": before.mfa_required, "after": after.mfa_required},
                     "mfaEnabled": {"before": before.mfa_enabled, "after": after.mfa_enabled},
                 });
-                audit::record(conn, tenant, (&ctx).into(), &membership_audit(name, id, changes), now).await?;
+                audit_membership(conn, &ctx, name, id, changes, now).await?;
                 Ok(after)
             })
         })
@@ -1095,8 +1076,7 @@ impl Store {
                     return Err(Failure::Domain(IdentityError::SessionNotFound));
                 }
                 let changes = serde_json::json!({"sessionId": {"before": session, "after": null}});
-                let entry = membership_audit("membership.session_end", id, changes);
-                audit::record(conn, tenant, (&ctx).into(), &entry, now).await?;
+                audit_membership(conn, &ctx, "membership.session_end", id, changes, now).await?;
                 Ok(())
             })
         })

@@ -156,7 +156,8 @@ closed_set!(
     }
 );
 
-/// An owner: an administrator who may also act on owners.
+/// A tenant's owner: everything an administrator may do, and acting on
+/// owners (`owners:manage`, last, so the administrator's set is a prefix).
 const TENANT_OWNER: &[&str] = &[
     "tenants:read",
     "tenants:write",
@@ -170,7 +171,20 @@ const TENANT_OWNER: &[&str] = &[
     "owners:manage",
 ];
 
-const TENANT_ADMIN: &[&str] = &[
+/// A tenant's administrator: an owner but for `owners:manage`.
+const TENANT_ADMIN: &[&str] = TENANT_OWNER.split_at(TENANT_OWNER.len() - 1).0;
+
+/// The platform's owner: everything, `owners:manage` last (as above).
+const PLATFORM_OWNER: &[&str] = &[
+    "platform:tenants:read",
+    "platform:tenants:write",
+    "platform:jobs:read",
+    "platform:jobs:write",
+    "platform:audit:read",
+    "platform:people:read",
+    "platform:people:write",
+    "platform:admin_users:read",
+    "platform:admin_users:write",
     "tenants:read",
     "tenants:write",
     "audit:read",
@@ -180,54 +194,19 @@ const TENANT_ADMIN: &[&str] = &[
     "memberships:write",
     "people:read",
     "people:write",
+    "owners:manage",
 ];
+
+/// The platform's administrator: its owner but for `owners:manage`.
+const PLATFORM_ADMIN: &[&str] = PLATFORM_OWNER.split_at(PLATFORM_OWNER.len() - 1).0;
 
 impl Role {
     /// What the role may do.
     #[must_use]
     pub const fn permissions(self) -> &'static [&'static str] {
         match self {
-            Self::PlatformOwner => &[
-                "platform:tenants:read",
-                "platform:tenants:write",
-                "platform:jobs:read",
-                "platform:jobs:write",
-                "platform:audit:read",
-                "platform:people:read",
-                "platform:people:write",
-                "platform:admin_users:read",
-                "platform:admin_users:write",
-                "tenants:read",
-                "tenants:write",
-                "audit:read",
-                "api_keys:manage",
-                "roles:read",
-                "roles:write",
-                "memberships:write",
-                "people:read",
-                "people:write",
-                "owners:manage",
-            ],
-            Self::PlatformAdmin => &[
-                "platform:tenants:read",
-                "platform:tenants:write",
-                "platform:jobs:read",
-                "platform:jobs:write",
-                "platform:audit:read",
-                "platform:people:read",
-                "platform:people:write",
-                "platform:admin_users:read",
-                "platform:admin_users:write",
-                "tenants:read",
-                "tenants:write",
-                "audit:read",
-                "api_keys:manage",
-                "roles:read",
-                "roles:write",
-                "memberships:write",
-                "people:read",
-                "people:write",
-            ],
+            Self::PlatformOwner => PLATFORM_OWNER,
+            Self::PlatformAdmin => PLATFORM_ADMIN,
             Self::PlatformSupport => &[
                 "platform:tenants:read",
                 "platform:jobs:read",
