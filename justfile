@@ -36,12 +36,14 @@ migrate:
 openapi:
     cargo run -q -- openapi > docs/openapi.json
 
-# Load drivers (release build): the store's scoped transactions, job throughput, and the HTTP
-# API (GET /api/v1/tenants/{id} from the cache, without it, and a route without database work).
+# Load drivers (release build): the store's scoped transactions, job throughput, the HTTP
+# API (GET /api/v1/tenants/{id} from the cache, without it, and a route without database work),
+# and a bulk import of 100,000 people over HTTP beside its parse alone.
 bench:
     cargo bench -p portico-store
     cargo bench -p portico-worker
     cargo bench -p portico-bff --bench http
+    cargo bench -p portico-bff --bench import
 
 # What CI runs.
 ci:

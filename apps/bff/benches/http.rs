@@ -6,14 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use portico_bff::auth::TokenKeys;
 use portico_bff::server::{self, Settings};
-use portico_kernel::{PlatformContext, UserId};
-use portico_tenancy::{CreateTenant, TenantStore};
-use portico_testkit::TestDb;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
@@ -21,7 +20,6 @@ use std::net::TcpStream;
 const CONNECTIONS: usize = 32;
 /// How long each scenario runs.
 const DURATION: Duration = Duration::from_secs(8);
-const SECRET: &[u8] = b"bench-secret-0123456789abcdef-0123456789";
 
 /// One request on a kept-alive connection; the status and the `X-Cache` header.
 fn request(conn: &mut BufReader<TcpStream>, raw: &[u8]) -> (u16, Option<String>) {
@@ -93,7 +91,7 @@ fn scenario(name: &str, addr: SocketAddr, path: &str, token: &str, expect_cache:
 }
 
 fn settings(cache: bool) -> Settings {
-    let mut settings = Settings::local(TokenKeys::new(SECRET));
+    let mut settings = Settings::local(TokenKeys::new(support::SECRET));
     settings.rate_limits.enabled = false;
     settings.cache.enabled = cache;
     settings
@@ -102,22 +100,8 @@ fn settings(cache: bool) -> Settings {
 fn main() {
     let system = actix_web::rt::System::new();
     system.block_on(async {
-        let db = TestDb::new().await;
-        // The production default pools (the test harness's are small).
-        let store = portico_store::Store::connect(&db.urls, &portico_store::PoolConfig::default()).await.unwrap();
-        let command = CreateTenant {
-            name: "Bench".into(),
-            slug: "bench".into(),
-            contact_email: "ops@bench.example".into(),
-            phone: None,
-            industry: None,
-            metadata: None,
-            status: None,
-        };
-        let tenant = store.create(&PlatformContext::system("bench"), command).await.unwrap();
-        let token = TokenKeys::new(SECRET)
-            .mint(UserId::new(), "owner@bench.example", "owner", tenant.id, &["tenants:read"], 3600)
-            .unwrap();
+        let (db, store, tenant) = support::bench_tenant().await;
+        let token = support::owner_token(&tenant, &["tenants:read"]);
         let cached = server::start(store.clone(), &settings(true)).unwrap();
         let uncached = server::start(store, &settings(false)).unwrap();
         let (cached_addr, uncached_addr) = (cached.addr, uncached.addr);

@@ -120,7 +120,7 @@ use crate::api;
         portico_tenancy::MembershipKind, portico_tenancy::MembershipStatus, portico_tenancy::PeopleAnalytics,
         PersonEnvelope, PersonPageEnvelope, PeopleAnalyticsEnvelope, api::people::Invite,
         api::people::UpdatePerson, api::people::AcceptInvitation, api::people::InvitationAccepted,
-        InvitationAcceptedEnvelope, api::people::ExportFilter, portico_store::ImportSummary, ImportSummaryEnvelope,
+        InvitationAcceptedEnvelope, api::people::ExportFilter, portico_tenancy::people_import::ImportSummary, ImportSummaryEnvelope,
         portico_tenancy::people_import::ImportReport, portico_tenancy::people_import::RowError,
         api::admin_users::InviteAdmin, api::admin_users::SetAdminPermissions, api::admin_users::ToggleMfa,
         portico_tenancy::MfaAction, api::admin_users::StaffRole, api::admin_users::AdminPermissions,
@@ -358,7 +358,7 @@ envelopes! {
     /// `{"success": true, "data": InvitationAccepted}`.
     InvitationAcceptedEnvelope => api::people::InvitationAccepted;
     /// `{"success": true, "data": ImportSummary}`.
-    ImportSummaryEnvelope => portico_store::ImportSummary;
+    ImportSummaryEnvelope => portico_tenancy::people_import::ImportSummary;
     /// `{"success": true, "data": AdminPermissions}`.
     AdminPermissionsEnvelope => api::admin_users::AdminPermissions;
     /// `{"success": true, "data": [Session]}`.

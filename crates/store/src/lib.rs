@@ -45,7 +45,7 @@ pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
     run_next_migration,
 };
-pub use people::{Accepted, ImportRefused, ImportSummary, InvitationLink, PeopleCursor, PersonChanges};
+pub use people::{Accepted, PeopleCursor};
 pub use roles::{
     APP_ROLE, DatabaseUrls, OWNER_ROLE, PLATFORM_ROLE, RolePasswords, redact_url, with_database,
 };

@@ -1,8 +1,6 @@
 //! A tenant's people: who belongs (a person through a membership), their
 //! invitations, deactivation and removal, counts, and bulk import.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
@@ -12,7 +10,8 @@ use portico_kernel::{
     TenantId, UserId,
 };
 use portico_tenancy::people::may_give;
-use portico_tenancy::people_import::{ImportReport, ImportRow, RowError};
+use portico_tenancy::people::{InvitationLink, PersonChanges};
+use portico_tenancy::people_import::{ImportRefused, ImportReport, ImportRow, ImportSummary, RowError};
 use portico_tenancy::roles::check_grant;
 use portico_tenancy::{
     Email, IdentityError, InvitationState, MembershipKind, MembershipStatus, NewPerson, PeopleAnalytics,
@@ -269,18 +268,6 @@ async fn end_sessions_in(
     .await
 }
 
-/// An invitation's link to send: the token (only its hash is kept), how
-/// long it works, and the email that carries it (its recipient is set here).
-#[derive(Debug, Clone)]
-pub struct InvitationLink {
-    /// The single-use token.
-    pub token: String,
-    /// How long it works.
-    pub lifetime: Duration,
-    /// The email with the link.
-    pub message: portico_kernel::EmailMessage,
-}
-
 /// Stores (or replaces) the invitation of membership `id` with `link` and
 /// enqueues its email; the connection stays scoped to `tenant`.
 async fn send_link(
@@ -332,35 +319,6 @@ pub struct Accepted {
     pub tenant: TenantId,
     /// Whether the acceptance created their account (set its password).
     pub new_account: bool,
-}
-
-/// What a bulk import wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"rows": 1200, "newAccounts": 1150, "invited": 1200})))]
-#[serde(rename_all = "camelCase")]
-pub struct ImportSummary {
-    /// Rows imported.
-    pub rows: u64,
-    /// Accounts created for addresses new to the platform.
-    pub new_accounts: u64,
-    /// Memberships created (invited: each person accepts to sign in).
-    pub invited: u64,
-}
-
-/// Why an import wrote nothing.
-#[derive(Debug)]
-pub enum ImportRefused {
-    /// Rows that cannot be imported, each with its line.
-    Rows(ImportReport),
-    /// Another failure.
-    Identity(IdentityError),
-}
-
-impl From<portico_kernel::InfraError> for ImportRefused {
-    fn from(error: portico_kernel::InfraError) -> Self {
-        Self::Identity(IdentityError::Store(error))
-    }
 }
 
 /// Rows per statement of a bulk import.
@@ -1083,17 +1041,6 @@ impl Store {
         .await
         .map_err(resolve)
     }
-}
-
-/// What an update may change about a person.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PersonChanges {
-    /// A new name (only before the account is set up).
-    pub name: Option<String>,
-    /// A new phone number, or none (only before the account is set up).
-    pub phone: Option<Option<String>>,
-    /// A new kind.
-    pub kind: Option<MembershipKind>,
 }
 
 /// The account of `new`'s address: the existing one, or a new one (pending).

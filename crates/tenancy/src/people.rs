@@ -207,6 +207,29 @@ pub enum MfaAction {
     Reset,
 }
 
+/// What an update may change about a person.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonChanges {
+    /// A new name (only while they are invited).
+    pub name: Option<String>,
+    /// A new phone number, or none (only while they are invited).
+    pub phone: Option<Option<String>>,
+    /// A new kind.
+    pub kind: Option<MembershipKind>,
+}
+
+/// An invitation's link to send: the token (only its hash is kept), how
+/// long it works, and the email that carries it (its recipient is set here).
+#[derive(Debug, Clone)]
+pub struct InvitationLink {
+    /// The single-use token.
+    pub token: String,
+    /// How long it works.
+    pub lifetime: std::time::Duration,
+    /// The email with the link.
+    pub message: portico_kernel::EmailMessage,
+}
+
 /// Counts for the people dashboards.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

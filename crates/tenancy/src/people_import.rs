@@ -781,6 +781,35 @@ fn quoted(value: &str) -> String {
     format!(" {shown:?}")
 }
 
+/// What a bulk import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"rows": 1200, "newAccounts": 1150, "invited": 1200})))]
+#[serde(rename_all = "camelCase")]
+pub struct ImportSummary {
+    /// Rows imported.
+    pub rows: u64,
+    /// Accounts created for addresses new to the platform.
+    pub new_accounts: u64,
+    /// Memberships created (invited: each person accepts to sign in).
+    pub invited: u64,
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug)]
+pub enum ImportRefused {
+    /// Rows that cannot be imported, each with its line.
+    Rows(ImportReport),
+    /// Another failure.
+    Identity(crate::IdentityError),
+}
+
+impl From<portico_kernel::InfraError> for ImportRefused {
+    fn from(error: portico_kernel::InfraError) -> Self {
+        Self::Identity(crate::IdentityError::Store(error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 
 use actix_web::{HttpResponse, web};
 use portico_kernel::{MembershipId, PLATFORM_TENANT_ID, SessionId, TenantContext};
-use portico_store::{AuditFilter, InvitationLink};
+use portico_store::AuditFilter;
+use portico_tenancy::people::InvitationLink;
 use portico_tenancy::people::{person_name, person_phone};
 use portico_tenancy::permissions::{CATALOGUE, Permission};
 use portico_tenancy::{

@@ -9,7 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use portico_kernel::{ErrorKind, MembershipId, PageRequest, RoleId, TenantContext, TenantId};
-use portico_store::{AuditFilter, InvitationLink, PersonChanges};
+use portico_store::AuditFilter;
+use portico_tenancy::people::{InvitationLink, PersonChanges};
 use portico_tenancy::people::{default_role, person_name, person_phone};
 use portico_tenancy::people_import::{ImportParser, export_header, export_record};
 use portico_tenancy::{
@@ -729,8 +730,8 @@ pub async fn bulk_import(
     let rows = parser.finish().map_err(invalid_rows)?;
     match store.import_people(ctx, rows, holds(ctx)).await {
         Ok(summary) => Ok(envelope::created(summary)),
-        Err(portico_store::ImportRefused::Rows(report)) => Err(invalid_rows(report)),
-        Err(portico_store::ImportRefused::Identity(error)) => Err(error.into()),
+        Err(portico_tenancy::people_import::ImportRefused::Rows(report)) => Err(invalid_rows(report)),
+        Err(portico_tenancy::people_import::ImportRefused::Identity(error)) => Err(error.into()),
     }
 }
 

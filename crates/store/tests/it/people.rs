@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use portico_kernel::{EmailMessage, FixedClock, Mailbox, MembershipId, Origin, RequestId, TenantContext};
-use portico_store::{ImportRefused, InvitationLink, NewUser, Store};
+use portico_store::{NewUser, Store};
+use portico_tenancy::people::InvitationLink;
 use portico_tenancy::people_import::ImportParser;
+use portico_tenancy::people_import::ImportRefused;
 use portico_tenancy::{
     Email, IdentityError, MembershipKind, NewPerson, PersonFilter, Role, RoleChoice, UserStatus,
 };
