@@ -128,6 +128,30 @@ typed_id!(
     /// A tenant's custom role.
     RoleId
 );
+typed_id!(
+    /// A tenant's credit wallet for one channel.
+    WalletId
+);
+typed_id!(
+    /// A grant of credits to a wallet (what a debit draws from).
+    GrantId
+);
+typed_id!(
+    /// Credits held for a send about to happen.
+    ReservationId
+);
+typed_id!(
+    /// A named bundle of credits for sale.
+    PackageId
+);
+typed_id!(
+    /// A tenant's negotiated credit prices.
+    CustomPlanId
+);
+typed_id!(
+    /// One line of a credit ledger.
+    EntryId
+);
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,10 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Actor, ContextError, Origin, PlatformContext, RequestId, TenantContext};
 pub use email::{EmailError, EmailMessage, EmailSender, Mailbox, SendEmail, SendFuture};
 pub use error::{DomainError, ErrorKind, InfraError};
-pub use id::{ApiKeyId, AuditId, IdParseError, JobId, MembershipId, RoleId, SessionId, TenantId, UserId};
+pub use id::{
+    ApiKeyId, AuditId, CustomPlanId, EntryId, GrantId, IdParseError, JobId, MembershipId, PackageId,
+    ReservationId, RoleId, SessionId, TenantId, UserId, WalletId,
+};
 pub use job::{JobError, JobKind, NewJob, retry_delay};
 pub use money::{Currency, Money, MoneyError};
 pub use page::{Page, PageError, PageRequest};
