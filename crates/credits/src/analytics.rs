@@ -94,3 +94,51 @@ mod tests {
         assert_eq!(days_until_empty(i64::MAX, 1, 30), Some(i64::MAX));
     }
 }
+
+/// Credits spent on one channel in a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelConsumption {
+    /// The channel.
+    pub channel: Channel,
+    /// Credits spent (debits and captures).
+    pub credits: i64,
+}
+
+/// What `GET /api/v1/credits/dashboard` answers: the tenant's wallets at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "wallets": [{"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "channel": "sms", "balance": 640, "held": 40,
+                 "available": 600, "lowBalanceThreshold": 100, "lowBalance": false,
+                 "createdAt": "2026-11-23T09:00:00Z", "updatedAt": "2026-11-24T10:30:00Z"}],
+    "consumedLast30Days": [{"channel": "sms", "credits": 1200}],
+    "openReservations": 2, "recent": []
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct CreditDashboard {
+    /// Every wallet the tenant has.
+    pub wallets: Vec<crate::Wallet>,
+    /// Credits spent per channel in the last 30 days.
+    pub consumed_last_30_days: Vec<ChannelConsumption>,
+    /// Holds not yet captured or released.
+    pub open_reservations: i64,
+    /// The 10 latest ledger entries.
+    pub recent: Vec<crate::Entry>,
+}
+
+/// What `GET /api/v1/credits/master-wallet` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "wallets": [{"channel": "sms", "balance": 982000, "soldLast30Days": 18000, "updatedAt": "2026-11-24T10:30:00Z"}],
+    "recent": []
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct MasterOverview {
+    /// The stock of every channel.
+    pub wallets: Vec<crate::MasterWallet>,
+    /// The 20 latest movements of the stock.
+    pub recent: Vec<crate::MasterEntry>,
+}

@@ -68,7 +68,7 @@ impl FromStr for EntryKind {
 
 /// One ledger line. Entries are never changed or deleted: a wallet's balance
 /// is the sum of its entries' amounts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e61", "walletId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
@@ -106,4 +106,17 @@ pub struct Entry {
     pub note: Option<String>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+}
+
+/// Which entries a ledger listing shows (`GET /api/v1/credits/transactions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    /// Only this channel.
+    pub channel: Option<Channel>,
+    /// Only this kind.
+    pub kind: Option<EntryKind>,
+    /// From this instant (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Before this instant.
+    pub to: Option<DateTime<Utc>>,
 }

@@ -38,7 +38,7 @@ mod reservation;
 mod store;
 mod wallet;
 
-pub use analytics::{CreditAnalytics, days_until_empty};
+pub use analytics::{ChannelConsumption, CreditAnalytics, CreditDashboard, MasterOverview, days_until_empty};
 pub use channel::{Channel, UnknownChannel};
 pub use command::{
     AddCredits, AdjustCredits, Capture, Debit, PlanDraft, Reference, Reserve, TopUp, WalletSettings,
@@ -47,11 +47,11 @@ pub use error::CreditsError;
 pub use grant::{
     DEFAULT_PRIORITY, Draw, Drawable, Grant, GrantSource, Shortfall, allocate, draw_order, split_draws,
 };
-pub use ledger::{Entry, EntryKind};
+pub use ledger::{Entry, EntryFilter, EntryKind};
 pub use master::{MasterEntry, MasterWallet};
-pub use movement::Movement;
+pub use movement::{Movement, PackagePurchase};
 pub use package::{Package, PackageCredits, PackageDraft};
 pub use pricing::{ChannelPrice, CustomPlan, PriceList, PriceTier, Quote, quote};
 pub use reservation::{DEFAULT_HOLD_SECS, MAX_HOLD_SECS, Reservation, ReservationStatus};
 pub use store::CreditsLedger;
-pub use wallet::{ThresholdCrossing, Wallet, crossing};
+pub use wallet::{LowBalanceAlert, ThresholdCrossing, Wallet, WalletDetail, WalletRef, crossing};

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use portico_kernel::{EntryId, TenantId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Channel;
 
 /// The platform's stock of one channel's credits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "channel": "sms", "balance": 982000, "soldLast30Days": 18000, "updatedAt": "2026-11-24T10:30:00Z"

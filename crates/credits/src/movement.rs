@@ -1,13 +1,13 @@
 //! What an operation that moves credits answers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Entry, Reservation, Wallet};
 
 /// The result of one ledger operation: the wallet after it, the entries it
 /// wrote, and the reservation it made or settled. A repeated reference
 /// answers the first result again with `replayed` set, and moves nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "reference": "msg-2026-11-24-0001", "replayed": false,
@@ -33,4 +33,25 @@ pub struct Movement {
     pub entries: Vec<Entry>,
     /// The reservation made, captured or released.
     pub reservation: Option<Reservation>,
+}
+
+/// The result of buying a package: one grant per channel in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PackagePurchase {
+    /// The operation's reference key.
+    pub reference: String,
+    /// True when this answers a repeated reference (nothing moved this time).
+    pub replayed: bool,
+    /// The package bought.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub package_id: portico_kernel::PackageId,
+    /// What it cost.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub price: portico_kernel::Money,
+    /// Each wallet it filled, after the purchase.
+    pub wallets: Vec<Wallet>,
+    /// The grant entries it wrote.
+    pub entries: Vec<Entry>,
 }

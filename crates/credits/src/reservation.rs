@@ -62,7 +62,7 @@ impl FromStr for ReservationStatus {
 }
 
 /// A reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e62", "walletId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
@@ -121,6 +121,7 @@ impl Reservation {
         match self.status {
             ReservationStatus::Held if self.expires_at <= now => Err(CreditsError::ReservationExpired),
             ReservationStatus::Held => Ok(()),
+            ReservationStatus::Expired => Err(CreditsError::ReservationExpired),
             settled => Err(CreditsError::ReservationSettled(settled)),
         }
     }
@@ -165,9 +166,15 @@ mod tests {
         let now = Utc::now();
         let late = now + Duration::minutes(15);
         assert!(matches!(held(5, now).capture(None, late), Err(CreditsError::ReservationExpired)));
+        let swept = Reservation { status: ReservationStatus::Expired, ..held(5, now) };
+        assert!(matches!(swept.capture(None, now), Err(CreditsError::ReservationExpired)));
         for status in [ReservationStatus::Captured, ReservationStatus::Released, ReservationStatus::Expired] {
             let r = Reservation { status, ..held(5, now) };
-            assert!(matches!(r.capture(None, now), Err(CreditsError::ReservationSettled(s)) if s == status));
+            if status != ReservationStatus::Expired {
+                assert!(
+                    matches!(r.capture(None, now), Err(CreditsError::ReservationSettled(s)) if s == status)
+                );
+            }
             assert!(matches!(r.release(), Err(CreditsError::ReservationSettled(s)) if s == status));
         }
         assert!(held(5, now).release().is_ok());

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use portico_kernel::WalletId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Channel;
 
 /// A wallet as its tenant sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "channel": "sms", "balance": 640, "held": 40,
@@ -79,4 +79,65 @@ mod tests {
         assert_eq!(crossing(None, false, 0), ThresholdCrossing::None);
         assert_eq!(crossing(None, true, 0), ThresholdCrossing::Rearm);
     }
+}
+
+/// How a path names a wallet: its id, or its channel (`sms`), which also
+/// reaches a wallet not created yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletRef {
+    /// By id.
+    Id(WalletId),
+    /// By channel.
+    Channel(Channel),
+}
+
+impl std::str::FromStr for WalletRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(channel) = text.parse::<Channel>() {
+            return Ok(Self::Channel(channel));
+        }
+        text.parse::<WalletId>()
+            .map(Self::Id)
+            .map_err(|_| "expected a wallet id or a channel (sms, whatsapp, email)".to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for WalletRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A wallet with the grants it can still draw from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WalletDetail {
+    /// The wallet.
+    #[serde(flatten)]
+    pub wallet: Wallet,
+    /// Its grants with credits left, in the order debits draw from them.
+    pub grants: Vec<crate::Grant>,
+}
+
+/// The job that emails a tenant's owners and admins when a wallet falls
+/// below its threshold (enqueued once per fall).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LowBalanceAlert {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// Its channel.
+    pub channel: Channel,
+    /// Credits available when it fell below.
+    pub available: i64,
+    /// The threshold.
+    pub threshold: i64,
+}
+
+impl portico_kernel::JobKind for LowBalanceAlert {
+    const KIND: &'static str = "credits.low_balance";
 }

@@ -8,6 +8,9 @@
 
 mod admin;
 mod audit;
+mod credits;
+mod credits_catalogue;
+mod credits_views;
 mod error;
 mod idempotency;
 mod identity;

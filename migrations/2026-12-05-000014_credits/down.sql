@@ -1,0 +1,12 @@
+DROP FUNCTION credit_master_transfer(uuid, text, bigint, text, text, text, timestamptz);
+DROP TABLE credit_custom_plans;
+DROP TABLE credit_packages;
+DROP TABLE credit_prices;
+DROP TABLE credit_master_entries;
+DROP TABLE credit_master_wallets;
+DROP TABLE credit_purchases;
+DROP TABLE credit_operations;
+DROP TABLE credit_reservations;
+DROP TABLE credit_entries;
+DROP TABLE credit_grants;
+DROP TABLE credit_wallets;
