@@ -411,27 +411,17 @@ impl Store {
     }
 
     /// Creates or replaces (`id`) a tenant's custom plan, audited in that tenant's trail.
+    /// The draft names the tenant; an `id` of another tenant's plan is not found.
     pub async fn save_custom_plan(
         &self,
         ctx: &PlatformContext,
         id: Option<CustomPlanId>,
         draft: PlanDraft,
     ) -> Result<CustomPlan, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
-        let tenant = match id {
-            // A plan stays with its tenant: the body must name it.
-            Some(id) => {
-                let current = self.platform_custom_plan(&ctx, id).await?;
-                if current.tenant_id != draft.tenant_id {
-                    return Err(CreditsError::Invalid(ValidationErrors::field(
-                        "tenantId",
-                        "a plan cannot move to another tenant",
-                    )));
-                }
-                current.tenant_id
-            }
-            None => draft.tenant_id,
-        };
+        // One transaction in the plan's tenant (a plan never moves: updating
+        // it under another tenant finds nothing), so it can run under an
+        // `Idempotency-Key` on one pool.
+        let (ctx, now, tenant) = (ctx.clone(), self.now(), draft.tenant_id);
         self.in_tenant(tenant, move |conn| {
             Box::pin(async move {
                 let before = match id {

@@ -168,6 +168,9 @@ const TENANT_OWNER: &[&str] = &[
     "memberships:write",
     "people:read",
     "people:write",
+    "credits:read",
+    "credits:purchase",
+    "credits:spend",
     "owners:manage",
 ];
 
@@ -185,6 +188,9 @@ const PLATFORM_OWNER: &[&str] = &[
     "platform:people:write",
     "platform:admin_users:read",
     "platform:admin_users:write",
+    "platform:credits:read",
+    "platform:credits:write",
+    "platform:credits:purchase",
     "tenants:read",
     "tenants:write",
     "audit:read",
@@ -194,6 +200,9 @@ const PLATFORM_OWNER: &[&str] = &[
     "memberships:write",
     "people:read",
     "people:write",
+    "credits:read",
+    "credits:purchase",
+    "credits:spend",
     "owners:manage",
 ];
 
@@ -213,14 +222,18 @@ impl Role {
                 "platform:audit:read",
                 "platform:people:read",
                 "platform:admin_users:read",
+                "platform:credits:read",
                 "tenants:read",
                 "audit:read",
                 "roles:read",
                 "people:read",
+                "credits:read",
             ],
             Self::Owner => TENANT_OWNER,
             Self::Admin => TENANT_ADMIN,
-            Self::Staff | Self::Viewer => &["tenants:read", "roles:read"],
+            // Staff send messages, which spend credits; viewers only look.
+            Self::Staff => &["tenants:read", "roles:read", "credits:read", "credits:spend"],
+            Self::Viewer => &["tenants:read", "roles:read", "credits:read"],
             // A custom role's permissions are the tenant's, kept with the membership.
             Self::Custom => &[],
         }

@@ -45,6 +45,9 @@ pub const CATALOGUE: &[Permission] = &[
         "people:write",
         "Invite, change, activate, deactivate, remove, import and export one's tenant's people.",
     ),
+    tenant("credits:read", "See one's tenant's wallets, ledger, reservations, packages, prices and plans."),
+    tenant("credits:purchase", "Buy credits and packages, and set wallets' low-balance alerts."),
+    tenant("credits:spend", "Reserve, capture and release credits (services sending messages)."),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),
@@ -52,6 +55,15 @@ pub const CATALOGUE: &[Permission] = &[
     platform("platform:audit:read", "Read every tenant's audit trail."),
     platform("platform:people:read", "List and read every tenant's people."),
     platform("platform:people:write", "Manage every tenant's people."),
+    platform(
+        "platform:credits:read",
+        "See the master wallet, every tenant's plans and the platform's credit analytics.",
+    ),
+    platform(
+        "platform:credits:write",
+        "Top up the master wallet, set prices, packages and custom plans, grant and adjust tenants' credits.",
+    ),
+    platform("platform:credits:purchase", "Buy credits for a tenant, acting on it."),
     platform("platform:admin_users:read", "List and read the platform's staff, their sessions and activity."),
     platform(
         "platform:admin_users:write",
