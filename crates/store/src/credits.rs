@@ -702,7 +702,8 @@ impl Ledger {
             ThresholdCrossing::None => {}
         }
         let wallet: WalletRow = diesel::sql_query(format!(
-            "UPDATE credit_wallets SET balance = $3, held = $4, low_balance_alerted = $5, updated_at = $6 \
+            "UPDATE credit_wallets SET balance = $3, held = $4, low_balance_alerted = $5, updated_at = $6, \
+                    low_balance_threshold = $7 \
              WHERE tenant_id = $1 AND id = $2 RETURNING {WALLET_COLUMNS}"
         ))
         .bind::<SqlUuid, _>(tenant)
@@ -711,6 +712,7 @@ impl Ledger {
         .bind::<BigInt, _>(self.wallet.held)
         .bind::<Bool, _>(self.wallet.low_balance_alerted)
         .bind::<Timestamptz, _>(self.now)
+        .bind::<Nullable<BigInt>, _>(self.wallet.low_balance_threshold)
         .get_result(conn)
         .await?;
         wallet.into_wallet()

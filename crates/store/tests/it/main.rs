@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bootstrap;
+mod credits;
 mod harness;
 mod idempotency;
 mod identity;
