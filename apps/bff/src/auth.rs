@@ -394,6 +394,15 @@ impl Auth {
             .map_err(|e| ApiError::new(ErrorKind::Forbidden, "auth.permission_denied", e.to_string()))
     }
 
+    /// The platform-wide scope of a read, when platform staff holding the
+    /// platform `permission` ask on their own tenant (no `X-Tenant-ID`);
+    /// `None` for everyone else, who see their tenant's own.
+    #[must_use]
+    pub fn platform_view(&self, permission: &str) -> Option<portico_kernel::PlatformContext> {
+        let home = self.ctx.actor.home_tenant() == Some(self.ctx.tenant_id);
+        (home && permits(&self.ctx, permission)).then(|| self.ctx.platform().ok()).flatten()
+    }
+
     /// The context for a route that names `tenant` in its path: re-scoped
     /// to it when platform staff hold the route's platform `permission` and
     /// did not already name a tenant with `X-Tenant-ID`; unchanged otherwise

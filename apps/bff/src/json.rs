@@ -41,38 +41,83 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req.mime_type().ok().flatten().is_some_and(|mime| {
-            mime.type_() == "application"
-                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-        });
+        let is_json = is_json(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
-                return Err(ApiError::with_status(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "request.unsupported_media_type",
-                    "Send the body as application/json.",
-                ));
+                return Err(unsupported_media_type());
             }
-            let bytes = bytes.await.map_err(|error| {
-                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::with_status(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request.body_too_large",
-                        "The body is larger than this route accepts.",
-                    )
-                } else {
-                    ApiError::with_status(
-                        StatusCode::BAD_REQUEST,
-                        "request.unreadable_body",
-                        "The body could not be read.",
-                    )
-                }
-            })?;
-            let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(deserializer).map(Json).map_err(describe)
+            parse(&bytes.await.map_err(unreadable)?).map(Json)
         })
     }
+}
+
+/// A JSON body that may be left out: an empty body (whatever its content
+/// type) and `null` are `None`; any other is read as [`Json`] reads it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T> OptionalJson<T> {
+    /// The body, if one was sent.
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = is_json(req);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(unreadable)?;
+            if bytes.is_empty() {
+                return Ok(Self(None));
+            }
+            if !is_json {
+                return Err(unsupported_media_type());
+            }
+            parse(&bytes).map(Self)
+        })
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.type_() == "application"
+            && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+    })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::with_status(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "request.unsupported_media_type",
+        "Send the body as application/json.",
+    )
+}
+
+fn unreadable(error: actix_web::Error) -> ApiError {
+    if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.body_too_large",
+            "The body is larger than this route accepts.",
+        )
+    } else {
+        ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            "request.unreadable_body",
+            "The body could not be read.",
+        )
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(describe)
 }
 
 /// Syntax errors are 400; errors of content name their field and are 422.
@@ -167,6 +212,26 @@ mod tests {
             fields_of(r#"{"contactEmail": "a", "items": [{}]}"#),
             ("request.invalid_body".into(), "items[0].count".into())
         );
+    }
+
+    async fn optional(req: actix_web::test::TestRequest) -> Result<Option<Item>, ApiError> {
+        let (req, mut payload) = req.to_http_parts();
+        OptionalJson::<Item>::from_request(&req, &mut payload).await.map(OptionalJson::into_inner)
+    }
+
+    #[actix_web::test]
+    async fn an_optional_body_may_be_left_out_or_null() {
+        use actix_web::http::header::ContentType;
+        use actix_web::test::TestRequest;
+        assert!(optional(TestRequest::post()).await.unwrap().is_none(), "no body");
+        let null = TestRequest::post().insert_header(ContentType::json()).set_payload("null");
+        assert!(optional(null).await.unwrap().is_none());
+        let given = TestRequest::post().insert_header(ContentType::json()).set_payload(r#"{"count": 2}"#);
+        assert_eq!(optional(given).await.unwrap().map(|item| item.count), Some(2));
+        let wrong = TestRequest::post().insert_header(ContentType::json()).set_payload(r#"{"count": "x"}"#);
+        assert_eq!(optional(wrong).await.unwrap_err().code(), "request.invalid_body");
+        let untyped = TestRequest::post().set_payload(r#"{"count": 2}"#);
+        assert_eq!(optional(untyped).await.unwrap_err().code(), "request.unsupported_media_type");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use portico_tenancy::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::auth::{hashing, link_email};
-use crate::auth::{AuditRead, PeopleRead, PeopleWrite, Require, holds, permits};
+use crate::auth::{AuditRead, PeopleRead, PeopleWrite, Require, holds};
 use crate::client::origin;
 use crate::db::Db;
 use crate::envelope;
@@ -196,8 +196,7 @@ impl PeopleQuery {
 /// The platform-wide view, when platform staff holding
 /// `platform:people:read` ask on their own tenant (no `X-Tenant-ID`).
 fn platform_view(auth: &crate::auth::Auth) -> Option<portico_kernel::PlatformContext> {
-    let home = auth.ctx.actor.home_tenant() == Some(auth.ctx.tenant_id);
-    (home && permits(&auth.ctx, "platform:people:read")).then(|| auth.platform().ok()).flatten()
+    auth.platform_view("platform:people:read")
 }
 
 /// The context, if it is a customer tenant's: the platform's staff are
