@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use portico_kernel::{EmailSender, JobKind, NewJob, PLATFORM_TENANT_ID, Recurrence, ScheduleSpec, SendEmail};
+use portico_credits::{Channel, LowBalanceAlert};
+use portico_kernel::{
+    EmailMessage, EmailSender, JobKind, Mailbox, NewJob, PLATFORM_TENANT_ID, PlatformContext, Recurrence,
+    ScheduleSpec, SendEmail,
+};
 use portico_store::Store;
 use portico_worker::{HandlerError, Registry};
 use serde::{Deserialize, Serialize};
@@ -39,6 +43,18 @@ impl JobKind for PruneIdentity {
     const KIND: &'static str = "identity.prune";
 }
 
+/// Expires every hold and grant that is due, wallet by wallet (a platform job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpireCredits {}
+
+impl JobKind for ExpireCredits {
+    const KIND: &'static str = "credits.expire";
+}
+
+/// Wallets one run of `credits.expire` settles at most; the next run, five
+/// minutes later, takes the rest.
+const EXPIRE_BATCH: i64 = 1000;
+
 /// An end-to-end check of the job pipeline: waits `delayMs` (at most a
 /// minute) and succeeds. Harmless to run twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,13 +88,54 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
             recurrence: Recurrence::parse("45 * * * *", "UTC")?,
             job: NewJob::of(&PruneIdentity {})?,
         },
+        ScheduleSpec {
+            name: "expire-credits".to_owned(),
+            recurrence: Recurrence::parse("*/5 * * * *", "UTC")?,
+            job: NewJob::of(&ExpireCredits {})?,
+        },
     ])
 }
 
-/// Every handler the platform runs.
+/// How a channel is named to people.
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => "SMS",
+        Channel::Whatsapp => "WhatsApp",
+        Channel::Email => "email",
+        other => other.as_str(),
+    }
+}
+
+/// The one email that tells a tenant's owners and admins (`to`) a wallet fell below its threshold.
 #[must_use]
-pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
+pub fn low_balance_email(from: &Mailbox, to: &[String], alert: &LowBalanceAlert) -> EmailMessage {
+    let channel = channel_name(alert.channel);
+    let what = format!(
+        "Your {channel} wallet has {} credits available, below the alert threshold of {}.",
+        alert.available, alert.threshold
+    );
+    let next = format!("Buy {channel} credits or a package to keep sending.");
+    EmailMessage {
+        from: from.clone(),
+        to: to.iter().map(Mailbox::address).collect(),
+        reply_to: None,
+        subject: format!("Your {channel} credits are running low"),
+        html: format!("<p>{what}</p><p>{next}</p>"),
+        text: format!("{what}\n\n{next}\n"),
+        message_id: None,
+    }
+}
+
+/// Whether retrying a failed send can help.
+fn send_failure(error: portico_kernel::EmailError) -> HandlerError {
+    if error.is_permanent() { HandlerError::permanent(error) } else { HandlerError::new(error) }
+}
+
+/// Every handler the platform runs; platform email is sent from `from`.
+#[must_use]
+pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Registry {
     let (store, keys_store, identity_store) = (store.clone(), store.clone(), store.clone());
+    let (alert_store, alert_email, expire_store) = (store.clone(), email.clone(), store.clone());
     Registry::new()
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
@@ -87,13 +144,38 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>) -> Registry {
                 // same Message-ID, which mail systems use to drop the duplicate.
                 let mut message = job.message;
                 message.message_id.get_or_insert_with(|| format!("<{}@portico>", ctx.job_id));
-                email.send(&message).await.map_err(|error| {
-                    if error.is_permanent() {
-                        HandlerError::permanent(error)
-                    } else {
-                        HandlerError::new(error)
-                    }
-                })
+                email.send(&message).await.map_err(send_failure)
+            }
+        })
+        .on(move |alert: LowBalanceAlert, ctx| {
+            let (store, email, from) = (alert_store.clone(), alert_email.clone(), from.clone());
+            async move {
+                // Enqueued in the tenant's scope: its own owners and admins, read through RLS.
+                let recipients = store.credit_alert_recipients(&ctx.ctx).await.map_err(HandlerError::new)?;
+                if recipients.is_empty() {
+                    tracing::info!(channel = %alert.channel, "low balance: nobody to tell");
+                    return Ok(());
+                }
+                let mut message = low_balance_email(&from, &recipients, &alert);
+                message.message_id = Some(format!("<{}@portico>", ctx.job_id));
+                email.send(&message).await.map_err(send_failure)?;
+                tracing::info!(channel = %alert.channel, recipients = recipients.len(), "low balance alert sent");
+                Ok(())
+            }
+        })
+        .on(move |_: ExpireCredits, ctx| {
+            let store = expire_store.clone();
+            async move {
+                // It reads every tenant's wallets: only the platform's own job may.
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("credits.expire runs only as a platform job"));
+                }
+                let settled = store
+                    .settle_due_credits(&PlatformContext::system(ExpireCredits::KIND), EXPIRE_BATCH)
+                    .await
+                    .map_err(HandlerError::new)?;
+                tracing::info!(settled, "expired due credit holds and grants");
+                Ok(())
             }
         })
         .on(move |job: PruneJobs, ctx| {

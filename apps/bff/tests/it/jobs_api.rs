@@ -16,6 +16,11 @@ impl JobKind for Fragile {
     const MAX_ATTEMPTS: i32 = 1;
 }
 
+/// The address platform email is sent from in these tests.
+pub fn sender_address() -> portico_kernel::Mailbox {
+    portico_kernel::Mailbox::named("Portico", "no-reply@portico.localhost")
+}
+
 /// A dead job with an error, and a queued one; returns the dead one's id.
 async fn dead_and_queued(app: &TestApp) -> portico_kernel::JobId {
     let store = app.db.store().await;
@@ -141,7 +146,7 @@ async fn an_email_job_goes_through_a_worker_into_the_development_mailbox() {
     store.enqueue_platform(&PlatformContext::system("test"), job).await.unwrap();
 
     let sender = Arc::new(portico_smtp::FileMailbox::new(&app.mailbox));
-    let registry = portico_bff::jobs::registry(&store, sender);
+    let registry = portico_bff::jobs::registry(&store, sender, sender_address());
     let config =
         portico_worker::WorkerConfig { poll_interval: Duration::from_millis(100), ..Default::default() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -205,6 +210,7 @@ async fn pruning_is_refused_outside_the_platform_tenant() {
     let registry = portico_bff::jobs::registry(
         &store,
         std::sync::Arc::new(portico_smtp::FileMailbox::new(&app.mailbox)),
+        sender_address(),
     );
     let config =
         portico_worker::WorkerConfig { poll_interval: Duration::from_millis(50), ..Default::default() };
