@@ -549,6 +549,18 @@ permissions! {
     PlatformAdminUsersRead = "platform:admin_users:read";
     /// Manage the platform's staff.
     PlatformAdminUsersWrite = "platform:admin_users:write";
+    /// See one's tenant's wallets, ledger, reservations, packages, prices and plans.
+    CreditsRead = "credits:read";
+    /// Buy credits and packages, and set wallets' low-balance alerts.
+    CreditsPurchase = "credits:purchase";
+    /// Reserve, capture and release credits.
+    CreditsSpend = "credits:spend";
+    /// See the master wallet, every tenant's plans and the platform's credit analytics.
+    PlatformCreditsRead = "platform:credits:read";
+    /// Top up the master wallet, set prices, packages and custom plans, grant and adjust credits.
+    PlatformCreditsWrite = "platform:credits:write";
+    /// Buy credits for a tenant, acting on it.
+    PlatformCreditsPurchase = "platform:credits:purchase";
 }
 
 /// An authenticated request whose actor holds permission `P`; else 403.

@@ -6,6 +6,7 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use portico_credits::CreditsError;
 use portico_kernel::{DomainError, ErrorKind, RequestId, ValidationErrors};
 use portico_tenancy::TenancyError;
 use serde_json::{Value, json};
@@ -146,6 +147,15 @@ impl From<TenancyError> for ApiError {
     }
 }
 
+impl From<CreditsError> for ApiError {
+    fn from(error: CreditsError) -> Self {
+        match &error {
+            CreditsError::Invalid(fields) => Self::invalid(error.code(), fields),
+            _ => Self::from_domain(&error),
+        }
+    }
+}
+
 /// Bad path parameters (a malformed UUID, ...).
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     let actix_web::error::PathError::Deserialize(inner) = &error else {
@@ -259,5 +269,20 @@ mod tests {
         assert_eq!(body["error"]["statusCode"], 422);
         assert_eq!(body["error"]["code"], "tenancy.invalid_tenant");
         assert_eq!(body["error"]["details"]["fields"][0]["field"], "slug");
+    }
+
+    #[test]
+    fn credits_errors_keep_their_codes_and_a_short_balance_is_402() {
+        let short = CreditsError::InsufficientBalance {
+            channel: portico_credits::Channel::Sms,
+            requested: 5,
+            available: 2,
+        };
+        let api = ApiError::from(short);
+        assert_eq!((api.status, api.code()), (StatusCode::PAYMENT_REQUIRED, "credits.insufficient_balance"));
+        let invalid = ApiError::from(CreditsError::Invalid(ValidationErrors::field("amount", "at least 1")));
+        let body = invalid.body(&RequestId::generate());
+        assert_eq!(body["error"]["code"], "credits.invalid");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], "amount");
     }
 }

@@ -101,6 +101,31 @@ use crate::api;
         api::admin_users::toggle_mfa,
         api::admin_users::sessions,
         api::admin_users::end_session,
+        api::credits::dashboard,
+        api::credits::master_wallet,
+        api::credits::top_up,
+        api::credits::wallets,
+        api::credits::wallet,
+        api::credits::update_wallet,
+        api::credits::add,
+        api::credits::adjust,
+        api::credits::packages,
+        api::credits::create_package,
+        api::credits::package,
+        api::credits::update_package,
+        api::credits::purchase,
+        api::credits::custom_plans,
+        api::credits::create_plan,
+        api::credits::custom_plan,
+        api::credits::update_plan,
+        api::credits::transactions,
+        api::credits::analytics,
+        api::credits::pricing,
+        api::credits::set_pricing,
+        api::credits::reserve,
+        api::credits::reservation,
+        api::credits::capture,
+        api::credits::release,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -124,7 +149,21 @@ use crate::api;
         portico_tenancy::people_import::ImportReport, portico_tenancy::people_import::RowError,
         api::admin_users::InviteAdmin, api::admin_users::SetAdminPermissions, api::admin_users::ToggleMfa,
         portico_tenancy::MfaAction, api::admin_users::StaffRole, api::admin_users::AdminPermissions,
-        AdminPermissionsEnvelope, StaffSessionsEnvelope
+        AdminPermissionsEnvelope, StaffSessionsEnvelope, portico_credits::Channel, portico_credits::Wallet,
+        portico_credits::WalletDetail, portico_credits::Grant, portico_credits::GrantSource, portico_credits::Entry,
+        portico_credits::EntryKind, portico_credits::Reservation, portico_credits::ReservationStatus,
+        portico_credits::Movement, portico_credits::PackagePurchase, portico_credits::Package,
+        portico_credits::PackageCredits, portico_credits::PackageDraft, portico_credits::PriceList,
+        portico_credits::ChannelPrice, portico_credits::PriceTier, portico_credits::CustomPlan,
+        portico_credits::PlanDraft, portico_credits::TopUp, portico_credits::AddCredits,
+        portico_credits::AdjustCredits, portico_credits::Reserve, portico_credits::Capture,
+        portico_credits::WalletSettings, portico_credits::MasterWallet, portico_credits::MasterEntry,
+        portico_credits::MasterOverview, portico_credits::CreditDashboard, portico_credits::ChannelConsumption,
+        portico_credits::CreditAnalytics, portico_credits::analytics::DailyConsumption,
+        portico_credits::analytics::TopConsumer, portico_credits::analytics::Projection, CreditDashboardEnvelope,
+        MasterOverviewEnvelope, MasterWalletEnvelope, WalletListEnvelope, WalletDetailEnvelope, WalletEnvelope,
+        MovementEnvelope, PackageListEnvelope, PackageEnvelope, PackagePurchaseEnvelope, CustomPlanListEnvelope,
+        CustomPlanEnvelope, EntryPageEnvelope, CreditAnalyticsEnvelope, PriceListEnvelope, ReservationEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -138,6 +177,7 @@ use crate::api;
         (name = "rbac", description = "Roles and permissions."),
         (name = "people", description = "A tenant's people and their invitations."),
         (name = "admin-users", description = "The platform's own staff."),
+        (name = "credits", description = "Per-channel prepaid wallets, their ledger and reservations; packages, prices and the platform's stock."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -363,6 +403,47 @@ envelopes! {
     AdminPermissionsEnvelope => api::admin_users::AdminPermissions;
     /// `{"success": true, "data": [Session]}`.
     StaffSessionsEnvelope => Vec<portico_store::Session>;
+    /// `{"success": true, "data": CreditDashboard}`.
+    CreditDashboardEnvelope => portico_credits::CreditDashboard;
+    /// `{"success": true, "data": MasterOverview}`.
+    MasterOverviewEnvelope => portico_credits::MasterOverview;
+    /// `{"success": true, "data": MasterWallet}`.
+    MasterWalletEnvelope => portico_credits::MasterWallet;
+    /// `{"success": true, "data": [Wallet]}`.
+    WalletListEnvelope => Vec<portico_credits::Wallet>;
+    /// `{"success": true, "data": WalletDetail}`.
+    WalletDetailEnvelope => portico_credits::WalletDetail;
+    /// `{"success": true, "data": Wallet}`.
+    WalletEnvelope => portico_credits::Wallet;
+    /// `{"success": true, "data": Movement}`.
+    MovementEnvelope => portico_credits::Movement;
+    /// `{"success": true, "data": [Package]}`.
+    PackageListEnvelope => Vec<portico_credits::Package>;
+    /// `{"success": true, "data": Package}`.
+    PackageEnvelope => portico_credits::Package;
+    /// `{"success": true, "data": PackagePurchase}`.
+    PackagePurchaseEnvelope => portico_credits::PackagePurchase;
+    /// `{"success": true, "data": [CustomPlan]}`.
+    CustomPlanListEnvelope => Vec<portico_credits::CustomPlan>;
+    /// `{"success": true, "data": CustomPlan}`.
+    CustomPlanEnvelope => portico_credits::CustomPlan;
+    /// `{"success": true, "data": CreditAnalytics}`.
+    CreditAnalyticsEnvelope => portico_credits::CreditAnalytics;
+    /// `{"success": true, "data": PriceList}`.
+    PriceListEnvelope => portico_credits::PriceList;
+    /// `{"success": true, "data": Reservation}`.
+    ReservationEnvelope => portico_credits::Reservation;
+}
+
+/// `{"success": true, "data": [Entry], "meta": PageMeta}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryPageEnvelope {
+    /// Always true.
+    pub success: bool,
+    /// This page's entries, newest first.
+    pub data: Vec<portico_credits::Entry>,
+    /// The numbers to page on.
+    pub meta: PageMeta,
 }
 
 /// `{"success": true, "data": [Person], "meta": PageMeta}`.

@@ -9,6 +9,7 @@ pub mod admin_users;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod credits;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
@@ -92,8 +93,14 @@ const fn bulk(path: &'static str) -> RouteSpec {
     RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
 }
 
+/// A change that moves credits (or money): a request without an
+/// `Idempotency-Key` is refused, and the key is the operation's reference.
+const fn money(path: &'static str) -> RouteSpec {
+    RouteSpec { method: "POST", path, idempotency: Idempotency::Required, rate: RateClass::Write }
+}
+
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 76] = [
+pub const ROUTES: [RouteSpec; 101] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -176,6 +183,31 @@ pub const ROUTES: [RouteSpec; 76] = [
     write("POST", "/api/v1/admin-users/{id}/toggle-mfa"),
     read("/api/v1/admin-users/{id}/sessions"),
     write("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}"),
+    read("/api/v1/credits/dashboard"),
+    read("/api/v1/credits/master-wallet"),
+    money("/api/v1/credits/master-wallet/top-up"),
+    read("/api/v1/credits/wallets"),
+    read("/api/v1/credits/wallets/{id}"),
+    write("PUT", "/api/v1/credits/wallets/{id}"),
+    money("/api/v1/credits/wallets/{id}/add"),
+    money("/api/v1/credits/wallets/{id}/adjust"),
+    read("/api/v1/credits/packages"),
+    write("POST", "/api/v1/credits/packages"),
+    read("/api/v1/credits/packages/{id}"),
+    write("PUT", "/api/v1/credits/packages/{id}"),
+    money("/api/v1/credits/packages/{id}/purchase"),
+    read("/api/v1/credits/custom-plans"),
+    write("POST", "/api/v1/credits/custom-plans"),
+    read("/api/v1/credits/custom-plans/{id}"),
+    write("PUT", "/api/v1/credits/custom-plans/{id}"),
+    read("/api/v1/credits/transactions"),
+    read("/api/v1/credits/analytics"),
+    read("/api/v1/credits/pricing"),
+    write("PUT", "/api/v1/credits/pricing"),
+    money("/api/v1/credits/reservations"),
+    read("/api/v1/credits/reservations/{id}"),
+    money("/api/v1/credits/reservations/{id}/capture"),
+    money("/api/v1/credits/reservations/{id}/release"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -265,6 +297,31 @@ fn handler(method: &str, path: &str) -> Route {
         ("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}") => {
             web::delete().to(admin_users::end_session)
         }
+        ("GET", "/api/v1/credits/dashboard") => web::get().to(credits::dashboard),
+        ("GET", "/api/v1/credits/master-wallet") => web::get().to(credits::master_wallet),
+        ("POST", "/api/v1/credits/master-wallet/top-up") => web::post().to(credits::top_up),
+        ("GET", "/api/v1/credits/wallets") => web::get().to(credits::wallets),
+        ("GET", "/api/v1/credits/wallets/{id}") => web::get().to(credits::wallet),
+        ("PUT", "/api/v1/credits/wallets/{id}") => web::put().to(credits::update_wallet),
+        ("POST", "/api/v1/credits/wallets/{id}/add") => web::post().to(credits::add),
+        ("POST", "/api/v1/credits/wallets/{id}/adjust") => web::post().to(credits::adjust),
+        ("GET", "/api/v1/credits/packages") => web::get().to(credits::packages),
+        ("POST", "/api/v1/credits/packages") => web::post().to(credits::create_package),
+        ("GET", "/api/v1/credits/packages/{id}") => web::get().to(credits::package),
+        ("PUT", "/api/v1/credits/packages/{id}") => web::put().to(credits::update_package),
+        ("POST", "/api/v1/credits/packages/{id}/purchase") => web::post().to(credits::purchase),
+        ("GET", "/api/v1/credits/custom-plans") => web::get().to(credits::custom_plans),
+        ("POST", "/api/v1/credits/custom-plans") => web::post().to(credits::create_plan),
+        ("GET", "/api/v1/credits/custom-plans/{id}") => web::get().to(credits::custom_plan),
+        ("PUT", "/api/v1/credits/custom-plans/{id}") => web::put().to(credits::update_plan),
+        ("GET", "/api/v1/credits/transactions") => web::get().to(credits::transactions),
+        ("GET", "/api/v1/credits/analytics") => web::get().to(credits::analytics),
+        ("GET", "/api/v1/credits/pricing") => web::get().to(credits::pricing),
+        ("PUT", "/api/v1/credits/pricing") => web::put().to(credits::set_pricing),
+        ("POST", "/api/v1/credits/reservations") => web::post().to(credits::reserve),
+        ("GET", "/api/v1/credits/reservations/{id}") => web::get().to(credits::reservation),
+        ("POST", "/api/v1/credits/reservations/{id}/capture") => web::post().to(credits::capture),
+        ("POST", "/api/v1/credits/reservations/{id}/release") => web::post().to(credits::release),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }

@@ -418,11 +418,123 @@ async fn call_mutation(
             let id = membership_of(app, &email).await;
             (with_id(&id).replace("{sessionId}", &session), None, "membership.session_end")
         }
+        ("POST", "/api/v1/credits/master-wallet/top-up") => (
+            path.to_owned(),
+            Some(json!({"channel": "sms", "amount": 1000, "note": "Provider order"})),
+            "credits.master_top_up",
+        ),
+        ("PUT", "/api/v1/credits/wallets/{id}") => {
+            (with_id("sms"), Some(json!({"lowBalanceThreshold": 10})), "credits.wallet_update")
+        }
+        ("POST", "/api/v1/credits/wallets/{id}/add") => {
+            stock_sms(app, admin, request_id).await;
+            (with_id("sms"), Some(json!({"amount": 100, "source": "promotional"})), "credits.add")
+        }
+        ("POST", "/api/v1/credits/wallets/{id}/adjust") => {
+            stock_sms(app, admin, request_id).await;
+            (with_id("sms"), Some(json!({"amount": 100, "reason": "Walked."})), "credits.adjust")
+        }
+        ("POST", "/api/v1/credits/packages") => {
+            (path.to_owned(), Some(package_draft(request_id)), "credits.package_create")
+        }
+        ("PUT", "/api/v1/credits/packages/{id}") => {
+            let id = credit_package(app, admin, request_id).await;
+            (with_id(&id), Some(package_draft(&format!("{request_id} renamed"))), "credits.package_update")
+        }
+        ("POST", "/api/v1/credits/packages/{id}/purchase") => {
+            stock_sms(app, admin, request_id).await;
+            (with_id(&credit_package(app, admin, request_id).await), None, "credits.package_purchase")
+        }
+        ("POST", "/api/v1/credits/custom-plans") => {
+            let tenant = app.tenant(&format!("t-{request_id}")).await;
+            (path.to_owned(), Some(plan_draft(tenant)), "credits.plan_create")
+        }
+        ("PUT", "/api/v1/credits/custom-plans/{id}") => {
+            let tenant = app.tenant(&format!("t-{request_id}")).await;
+            let created =
+                app.call("POST", "/api/v1/credits/custom-plans", Some(admin), Some(plan_draft(tenant))).await;
+            assert_eq!(created.status, 201, "{}", created.body);
+            let id = created.json["data"]["id"].as_str().unwrap().to_owned();
+            (with_id(&id), Some(plan_draft(tenant)), "credits.plan_update")
+        }
+        ("PUT", "/api/v1/credits/pricing") => (
+            path.to_owned(),
+            Some(
+                json!({"prices": [{"channel": "sms", "currency": "EUR", "tiers": [{"fromQuantity": 1, "unitPrice": "0.08"}]}]}),
+            ),
+            "credits.pricing_update",
+        ),
+        ("POST", "/api/v1/credits/reservations") => {
+            fund_sms(app, admin, request_id).await;
+            (path.to_owned(), Some(json!({"channel": "sms", "amount": 1})), "credits.reserve")
+        }
+        ("POST", "/api/v1/credits/reservations/{id}/capture") => {
+            (with_id(&reservation(app, admin, request_id).await), None, "credits.capture")
+        }
+        ("POST", "/api/v1/credits/reservations/{id}/release") => {
+            (with_id(&reservation(app, admin, request_id).await), None, "credits.release")
+        }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
     let body = body.map(|b| b.to_string().into_bytes());
     let res = app.call_with(method, &path, Some(&token), &headers, body.clone()).await;
     (res, action, Replay { path, body, token })
+}
+
+/// `POST path` under its own `Idempotency-Key` (derived from the walked request's), answered 2xx.
+async fn keyed_setup(app: &TestApp, admin: &str, path: &str, key: String, body: Option<Value>) -> Response {
+    let res = post_with_key(app, path, admin, &key, body.as_ref()).await;
+    assert!(res.status < 300, "{path}: {}", res.body);
+    res
+}
+
+/// The platform's stock of SMS credits, raised for one walked request.
+async fn stock_sms(app: &TestApp, admin: &str, request_id: &str) {
+    let body = json!({"channel": "sms", "amount": 1000, "note": "Stock for the walk"});
+    keyed_setup(
+        app,
+        admin,
+        "/api/v1/credits/master-wallet/top-up",
+        format!("{request_id}-stock"),
+        Some(body),
+    )
+    .await;
+}
+
+/// The platform tenant's own SMS wallet, given credits for one walked request.
+async fn fund_sms(app: &TestApp, admin: &str, request_id: &str) {
+    stock_sms(app, admin, request_id).await;
+    let body = json!({"amount": 100, "source": "promotional"});
+    keyed_setup(app, admin, "/api/v1/credits/wallets/sms/add", format!("{request_id}-fund"), Some(body))
+        .await;
+}
+
+/// A hold on the platform tenant's SMS wallet made for the walk; its id.
+async fn reservation(app: &TestApp, admin: &str, request_id: &str) -> String {
+    fund_sms(app, admin, request_id).await;
+    let body = json!({"channel": "sms", "amount": 1});
+    let res =
+        keyed_setup(app, admin, "/api/v1/credits/reservations", format!("{request_id}-hold"), Some(body))
+            .await;
+    res.json["data"]["reservation"]["id"].as_str().unwrap().to_owned()
+}
+
+fn package_draft(name: &str) -> Value {
+    json!({"name": name, "credits": [{"channel": "sms", "amount": 10}],
+           "price": {"amountMinor": 100, "currency": "EUR"}})
+}
+
+/// A credit package made for the walk; its id.
+async fn credit_package(app: &TestApp, admin: &str, request_id: &str) -> String {
+    let res =
+        app.call("POST", "/api/v1/credits/packages", Some(admin), Some(package_draft(request_id))).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn plan_draft(tenant: TenantId) -> Value {
+    json!({"tenantId": tenant.to_string(), "name": "Walked plan", "channel": "sms", "currency": "EUR",
+           "tiers": [{"fromQuantity": 1, "unitPrice": "0.05"}]})
 }
 
 /// A customer tenant made for one walked request, and its signed-in owner's token.
@@ -571,7 +683,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 43, "every mutating route was walked");
+    assert_eq!(walked, 56, "every mutating route was walked");
 }
 
 #[actix_web::test]

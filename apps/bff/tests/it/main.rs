@@ -8,6 +8,7 @@ mod api_keys_api;
 mod audit_api;
 mod auth_api;
 mod binary;
+mod credits_api;
 mod guarantees;
 mod health;
 mod http;
