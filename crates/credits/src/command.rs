@@ -163,13 +163,26 @@ pub struct Capture {
     pub amount: Option<i64>,
 }
 
-/// Spends credits at once (a store operation for services that do not hold first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Spends credits at once, for a send that needs no hold first
+/// (`POST /api/v1/credits/debits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"channel": "sms", "amount": 1})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Debit {
     /// The wallet's channel.
+    #[garde(skip)]
     pub channel: Channel,
-    /// Credits to spend (at least 1).
+    /// 1 to 100,000,000 credits.
+    #[garde(range(min = 1, max = MAX_PURCHASE))]
     pub amount: i64,
+}
+
+impl Debit {
+    /// The command, checked.
+    pub fn validated(self) -> Result<Self, CreditsError> {
+        validated(self)
+    }
 }
 
 /// Adds what the platform bought from a provider to its master wallet

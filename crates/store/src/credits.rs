@@ -1208,7 +1208,8 @@ impl Store {
 
     /// Expires every hold and grant that is due, wallet by wallet, each in
     /// its tenant's own transaction (the job behind the schedule). Answers
-    /// how many wallets it settled.
+    /// how many wallets it settled; when one fails, the others are still
+    /// settled and the first error is answered (so the job runs again).
     pub async fn settle_due_credits(
         &self,
         _ctx: &PlatformContext,
@@ -1241,25 +1242,36 @@ impl Store {
             })
             .await
             .map_err(resolve)?;
-        let mut settled = 0;
+        let (mut settled, mut failed) = (0, None);
         for wallet in due {
             let tenant = TenantId::from_uuid(wallet.tenant_id);
             let id = WalletId::from_uuid(wallet.wallet_id);
-            self.in_tenant(tenant, move |conn| {
-                Box::pin(async move {
-                    let reference = format!("expiry:{}", now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-                    let ledger =
-                        Ledger::by_id(conn, tenant, id, &reference, "system:credits.expire".into(), now)
-                            .await?;
-                    ledger.finish(conn, None).await?;
-                    Ok(())
+            let result = self
+                .in_tenant(tenant, move |conn| {
+                    Box::pin(async move {
+                        let reference = format!("expiry:{}", now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+                        let ledger =
+                            Ledger::by_id(conn, tenant, id, &reference, "system:credits.expire".into(), now)
+                                .await?;
+                        ledger.finish(conn, None).await?;
+                        Ok(())
+                    })
                 })
-            })
-            .await
-            .map_err(resolve)?;
-            settled += 1;
+                .await
+                .map_err(resolve);
+            // One wallet that fails does not hold the others back; the job is retried for it.
+            match result {
+                Ok(()) => settled += 1,
+                Err(error) => {
+                    tracing::warn!(%tenant, wallet = %id, %error, "settling due credits failed");
+                    failed.get_or_insert(error);
+                }
+            }
         }
-        Ok(settled)
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(settled),
+        }
     }
 }
 

@@ -11,8 +11,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use portico_credits::{
-    AddCredits, AdjustCredits, Capture, Channel, CreditsError, CreditsLedger as _, EntryFilter, EntryKind,
-    GrantSource, PackageDraft, PlanDraft, PriceList, Reference, Reserve, TopUp, WalletRef, WalletSettings,
+    AddCredits, AdjustCredits, Capture, Channel, CreditsError, CreditsLedger as _, Debit, EntryFilter,
+    EntryKind, GrantSource, PackageDraft, PlanDraft, PriceList, Reference, Reserve, TopUp, WalletRef,
+    WalletSettings,
 };
 use portico_kernel::{CustomPlanId, ErrorKind, PackageId, PageRequest, ReservationId, TenantId};
 use serde::Deserialize;
@@ -618,6 +619,33 @@ pub async fn set_pricing(
 ) -> Result<HttpResponse, ApiError> {
     let list = body.into_inner().validated()?;
     Ok(envelope::ok(store.set_credit_prices(&auth.platform()?, list).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/credits/debits",
+    tag = "credits",
+    request_body = Debit,
+    responses(
+        (status = 201, description = "The credits are spent, drawn from the wallet's grants in order (debit entries). The `Idempotency-Key` is the debit's reference.", body = MovementEnvelope),
+        (status = 400, description = "No `Idempotency-Key` (`idempotency.key_required`): this route moves credits.", body = ErrorEnvelope),
+        (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
+        (status = 402, description = "The wallet has fewer credits available (`credits.insufficient_balance`); nothing is spent.", body = ErrorEnvelope),
+        (status = 403, description = "The caller lacks the permission.", body = ErrorEnvelope),
+        (status = 409, description = "The reference was used for another operation (`credits.reference_reused`).", body = ErrorEnvelope),
+        (status = 422, description = "An unknown or mistyped field (`request.invalid_body`), or a bad amount (`credits.invalid`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["credits:spend"]))
+)]
+/// Spends credits at once (a send that needs no hold).
+pub async fn debit(
+    req: HttpRequest,
+    auth: Require<CreditsSpend>,
+    store: Db,
+    body: Json<Debit>,
+) -> Result<HttpResponse, ApiError> {
+    let debit = body.into_inner().validated()?;
+    Ok(envelope::created(store.debit(&auth.ctx, reference(&req)?, debit).await?))
 }
 
 #[utoipa::path(

@@ -100,7 +100,7 @@ const fn money(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 101] = [
+pub const ROUTES: [RouteSpec; 102] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -204,6 +204,7 @@ pub const ROUTES: [RouteSpec; 101] = [
     read("/api/v1/credits/analytics"),
     read("/api/v1/credits/pricing"),
     write("PUT", "/api/v1/credits/pricing"),
+    money("/api/v1/credits/debits"),
     money("/api/v1/credits/reservations"),
     read("/api/v1/credits/reservations/{id}"),
     money("/api/v1/credits/reservations/{id}/capture"),
@@ -318,6 +319,7 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/credits/analytics") => web::get().to(credits::analytics),
         ("GET", "/api/v1/credits/pricing") => web::get().to(credits::pricing),
         ("PUT", "/api/v1/credits/pricing") => web::put().to(credits::set_pricing),
+        ("POST", "/api/v1/credits/debits") => web::post().to(credits::debit),
         ("POST", "/api/v1/credits/reservations") => web::post().to(credits::reserve),
         ("GET", "/api/v1/credits/reservations/{id}") => web::get().to(credits::reservation),
         ("POST", "/api/v1/credits/reservations/{id}/capture") => web::post().to(credits::capture),

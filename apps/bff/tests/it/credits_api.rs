@@ -359,6 +359,48 @@ async fn reservations_hold_then_capture_or_release_credits() {
 }
 
 #[actix_web::test]
+async fn a_debit_spends_at_once_and_its_replay_moves_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let (acme, owner) = funded(&app, &admin, "acme", 10).await;
+    let body = json!({"channel": "sms", "amount": 4});
+
+    let spent = keyed(&app, "POST", "/api/v1/credits/debits", &owner, "send-9", Some(body.clone())).await;
+    assert_eq!(spent.status, 201, "{}", spent.body);
+    assert_eq!(spent.json["data"]["entries"][0]["kind"], json!("debit"));
+    assert_eq!(spent.json["data"]["entries"][0]["amount"], json!(-4));
+    assert_eq!(stored_wallet(&app, acme, "sms").await, (6, 0));
+
+    let again = keyed(&app, "POST", "/api/v1/credits/debits", &owner, "send-9", Some(body)).await;
+    assert_eq!(again.json["data"], spent.json["data"], "the first answer, replayed");
+    assert_eq!(stored_wallet(&app, acme, "sms").await, (6, 0), "nothing moved twice");
+    let sql = "SELECT count(*) AS n FROM credit_entries WHERE tenant_id = $1::uuid AND kind = 'debit'";
+    assert_eq!(number(&app, sql, &acme.to_string()).await, 1);
+
+    let short = keyed(
+        &app,
+        "POST",
+        "/api/v1/credits/debits",
+        &owner,
+        "send-10",
+        Some(json!({"channel": "sms", "amount": 7})),
+    )
+    .await;
+    assert_eq!(code(&short), (402, json!("credits.insufficient_balance")), "{}", short.body);
+    let zero = keyed(
+        &app,
+        "POST",
+        "/api/v1/credits/debits",
+        &owner,
+        "send-11",
+        Some(json!({"channel": "sms", "amount": 0})),
+    )
+    .await;
+    assert_eq!(code(&zero), (422, json!("credits.invalid")), "{}", zero.body);
+    assert_eq!(stored_wallet(&app, acme, "sms").await, (6, 0));
+}
+
+#[actix_web::test]
 async fn another_tenants_credits_are_not_found() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token();

@@ -464,6 +464,10 @@ async fn call_mutation(
             ),
             "credits.pricing_update",
         ),
+        ("POST", "/api/v1/credits/debits") => {
+            fund_sms(app, admin, request_id).await;
+            (path.to_owned(), Some(json!({"channel": "sms", "amount": 1})), "credits.debit")
+        }
         ("POST", "/api/v1/credits/reservations") => {
             fund_sms(app, admin, request_id).await;
             (path.to_owned(), Some(json!({"channel": "sms", "amount": 1})), "credits.reserve")
@@ -683,7 +687,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 56, "every mutating route was walked");
+    assert_eq!(walked, 57, "every mutating route was walked");
 }
 
 #[actix_web::test]
