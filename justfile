@@ -36,14 +36,16 @@ migrate:
 openapi:
     cargo run -q -- openapi > docs/openapi.json
 
-# Load drivers (release build): the store's scoped transactions, job throughput, the HTTP
-# API (GET /api/v1/tenants/{id} from the cache, without it, and a route without database work),
-# and a bulk import of 100,000 people over HTTP beside its parse alone.
+# Load drivers (release build): the store's scoped transactions and credit debits, job
+# throughput, the HTTP API (GET /api/v1/tenants/{id} from the cache, without it, and a route
+# without database work), a bulk import of 100,000 people over HTTP beside its parse alone, and
+# credit debits over HTTP (one hot wallet, 1,000 wallets).
 bench:
     cargo bench -p portico-store
     cargo bench -p portico-worker
     cargo bench -p portico-bff --bench http
     cargo bench -p portico-bff --bench import
+    cargo bench -p portico-bff --bench credits
 
 # What CI runs.
 ci:

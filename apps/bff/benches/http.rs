@@ -8,44 +8,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use portico_bff::auth::TokenKeys;
 use portico_bff::server::{self, Settings};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use support::request;
 
 /// Keep-alive connections the driver keeps busy.
 const CONNECTIONS: usize = 32;
 /// How long each scenario runs.
 const DURATION: Duration = Duration::from_secs(8);
-
-/// One request on a kept-alive connection; the status and the `X-Cache` header.
-fn request(conn: &mut BufReader<TcpStream>, raw: &[u8]) -> (u16, Option<String>) {
-    conn.get_mut().write_all(raw).unwrap();
-    let mut line = String::new();
-    conn.read_line(&mut line).unwrap();
-    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
-    let (mut length, mut cache) = (0usize, None);
-    loop {
-        line.clear();
-        conn.read_line(&mut line).unwrap();
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':').unwrap();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().unwrap(),
-            "x-cache" => cache = Some(value.trim().to_owned()),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body).unwrap();
-    (status, cache)
-}
 
 /// Drives `path` on `addr` from [`CONNECTIONS`] connections for [`DURATION`]
 /// and prints requests per second and latency percentiles; every answer must

@@ -61,7 +61,7 @@ async fn main() {
 
     let mut spread = Vec::with_capacity(WALLETS);
     for i in 1..=WALLETS {
-        spread.push(funded_tenant(&store, i, 1_000_000).await);
+        spread.push(funded_tenant(&store, i, 100_000).await);
     }
     let spread = Arc::new(spread);
     for concurrency in [1, 16] {

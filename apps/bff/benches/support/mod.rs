@@ -1,5 +1,11 @@
 //! What the load drivers share: a database with the production pools, one
-//! tenant, and a token for it.
+//! tenant, a token for it, and a minimal HTTP/1.1 exchange.
+
+// Each driver uses part of this.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 
 use portico_bff::auth::TokenKeys;
 use portico_kernel::{PlatformContext, UserId};
@@ -33,4 +39,30 @@ pub fn owner_token(tenant: &Tenant, permissions: &[&str]) -> String {
     TokenKeys::new(SECRET)
         .mint(UserId::new(), "owner@bench.example", "owner", tenant.id, permissions, 3600)
         .unwrap()
+}
+
+/// One request on a kept-alive connection; the status and the `X-Cache` header.
+pub fn request(conn: &mut BufReader<TcpStream>, raw: &[u8]) -> (u16, Option<String>) {
+    conn.get_mut().write_all(raw).unwrap();
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let (mut length, mut cache) = (0usize, None);
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap(),
+            "x-cache" => cache = Some(value.trim().to_owned()),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    (status, cache)
 }
