@@ -81,20 +81,6 @@ pub struct CreditAnalytics {
     pub projections: Vec<Projection>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_until_empty_follows_the_recent_pace() {
-        assert_eq!(days_until_empty(600, 300, 30), Some(60), "10 a day");
-        assert_eq!(days_until_empty(5, 300, 30), Some(0), "less than a day left");
-        assert_eq!(days_until_empty(600, 0, 30), None, "nothing spent");
-        assert_eq!(days_until_empty(-1, 10, 30), Some(0));
-        assert_eq!(days_until_empty(i64::MAX, 1, 30), Some(i64::MAX));
-    }
-}
-
 /// Credits spent on one channel in a period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -141,4 +127,18 @@ pub struct MasterOverview {
     pub wallets: Vec<crate::MasterWallet>,
     /// The 20 latest movements of the stock.
     pub recent: Vec<crate::MasterEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_until_empty_follows_the_recent_pace() {
+        assert_eq!(days_until_empty(600, 300, 30), Some(60), "10 a day");
+        assert_eq!(days_until_empty(5, 300, 30), Some(0), "less than a day left");
+        assert_eq!(days_until_empty(600, 0, 30), None, "nothing spent");
+        assert_eq!(days_until_empty(-1, 10, 30), Some(0));
+        assert_eq!(days_until_empty(i64::MAX, 1, 30), Some(i64::MAX));
+    }
 }

@@ -38,8 +38,17 @@ impl Reference {
     }
 }
 
-pub(crate) fn not_blank(value: &str, _: &()) -> garde::Result {
-    if value.trim().is_empty() { Err(garde::Error::new("must not be blank")) } else { Ok(()) }
+pub(crate) fn not_blank(value: &str, ctx: &()) -> garde::Result {
+    if value.trim().is_empty() { Err(garde::Error::new("must not be blank")) } else { plain_text(value, ctx) }
+}
+
+/// Free text kept on the ledger: no control characters (PostgreSQL refuses NUL, and none belong there).
+pub(crate) fn plain_text(value: &str, _: &()) -> garde::Result {
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        Err(garde::Error::new("must not contain control characters"))
+    } else {
+        Ok(())
+    }
 }
 
 fn validated<T: garde::Validate<Context = ()>>(command: T) -> Result<T, CreditsError> {
@@ -76,9 +85,9 @@ pub struct AddCredits {
     #[serde(default)]
     #[garde(inner(range(min = 1, max = 3650)))]
     pub validity_days: Option<u32>,
-    /// Why, for the ledger (up to 500 characters).
+    /// Why, for the ledger (up to 500 characters); required for every source but `purchase`.
     #[serde(default)]
-    #[garde(inner(length(chars, max = 500)))]
+    #[garde(inner(length(chars, max = 500), custom(plain_text)))]
     pub note: Option<String>,
 }
 
@@ -95,9 +104,18 @@ fn not_package(source: &GrantSource, _: &()) -> garde::Result {
 }
 
 impl AddCredits {
-    /// The command, checked.
+    /// The command, checked: credits given rather than bought say why.
     pub fn validated(self) -> Result<Self, CreditsError> {
-        validated(self)
+        let command = validated(self)?;
+        if command.source != GrantSource::Purchase
+            && command.note.as_deref().is_none_or(|n| n.trim().is_empty())
+        {
+            return Err(CreditsError::Invalid(ValidationErrors::field(
+                "note",
+                "say why credits are given (required for every source but purchase)",
+            )));
+        }
+        Ok(command)
     }
 }
 
@@ -320,6 +338,20 @@ mod tests {
         let Err(CreditsError::Invalid(errors)) = bad.validated() else { panic!("refused") };
         assert_eq!(errors.fields(), ["amount", "priority", "source"]);
         assert!(serde_json::from_value::<AddCredits>(serde_json::json!({"amount": 1, "extra": 1})).is_err());
+    }
+
+    #[test]
+    fn credits_given_rather_than_bought_say_why_in_plain_text() {
+        let given: AddCredits =
+            serde_json::from_value(serde_json::json!({"amount": 10, "source": "promotional"})).unwrap();
+        let Err(CreditsError::Invalid(errors)) = given.validated() else { panic!("refused") };
+        assert_eq!(errors.fields(), ["note"]);
+        let nul: AddCredits =
+            serde_json::from_value(serde_json::json!({"amount": 10, "note": "a\u{0}b"})).unwrap();
+        let Err(CreditsError::Invalid(errors)) = nul.validated() else { panic!("refused") };
+        assert_eq!(errors.fields(), ["note"]);
+        let bought: AddCredits = serde_json::from_value(serde_json::json!({"amount": 10})).unwrap();
+        assert!(bought.validated().is_ok(), "a purchase needs no note");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod analytics;
+mod book;
 mod channel;
 mod command;
 mod error;
@@ -39,6 +40,7 @@ mod store;
 mod wallet;
 
 pub use analytics::{ChannelConsumption, CreditAnalytics, CreditDashboard, MasterOverview, days_until_empty};
+pub use book::{Book, EntryDraft, NewGrant};
 pub use channel::{Channel, UnknownChannel};
 pub use command::{
     AddCredits, AdjustCredits, Capture, Debit, PlanDraft, Reference, Reserve, TopUp, WalletSettings,

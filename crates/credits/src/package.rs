@@ -65,7 +65,7 @@ pub struct PackageDraft {
     pub name: String,
     /// Up to 1,000 characters.
     #[serde(default)]
-    #[garde(length(chars, max = 1000))]
+    #[garde(length(chars, max = 1000), custom(crate::command::plain_text))]
     pub description: String,
     /// 1 to 3 entries, one per channel.
     #[garde(length(min = 1, max = 3), custom(one_per_channel))]

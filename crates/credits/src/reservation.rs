@@ -107,8 +107,9 @@ impl Reservation {
         Ok(amount)
     }
 
-    /// Checks that a release at `now` is allowed (the hold is still open;
-    /// releasing after the expiry is allowed and settles it as released).
+    /// Checks that a release is allowed: the hold is still open. (A hold
+    /// past its expiry is given back by whatever touches the wallet first,
+    /// so a late release finds it expired.)
     pub fn release(&self) -> Result<(), CreditsError> {
         if self.status == ReservationStatus::Held {
             Ok(())

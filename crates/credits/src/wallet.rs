@@ -61,26 +61,6 @@ pub fn crossing(threshold: Option<i64>, alerted: bool, available: i64) -> Thresh
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn falling_below_alerts_once_and_rising_rearms() {
-        assert_eq!(crossing(Some(100), false, 150), ThresholdCrossing::None);
-        assert_eq!(crossing(Some(100), false, 99), ThresholdCrossing::Alert);
-        assert_eq!(crossing(Some(100), true, 50), ThresholdCrossing::None, "already alerted");
-        assert_eq!(crossing(Some(100), true, 100), ThresholdCrossing::Rearm);
-        assert_eq!(crossing(Some(100), false, 100), ThresholdCrossing::None, "at the threshold is not below");
-    }
-
-    #[test]
-    fn no_threshold_never_alerts_and_clears_an_old_alert() {
-        assert_eq!(crossing(None, false, 0), ThresholdCrossing::None);
-        assert_eq!(crossing(None, true, 0), ThresholdCrossing::Rearm);
-    }
-}
-
 /// How a path names a wallet: its id, or its channel (`sms`), which also
 /// reaches a wallet not created yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,4 +120,24 @@ pub struct LowBalanceAlert {
 
 impl portico_kernel::JobKind for LowBalanceAlert {
     const KIND: &'static str = "credits.low_balance";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn falling_below_alerts_once_and_rising_rearms() {
+        assert_eq!(crossing(Some(100), false, 150), ThresholdCrossing::None);
+        assert_eq!(crossing(Some(100), false, 99), ThresholdCrossing::Alert);
+        assert_eq!(crossing(Some(100), true, 50), ThresholdCrossing::None, "already alerted");
+        assert_eq!(crossing(Some(100), true, 100), ThresholdCrossing::Rearm);
+        assert_eq!(crossing(Some(100), false, 100), ThresholdCrossing::None, "at the threshold is not below");
+    }
+
+    #[test]
+    fn no_threshold_never_alerts_and_clears_an_old_alert() {
+        assert_eq!(crossing(None, false, 0), ThresholdCrossing::None);
+        assert_eq!(crossing(None, true, 0), ThresholdCrossing::Rearm);
+    }
 }

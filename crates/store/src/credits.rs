@@ -18,10 +18,10 @@ use diesel::sql_types::{
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_credits::{
-    AddCredits, AdjustCredits, Capture, Channel, ChannelPrice, CreditsError, CreditsLedger, CustomPlan,
-    Debit, Draw, Drawable, Entry, EntryKind, Grant, GrantSource, LowBalanceAlert, Movement, Package,
-    PackageCredits, PackagePurchase, PriceTier, Reference, Reservation, ReservationStatus, Reserve,
-    ThresholdCrossing, Wallet, WalletRef, WalletSettings, allocate, crossing, quote, split_draws,
+    AddCredits, AdjustCredits, Book, Capture, Channel, ChannelPrice, CreditsError, CreditsLedger, CustomPlan,
+    Debit, Draw, Drawable, Entry, EntryDraft, EntryKind, Grant, GrantSource, LowBalanceAlert, Movement,
+    Package, PackageCredits, PackagePurchase, PriceTier, Reference, Reservation, ReservationStatus, Reserve,
+    ThresholdCrossing, Wallet, WalletRef, WalletSettings, crossing, quote,
 };
 use portico_kernel::{
     Actor, AuditEntry, Currency, CustomPlanId, EntryId, GrantId, Money, NewJob, PLATFORM_TENANT_ID,
@@ -41,6 +41,12 @@ pub(crate) fn resolve(failure: CreditsFailure) -> CreditsError {
             Some(CreditsError::ReferenceReused)
         } else if is_unique_violation(error, "credit_packages_name_key") {
             Some(CreditsError::PackageNameTaken)
+        } else if matches!(error, diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation, info)
+            if info.constraint_name() == Some("credit_wallets_tenant_id_fkey"))
+        {
+            // A wallet created on first use for a tenant that does not exist (staff naming one with X-Tenant-ID).
+            Some(CreditsError::WalletNotFound)
         } else {
             None
         }
@@ -330,28 +336,23 @@ pub(crate) async fn remember(
 // ---------------------------------------------------------------------------
 // The ledger of one locked wallet
 
-/// A grant created by this operation.
-struct NewGrant {
-    id: GrantId,
-    source: GrantSource,
-    amount: i64,
-    priority: i16,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-/// One wallet, locked for the rest of the transaction, with its open grants.
-/// Changes accumulate in memory and are written by [`Ledger::write`].
+/// One wallet, locked for the rest of the transaction. Its [`Book`] (the
+/// domain's arithmetic) is loaded after the reference is checked, so a
+/// repeated reference changes nothing at all; [`Ledger::write`] writes what
+/// the book says.
 struct Ledger {
     tenant: TenantId,
     wallet: WalletRow,
     channel: Channel,
-    grants: Vec<GrantRow>,
-    new_grants: Vec<NewGrant>,
-    entries: Vec<Entry>,
+    book: Book,
     reference: String,
     actor: String,
     now: DateTime<Utc>,
 }
+
+/// Who expiry entries are written by: the platform, whichever operation
+/// noticed them.
+const EXPIRY_ACTOR: &str = "system:credits.expire";
 
 impl Ledger {
     /// Locks `tenant`'s wallet for `channel`, creating it on first use.
@@ -375,7 +376,7 @@ impl Ledger {
         .bind::<Timestamptz, _>(now)
         .get_result(conn)
         .await?;
-        Self::loaded(conn, tenant, wallet, reference, actor, now).await
+        Self::locked(tenant, wallet, reference, actor, now)
     }
 
     /// Locks `tenant`'s wallet `id`.
@@ -396,7 +397,7 @@ impl Ledger {
         .await
         .optional()?;
         let Some(wallet) = wallet else { return domain(CreditsError::WalletNotFound) };
-        Self::loaded(conn, tenant, wallet, reference, actor, now).await
+        Self::locked(tenant, wallet, reference, actor, now)
     }
 
     async fn open(
@@ -415,48 +416,29 @@ impl Ledger {
         }
     }
 
-    async fn loaded(
-        conn: &mut AsyncPgConnection,
+    fn locked(
         tenant: TenantId,
         wallet: WalletRow,
         reference: &str,
         actor: String,
         now: DateTime<Utc>,
     ) -> Result<Self, CreditsFailure> {
+        let channel = channel_of(&wallet.channel)?;
+        let book = Book::new(channel, wallet.balance, wallet.held, Vec::new(), now);
+        Ok(Self { tenant, wallet, channel, book, reference: reference.to_owned(), actor, now })
+    }
+
+    /// Loads the open grants and settles what is due: holds nobody settled
+    /// in time go back, then what is left of expired grants expires.
+    async fn open_book(&mut self, conn: &mut AsyncPgConnection) -> Result<(), CreditsFailure> {
         let grants: Vec<GrantRow> = diesel::sql_query(format!(
             "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND wallet_id = $2 AND remaining > 0"
         ))
-        .bind::<SqlUuid, _>(tenant.into_uuid())
-        .bind::<SqlUuid, _>(wallet.id)
+        .bind::<SqlUuid, _>(self.tenant.into_uuid())
+        .bind::<SqlUuid, _>(self.wallet.id)
         .load(conn)
         .await?;
-        let channel = channel_of(&wallet.channel)?;
-        let mut ledger = Self {
-            tenant,
-            wallet,
-            channel,
-            grants,
-            new_grants: Vec::new(),
-            entries: Vec::new(),
-            reference: reference.to_owned(),
-            actor,
-            now,
-        };
-        ledger.settle_due(conn).await?;
-        Ok(ledger)
-    }
-
-    fn wallet_id(&self) -> WalletId {
-        WalletId::from_uuid(self.wallet.id)
-    }
-
-    fn available(&self) -> i64 {
-        self.wallet.balance - self.wallet.held
-    }
-
-    /// Gives back holds nobody settled in time, then expires what is left of
-    /// expired grants: what every operation on the wallet sees first.
-    async fn settle_due(&mut self, conn: &mut AsyncPgConnection) -> Result<(), CreditsFailure> {
+        self.book.grants = grants.iter().map(GrantRow::drawable).collect();
         if self.wallet.held > 0 {
             let due: Vec<ReservationRow> = diesel::sql_query(format!(
                 "UPDATE credit_reservations SET status = 'expired', settled_at = $3 \
@@ -470,159 +452,72 @@ impl Ledger {
             .await?;
             for reservation in &due {
                 let draws = reservation.draws()?;
-                self.unhold(conn, &draws, reservation.amount).await?;
+                self.with_grants_of(conn, &draws).await?;
+                self.book.settle_hold(&draws, 0, ReservationId::from_uuid(reservation.id));
             }
         }
-        self.expire_grants()
-    }
-
-    /// Expires what is left of every expired grant.
-    fn expire_grants(&mut self) -> Result<(), CreditsFailure> {
-        let now = self.now;
-        let expired: Vec<(uuid::Uuid, i64)> = self
-            .grants
-            .iter()
-            .filter(|g| g.remaining > 0 && g.expires_at.is_some_and(|at| at <= now))
-            .map(|g| (g.id, g.remaining))
-            .collect();
-        for (grant, remaining) in expired {
-            self.take(GrantId::from_uuid(grant), remaining, EntryKind::Expiry, None, None)?;
-        }
+        self.book.expire_due();
         Ok(())
     }
 
-    /// Takes `amount` from grant `grant` into an outgoing entry of `kind`.
-    fn take(
-        &mut self,
-        grant: GrantId,
-        amount: i64,
-        kind: EntryKind,
-        reservation: Option<ReservationId>,
-        note: Option<&str>,
-    ) -> Result<(), CreditsFailure> {
-        let row =
-            self.grants.iter_mut().find(|g| g.id == grant.into_uuid()).ok_or_else(|| corrupt("grant"))?;
-        row.remaining -= amount;
-        self.wallet.balance -= amount;
-        self.entry(grant, kind, -amount, reservation, note);
-        Ok(())
-    }
-
-    fn entry(
-        &mut self,
-        grant: GrantId,
-        kind: EntryKind,
-        amount: i64,
-        reservation: Option<ReservationId>,
-        note: Option<&str>,
-    ) {
-        self.entries.push(Entry {
-            id: EntryId::new(),
-            wallet_id: self.wallet_id(),
-            channel: self.channel,
-            grant_id: grant,
-            kind,
-            amount,
-            balance_after: self.wallet.balance,
-            reference: self.reference.clone(),
-            reservation_id: reservation,
-            actor: self.actor.clone(),
-            note: note.map(str::to_owned),
-            created_at: self.now,
-        });
-    }
-
-    /// Which grants `amount` credits come from, or why they cannot.
-    fn allocate(&self, amount: i64) -> Result<Vec<Draw>, CreditsFailure> {
-        let drawable: Vec<Drawable> = self.grants.iter().map(GrantRow::drawable).collect();
-        allocate(&drawable, amount, self.now).or_else(|short| {
-            domain(CreditsError::InsufficientBalance {
-                channel: self.channel,
-                requested: amount,
-                available: short.available,
-            })
-        })
-    }
-
-    /// Spends `amount` credits now, in draw order.
-    fn spend(&mut self, amount: i64, kind: EntryKind, note: Option<&str>) -> Result<(), CreditsFailure> {
-        for draw in self.allocate(amount)? {
-            self.take(draw.grant, draw.amount, kind, None, note)?;
-        }
-        Ok(())
-    }
-
-    /// Holds `amount` credits: they leave their grants but stay in the balance.
-    fn hold(&mut self, amount: i64) -> Result<Vec<Draw>, CreditsFailure> {
-        let draws = self.allocate(amount)?;
-        for draw in &draws {
-            let row = self
-                .grants
-                .iter_mut()
-                .find(|g| g.id == draw.grant.into_uuid())
-                .ok_or_else(|| corrupt("grant"))?;
-            row.remaining -= draw.amount;
-        }
-        self.wallet.held += amount;
-        Ok(draws)
-    }
-
-    /// Ends a hold of `amount`: `draws` go back to their grants (loaded if
-    /// they had nothing left, so an expired one expires them again).
-    async fn unhold(
+    /// Makes sure the book has every grant of `draws` (a hold's grants may
+    /// have nothing left and so not be among the open ones).
+    async fn with_grants_of(
         &mut self,
         conn: &mut AsyncPgConnection,
         draws: &[Draw],
-        amount: i64,
     ) -> Result<(), CreditsFailure> {
         let missing: Vec<uuid::Uuid> = draws
             .iter()
-            .map(|d| d.grant.into_uuid())
-            .filter(|id| !self.grants.iter().any(|g| g.id == *id))
+            .map(|d| d.grant)
+            .filter(|id| !self.book.grants.iter().any(|g| g.id == *id))
+            .map(GrantId::into_uuid)
             .collect();
-        if !missing.is_empty() {
-            let rows: Vec<GrantRow> = diesel::sql_query(format!(
-                "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND id = ANY($2)"
-            ))
-            .bind::<SqlUuid, _>(self.tenant.into_uuid())
-            .bind::<Array<SqlUuid>, _>(&missing)
-            .load(conn)
-            .await?;
-            self.grants.extend(rows);
+        if missing.is_empty() {
+            return Ok(());
         }
-        for draw in draws {
-            let row = self
-                .grants
-                .iter_mut()
-                .find(|g| g.id == draw.grant.into_uuid())
-                .ok_or_else(|| corrupt("grant"))?;
-            row.remaining += draw.amount;
-        }
-        self.wallet.held -= amount;
+        let rows: Vec<GrantRow> = diesel::sql_query(format!(
+            "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND id = ANY($2)"
+        ))
+        .bind::<SqlUuid, _>(self.tenant.into_uuid())
+        .bind::<Array<SqlUuid>, _>(&missing)
+        .load(conn)
+        .await?;
+        self.book.grants.extend(rows.iter().map(GrantRow::drawable));
         Ok(())
     }
 
-    /// Adds a grant of `amount` credits.
-    fn grant(
-        &mut self,
-        source: GrantSource,
-        amount: i64,
-        priority: i16,
-        expires_at: Option<DateTime<Utc>>,
-        note: Option<&str>,
-    ) {
-        let id = GrantId::new();
-        self.new_grants.push(NewGrant { id, source, amount, priority, expires_at });
-        self.wallet.balance += amount;
-        self.entry(id, EntryKind::Grant, amount, None, note);
+    fn wallet_id(&self) -> WalletId {
+        WalletId::from_uuid(self.wallet.id)
     }
 
-    /// Writes every change: new grants, drawn grants, entries, the wallet
-    /// (and its low-balance alert). Answers the wallet as it now is.
-    async fn write(&mut self, conn: &mut AsyncPgConnection) -> Result<Wallet, CreditsFailure> {
+    /// An entry of the book as the ledger keeps it.
+    fn entry(&self, draft: &EntryDraft, reference: &str, actor: &str) -> Entry {
+        Entry {
+            id: draft.id,
+            wallet_id: self.wallet_id(),
+            channel: self.channel,
+            grant_id: draft.grant,
+            kind: draft.kind,
+            amount: draft.amount,
+            balance_after: draft.balance_after,
+            reference: reference.to_owned(),
+            reservation_id: draft.reservation,
+            actor: actor.to_owned(),
+            note: draft.note.clone(),
+            created_at: self.now,
+        }
+    }
+
+    /// Writes what the book changed: new grants, drawn and returned grants,
+    /// entries (expiries as the platform's, under `expiry:<grant>`), the
+    /// wallet and its low-balance alert. Answers the wallet as it now is and
+    /// the operation's own entries.
+    async fn write(&mut self, conn: &mut AsyncPgConnection) -> Result<(Wallet, Vec<Entry>), CreditsFailure> {
         let tenant = self.tenant.into_uuid();
-        if !self.new_grants.is_empty() {
-            let g = &self.new_grants;
+        let book = &self.book;
+        if !book.new_grants.is_empty() {
+            let g = &book.new_grants;
             diesel::sql_query(
                 "INSERT INTO credit_grants (tenant_id, id, wallet_id, source, amount, remaining, priority, expires_at, \
                                             paid, reference, created_at) \
@@ -643,54 +538,65 @@ impl Ledger {
             .execute(conn)
             .await?;
         }
-        // Grants this operation drew from or returned to (new ones are written above).
-        let changed: Vec<&GrantRow> = self.grants.iter().collect();
-        if !changed.is_empty() {
+        // The grants that were there before (new ones were written whole, spent or not, just above).
+        let known: Vec<&Drawable> =
+            book.grants.iter().filter(|g| !book.new_grants.iter().any(|n| n.id == g.id)).collect();
+        if !known.is_empty() {
             diesel::sql_query(
                 "UPDATE credit_grants g SET remaining = c.remaining \
                    FROM unnest($2::uuid[], $3::int8[]) AS c(id, remaining) \
                   WHERE g.tenant_id = $1 AND g.id = c.id AND g.remaining <> c.remaining",
             )
             .bind::<SqlUuid, _>(tenant)
-            .bind::<Array<SqlUuid>, _>(changed.iter().map(|g| g.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(changed.iter().map(|g| g.remaining).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(known.iter().map(|g| g.id.into_uuid()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(known.iter().map(|g| g.remaining).collect::<Vec<_>>())
             .execute(conn)
             .await?;
         }
-        if !self.entries.is_empty() {
-            let e = &self.entries;
+        let expiries: Vec<Entry> = book
+            .expired
+            .iter()
+            .map(|draft| self.entry(draft, &format!("expiry:{}", draft.grant), EXPIRY_ACTOR))
+            .collect();
+        let own: Vec<Entry> =
+            book.entries.iter().map(|draft| self.entry(draft, &self.reference, &self.actor)).collect();
+        let all: Vec<&Entry> = expiries.iter().chain(own.iter()).collect();
+        if !all.is_empty() {
             diesel::sql_query(
                 "INSERT INTO credit_entries (tenant_id, id, wallet_id, grant_id, kind, amount, balance_after, reference, \
                                              reservation_id, actor, note, created_at) \
-                 SELECT $1, e.id, $2, e.grant_id, e.kind, e.amount, e.balance_after, $3, e.reservation_id, $4, e.note, $5 \
-                   FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::int8[], $10::int8[], $11::uuid[], $12::text[]) \
-                        AS e(id, grant_id, kind, amount, balance_after, reservation_id, note)",
+                 SELECT $1, e.id, $2, e.grant_id, e.kind, e.amount, e.balance_after, e.reference, e.reservation_id, \
+                        e.actor, e.note, $3 \
+                   FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::int8[], $8::int8[], $9::uuid[], $10::text[], \
+                               $11::text[], $12::text[]) \
+                        AS e(id, grant_id, kind, amount, balance_after, reservation_id, note, reference, actor)",
             )
             .bind::<SqlUuid, _>(tenant)
             .bind::<SqlUuid, _>(self.wallet.id)
-            .bind::<Text, _>(&self.reference)
-            .bind::<Text, _>(&self.actor)
             .bind::<Timestamptz, _>(self.now)
-            .bind::<Array<SqlUuid>, _>(e.iter().map(|e| e.id.into_uuid()).collect::<Vec<_>>())
-            .bind::<Array<SqlUuid>, _>(e.iter().map(|e| e.grant_id.into_uuid()).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(e.iter().map(|e| e.amount).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(e.iter().map(|e| e.balance_after).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(all.iter().map(|e| e.id.into_uuid()).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(all.iter().map(|e| e.grant_id.into_uuid()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(all.iter().map(|e| e.amount).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(all.iter().map(|e| e.balance_after).collect::<Vec<_>>())
             .bind::<Array<Nullable<SqlUuid>>, _>(
-                e.iter().map(|e| e.reservation_id.map(ReservationId::into_uuid)).collect::<Vec<_>>(),
+                all.iter().map(|e| e.reservation_id.map(ReservationId::into_uuid)).collect::<Vec<_>>(),
             )
-            .bind::<Array<Nullable<Text>>, _>(e.iter().map(|e| e.note.clone()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(all.iter().map(|e| e.note.clone()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(all.iter().map(|e| e.reference.clone()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(all.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
             .execute(conn)
             .await?;
         }
+        let (balance, held, available) = (self.book.balance, self.book.held, self.book.available());
         let threshold = self.wallet.low_balance_threshold;
-        match crossing(threshold, self.wallet.low_balance_alerted, self.available()) {
+        match crossing(threshold, self.wallet.low_balance_alerted, available) {
             ThresholdCrossing::Alert => {
                 self.wallet.low_balance_alerted = true;
                 let alert = LowBalanceAlert {
                     wallet_id: self.wallet_id(),
                     channel: self.channel,
-                    available: self.available(),
+                    available,
                     threshold: threshold.unwrap_or_default(),
                 };
                 let job = NewJob::of(&alert)
@@ -708,14 +614,14 @@ impl Ledger {
         ))
         .bind::<SqlUuid, _>(tenant)
         .bind::<SqlUuid, _>(self.wallet.id)
-        .bind::<BigInt, _>(self.wallet.balance)
-        .bind::<BigInt, _>(self.wallet.held)
+        .bind::<BigInt, _>(balance)
+        .bind::<BigInt, _>(held)
         .bind::<Bool, _>(self.wallet.low_balance_alerted)
         .bind::<Timestamptz, _>(self.now)
         .bind::<Nullable<BigInt>, _>(self.wallet.low_balance_threshold)
         .get_result(conn)
         .await?;
-        wallet.into_wallet()
+        Ok((wallet.into_wallet()?, own))
     }
 
     /// Writes the changes and answers them as a movement.
@@ -724,15 +630,43 @@ impl Ledger {
         conn: &mut AsyncPgConnection,
         reservation: Option<Reservation>,
     ) -> Result<Movement, CreditsFailure> {
-        let wallet = self.write(conn).await?;
-        Ok(Movement {
-            reference: self.reference,
-            replayed: false,
-            wallet,
-            entries: self.entries,
-            reservation,
-        })
+        let (wallet, entries) = self.write(conn).await?;
+        Ok(Movement { reference: self.reference, replayed: false, wallet, entries, reservation })
     }
+}
+
+/// What a ledger operation records as it ends.
+struct Done<'a> {
+    /// The operation's kind, as its reference record keeps it (`debit`).
+    kind: &'static str,
+    /// Its audit action (`credits.debit`).
+    action: &'static str,
+    reference: &'a Reference,
+    /// Its parameters, which a repeat of the reference must match.
+    request: &'a serde_json::Value,
+    /// What the audit row says beyond the reference and the balance after.
+    changes: serde_json::Value,
+}
+
+/// How every ledger operation ends: its changes written, its audit row
+/// (with the reference and the balance after), and its reference remembered.
+async fn conclude(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    ledger: Ledger,
+    reservation: Option<Reservation>,
+    done: Done<'_>,
+) -> Result<Movement, CreditsFailure> {
+    let (wallet, now) = (ledger.wallet_id(), ledger.now);
+    let movement = ledger.finish(conn, reservation).await?;
+    let mut changes = done.changes;
+    if let Some(fields) = changes.as_object_mut() {
+        fields.insert("reference".to_owned(), json!(done.reference));
+        fields.insert("balance".to_owned(), json!(movement.wallet.balance));
+    }
+    audit::record(conn, ctx.tenant_id, ctx.into(), &audit_entry(done.action, wallet, changes), now).await?;
+    remember(conn, ctx.tenant_id, done.reference, done.kind, done.request, &movement, now).await?;
+    Ok(movement)
 }
 
 /// Moves `delta` credits of `channel` into (positive) or out of (negative)
@@ -766,6 +700,17 @@ async fn master_transfer(
         return domain(CreditsError::MasterInsufficient { channel, requested: -delta });
     }
     Ok(())
+}
+
+/// Credits given rather than bought (and adjustments) come from the
+/// platform's staff or the platform itself, never from a tenant's own people.
+fn may_give(ctx: &TenantContext, source: GrantSource) -> Result<(), CreditsError> {
+    let platform = matches!(ctx.actor, Actor::System { .. }) || ctx.platform().is_ok();
+    if source == GrantSource::Purchase || platform {
+        Ok(())
+    } else {
+        Err(CreditsError::SourceNotAllowed(source.as_str()))
+    }
 }
 
 fn audit_entry(action: &'static str, wallet: WalletId, changes: serde_json::Value) -> AuditEntry {
@@ -975,6 +920,7 @@ impl Store {
         wallet: WalletRef,
         add: AddCredits,
     ) -> Result<Movement, CreditsError> {
+        may_give(ctx, add.source)?;
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
@@ -988,6 +934,7 @@ impl Store {
                 if let Some(first) = replayed(conn, tenant, &reference, "add", &request).await? {
                     return Ok(first);
                 }
+                ledger.open_book(conn).await?;
                 let channel = ledger.channel;
                 let mut quoted = None;
                 if add.source == GrantSource::Purchase {
@@ -1027,21 +974,17 @@ impl Store {
                 .await?;
                 let expires_at = add.validity_days.map(|days| now + Duration::days(i64::from(days)));
                 let priority = add.priority.unwrap_or(portico_credits::DEFAULT_PRIORITY);
-                ledger.grant(add.source, add.amount, priority, expires_at, add.note.as_deref());
-                let wallet_id = ledger.wallet_id();
-                let movement = ledger.finish(conn, None).await?;
-                let changes = json!({"source": add.source, "amount": add.amount, "reference": reference,
-                    "price": quoted.as_ref().map(|q| q.total), "balance": movement.wallet.balance});
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &audit_entry("credits.add", wallet_id, changes),
-                    now,
-                )
-                .await?;
-                remember(conn, tenant, &reference, "add", &request, &movement, now).await?;
-                Ok(movement)
+                ledger.book.grant(add.source, add.amount, priority, expires_at, add.note.as_deref());
+                let changes = json!({"source": add.source, "amount": add.amount,
+                    "price": quoted.as_ref().map(|q| q.total)});
+                let done = Done {
+                    kind: "add",
+                    action: "credits.add",
+                    reference: &reference,
+                    request: &request,
+                    changes,
+                };
+                conclude(conn, &ctx, ledger, None, done).await
             })
         })
         .await
@@ -1058,6 +1001,7 @@ impl Store {
         wallet: WalletRef,
         adjust: AdjustCredits,
     ) -> Result<Movement, CreditsError> {
+        may_give(ctx, GrantSource::Adjustment)?;
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
@@ -1070,9 +1014,10 @@ impl Store {
                 if let Some(first) = replayed(conn, tenant, &reference, "adjust", &request).await? {
                     return Ok(first);
                 }
+                ledger.open_book(conn).await?;
                 let channel = ledger.channel;
                 if adjust.amount > 0 {
-                    ledger.grant(
+                    ledger.book.grant(
                         GrantSource::Adjustment,
                         adjust.amount,
                         portico_credits::DEFAULT_PRIORITY,
@@ -1080,7 +1025,10 @@ impl Store {
                         Some(&adjust.reason),
                     );
                 } else {
-                    ledger.spend(-adjust.amount, EntryKind::Adjustment, Some(&adjust.reason))?;
+                    ledger
+                        .book
+                        .spend(-adjust.amount, EntryKind::Adjustment, Some(&adjust.reason))
+                        .map_err(Failure::Domain)?;
                 }
                 let actor = ledger.actor.clone();
                 master_transfer(
@@ -1093,20 +1041,15 @@ impl Store {
                     now,
                 )
                 .await?;
-                let wallet_id = ledger.wallet_id();
-                let movement = ledger.finish(conn, None).await?;
-                let changes = json!({"amount": adjust.amount, "reason": adjust.reason, "reference": reference,
-                    "balance": movement.wallet.balance});
-                audit::record(
-                    conn,
-                    tenant,
-                    (&ctx).into(),
-                    &audit_entry("credits.adjust", wallet_id, changes),
-                    now,
-                )
-                .await?;
-                remember(conn, tenant, &reference, "adjust", &request, &movement, now).await?;
-                Ok(movement)
+                let changes = json!({"amount": adjust.amount, "reason": adjust.reason});
+                let done = Done {
+                    kind: "adjust",
+                    action: "credits.adjust",
+                    reference: &reference,
+                    request: &request,
+                    changes,
+                };
+                conclude(conn, &ctx, ledger, None, done).await
             })
         })
         .await
@@ -1140,6 +1083,9 @@ impl Store {
                 if let Some(first) = replayed(conn, tenant, &reference, "package", &request).await? {
                     return Ok(first);
                 }
+                for ledger in &mut ledgers {
+                    ledger.open_book(conn).await?;
+                }
                 if !found.active {
                     return domain(CreditsError::PackageInactive);
                 }
@@ -1150,7 +1096,7 @@ impl Store {
                 for (entry, mut ledger) in credits.iter().zip(ledgers) {
                     master_transfer(conn, entry.channel, -entry.amount, reference.as_str(), &actor, Some(&found.name), now)
                         .await?;
-                    ledger.grant(GrantSource::Package, entry.amount, portico_credits::DEFAULT_PRIORITY, expires_at, None);
+                    ledger.book.grant(GrantSource::Package, entry.amount, portico_credits::DEFAULT_PRIORITY, expires_at, None);
                     let movement = ledger.finish(conn, None).await?;
                     wallets.push(movement.wallet);
                     entries.extend(movement.entries);
@@ -1191,6 +1137,7 @@ impl Store {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger = Ledger::open(conn, tenant, wallet, "settings", actor_text(&ctx.actor), now).await?;
+                ledger.open_book(conn).await?;
                 let before = ledger.wallet.low_balance_threshold;
                 ledger.wallet.low_balance_threshold = settings.low_balance_threshold;
                 // A new threshold above what is left alerts now; one at or below re-arms.
@@ -1249,10 +1196,9 @@ impl Store {
             let result = self
                 .in_tenant(tenant, move |conn| {
                     Box::pin(async move {
-                        let reference = format!("expiry:{}", now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-                        let ledger =
-                            Ledger::by_id(conn, tenant, id, &reference, "system:credits.expire".into(), now)
-                                .await?;
+                        let mut ledger =
+                            Ledger::by_id(conn, tenant, id, "expiry", EXPIRY_ACTOR.into(), now).await?;
+                        ledger.open_book(conn).await?;
                         ledger.finish(conn, None).await?;
                         Ok(())
                     })
@@ -1263,7 +1209,8 @@ impl Store {
             match result {
                 Ok(()) => settled += 1,
                 Err(error) => {
-                    tracing::warn!(%tenant, wallet = %id, %error, "settling due credits failed");
+                    let detail = portico_kernel::redact::text(&error.to_string());
+                    tracing::warn!(%tenant, wallet = %id, error = %detail, "settling due credits failed");
                     failed.get_or_insert(error);
                 }
             }
@@ -1286,26 +1233,36 @@ impl CreditsLedger for Store {
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
-                let mut ledger =
-                    Ledger::by_channel(conn, tenant, debit.channel, reference.as_str(), actor_text(&ctx.actor), now)
-                        .await?;
+                let mut ledger = Ledger::by_channel(
+                    conn,
+                    tenant,
+                    debit.channel,
+                    reference.as_str(),
+                    actor_text(&ctx.actor),
+                    now,
+                )
+                .await?;
                 let request = json!({"channel": debit.channel, "amount": debit.amount});
                 if let Some(first) = replayed(conn, tenant, &reference, "debit", &request).await? {
                     return Ok(first);
                 }
+                ledger.open_book(conn).await?;
                 if debit.amount < 1 {
                     return domain(CreditsError::Invalid(portico_kernel::ValidationErrors::field(
                         "amount",
                         "at least 1",
                     )));
                 }
-                ledger.spend(debit.amount, EntryKind::Debit, None)?;
-                let wallet_id = ledger.wallet_id();
-                let movement = ledger.finish(conn, None).await?;
-                let changes = json!({"amount": debit.amount, "reference": reference, "balance": movement.wallet.balance});
-                audit::record(conn, tenant, (&ctx).into(), &audit_entry("credits.debit", wallet_id, changes), now).await?;
-                remember(conn, tenant, &reference, "debit", &request, &movement, now).await?;
-                Ok(movement)
+                ledger.book.spend(debit.amount, EntryKind::Debit, None).map_err(Failure::Domain)?;
+                let changes = json!({"amount": debit.amount});
+                let done = Done {
+                    kind: "debit",
+                    action: "credits.debit",
+                    reference: &reference,
+                    request: &request,
+                    changes,
+                };
+                conclude(conn, &ctx, ledger, None, done).await
             })
         })
         .await
@@ -1330,7 +1287,8 @@ impl CreditsLedger for Store {
                 if let Some(first) = replayed(conn, tenant, &reference, "reserve", &request).await? {
                     return Ok(first);
                 }
-                let draws = ledger.hold(reserve.amount)?;
+                ledger.open_book(conn).await?;
+                let draws = ledger.book.hold(reserve.amount).map_err(Failure::Domain)?;
                 let hold = reserve.hold_seconds.unwrap_or(portico_credits::DEFAULT_HOLD_SECS);
                 let reservation = Reservation {
                     id: ReservationId::new(),
@@ -1359,14 +1317,10 @@ impl CreditsLedger for Store {
                 .bind::<Timestamptz, _>(now)
                 .execute(conn)
                 .await?;
-                let wallet_id = ledger.wallet_id();
-                let id = reservation.id;
-                let movement = ledger.finish(conn, Some(reservation)).await?;
-                let changes = json!({"reservation": id, "amount": reserve.amount, "reference": reference});
-                audit::record(conn, tenant, (&ctx).into(), &audit_entry("credits.reserve", wallet_id, changes), now)
-                    .await?;
-                remember(conn, tenant, &reference, "reserve", &request, &movement, now).await?;
-                Ok(movement)
+                let changes = json!({"reservation": reservation.id, "amount": reserve.amount});
+                let done =
+                    Done { kind: "reserve", action: "credits.reserve", reference: &reference, request: &request, changes };
+                conclude(conn, &ctx, ledger, Some(reservation), done).await
             })
         })
         .await
@@ -1435,6 +1389,7 @@ impl Store {
                 if let Some(first) = replayed(conn, tenant, &reference, kind, &request).await? {
                     return Ok(first);
                 }
+                ledger.open_book(conn).await?;
                 let row: ReservationRow = diesel::sql_query(format!(
                     "SELECT {RESERVATION_COLUMNS} FROM credit_reservations WHERE tenant_id = $1 AND id = $2"
                 ))
@@ -1451,15 +1406,8 @@ impl Store {
                         0
                     }
                 };
-                let (spent_draws, returned) = split_draws(&draws, spent);
-                ledger.unhold(conn, &returned, reservation.amount - spent).await?;
-                ledger.wallet.held -= spent;
-                for draw in spent_draws {
-                    ledger.wallet.balance -= draw.amount;
-                    ledger.entry(draw.grant, EntryKind::Capture, -draw.amount, Some(id), None);
-                }
-                // Credits returned to a grant that expired meanwhile expire now.
-                ledger.expire_grants()?;
+                ledger.with_grants_of(conn, &draws).await?;
+                ledger.book.settle_hold(&draws, spent, id);
                 reservation.status =
                     if capture.is_some() { ReservationStatus::Captured } else { ReservationStatus::Released };
                 reservation.captured = spent;
@@ -1475,14 +1423,10 @@ impl Store {
                 .bind::<Timestamptz, _>(now)
                 .execute(conn)
                 .await?;
-                let wallet_id = ledger.wallet_id();
-                let movement = ledger.finish(conn, Some(reservation)).await?;
                 let action = if capture.is_some() { "credits.capture" } else { "credits.release" };
-                let changes = json!({"reservation": id, "captured": spent, "reference": reference});
-                audit::record(conn, tenant, (&ctx).into(), &audit_entry(action, wallet_id, changes), now)
-                    .await?;
-                remember(conn, tenant, &reference, kind, &request, &movement, now).await?;
-                Ok(movement)
+                let changes = json!({"reservation": id, "captured": spent});
+                let done = Done { kind, action, reference: &reference, request: &request, changes };
+                conclude(conn, &ctx, ledger, Some(reservation), done).await
             })
         })
         .await

@@ -235,6 +235,8 @@ impl Store {
         self.in_tenant(PLATFORM_TENANT_ID, move |conn| {
             Box::pin(async move {
                 let platform = PLATFORM_TENANT_ID.into_uuid();
+                // Two replacements at once take turns (the second's DELETE would miss the first's rows).
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('credit_prices'))").execute(conn).await?;
                 let before = load_prices(conn).await?;
                 diesel::sql_query("DELETE FROM credit_prices WHERE tenant_id = $1")
                     .bind::<SqlUuid, _>(platform)

@@ -18,7 +18,7 @@ use portico_store::{PoolConfig, Store};
 use portico_tenancy::Role;
 use portico_testkit::TestDb;
 
-use crate::support::{connect, count, member_of, platform, tenant};
+use crate::support::{connect, count, member_of, platform, staff_on, tenant};
 
 /// An owner of `tenant`.
 fn owner_of(tenant: TenantId) -> TenantContext {
@@ -63,7 +63,7 @@ async fn funded(store: &Store, slug: &str, amount: i64) -> TenantContext {
     let ctx = owner_of(tenant(store, slug).await.id);
     store
         .add_credits(
-            &ctx,
+            &staff_on(ctx.tenant_id),
             reference("welcome"),
             WalletRef::Channel(Channel::Sms),
             add(amount, "promotional", None),
@@ -115,11 +115,18 @@ async fn debits_draw_from_grants_in_order_and_the_ledger_says_so() {
     let bought =
         store.add_credits(&ctx, reference("buy"), sms_wallet, add(1000, "purchase", None)).await.unwrap();
     let promo = store
-        .add_credits(&ctx, reference("promo"), sms_wallet, add(100, "promotional", Some(7)))
+        .add_credits(
+            &staff_on(ctx.tenant_id),
+            reference("promo"),
+            sms_wallet,
+            add(100, "promotional", Some(7)),
+        )
         .await
         .unwrap();
-    let refund =
-        store.add_credits(&ctx, reference("refund"), sms_wallet, add(20, "refund", None)).await.unwrap();
+    let refund = store
+        .add_credits(&staff_on(ctx.tenant_id), reference("refund"), sms_wallet, add(20, "refund", None))
+        .await
+        .unwrap();
 
     let debit = store.debit(&ctx, reference("send-1"), sms(150)).await.unwrap();
 
@@ -162,7 +169,15 @@ async fn the_unused_part_of_an_expired_grant_expires() {
     stock(&store, 10_000).await;
     let ctx = owner_of(tenant(&store, "acme").await.id);
     let sms_wallet = WalletRef::Channel(Channel::Sms);
-    store.add_credits(&ctx, reference("promo"), sms_wallet, add(100, "promotional", Some(1))).await.unwrap();
+    store
+        .add_credits(
+            &staff_on(ctx.tenant_id),
+            reference("promo"),
+            sms_wallet,
+            add(100, "promotional", Some(1)),
+        )
+        .await
+        .unwrap();
     store.add_credits(&ctx, reference("buy"), sms_wallet, add(10, "purchase", None)).await.unwrap();
     store.debit(&ctx, reference("send-1"), sms(30)).await.unwrap();
 
@@ -194,7 +209,7 @@ async fn an_operation_expires_what_is_due_before_it_draws() {
     let ctx = owner_of(tenant(&store, "acme").await.id);
     store
         .add_credits(
-            &ctx,
+            &staff_on(ctx.tenant_id),
             reference("promo"),
             WalletRef::Channel(Channel::Sms),
             add(100, "promotional", Some(1)),
@@ -261,8 +276,16 @@ async fn an_insufficient_balance_leaves_the_ledger_unchanged() {
     let store = db.store().await;
     let ctx = funded(&store, "acme", 5).await;
     let mut conn = as_owner(&db).await;
-    let tables =
-        ["credit_entries", "credit_grants", "credit_reservations", "credit_operations", "audit_log", "jobs"];
+    let tables = [
+        "credit_wallets",
+        "credit_entries",
+        "credit_grants",
+        "credit_reservations",
+        "credit_operations",
+        "credit_master_entries",
+        "audit_log",
+        "jobs",
+    ];
     let mut before = Vec::new();
     for table in tables {
         before.push(count(&mut conn, &format!("SELECT count(*) AS n FROM {table}")).await);
@@ -274,13 +297,25 @@ async fn an_insufficient_balance_leaves_the_ledger_unchanged() {
     let refused = store.reserve(&ctx, reference("big-hold"), reserve(6)).await.unwrap_err();
     assert!(matches!(refused, CreditsError::InsufficientBalance { .. }));
 
+    // A wallet never used before is not created by a refusal either.
+    let whatsapp = Debit { channel: Channel::Whatsapp, amount: 1 };
+    assert!(matches!(
+        store.debit(&ctx, reference("first"), whatsapp).await,
+        Err(CreditsError::InsufficientBalance { .. })
+    ));
+
     for (table, n) in tables.iter().zip(before) {
         assert_eq!(count(&mut conn, &format!("SELECT count(*) AS n FROM {table}")).await, n, "{table}");
     }
     assert_eq!(wallet(&store, &ctx).await, snapshot);
     // The refused reference was not spent: it works once there is enough.
     store
-        .add_credits(&ctx, reference("more"), WalletRef::Channel(Channel::Sms), add(1, "promotional", None))
+        .add_credits(
+            &staff_on(ctx.tenant_id),
+            reference("more"),
+            WalletRef::Channel(Channel::Sms),
+            add(1, "promotional", None),
+        )
         .await
         .unwrap();
     assert_eq!(store.debit(&ctx, reference("big"), sms(6)).await.unwrap().wallet.balance, 0);
@@ -370,10 +405,15 @@ async fn falling_below_the_threshold_enqueues_one_alert_until_it_rises_again() {
         .await
         .unwrap();
     let up = store
-        .add_credits(&ctx, reference("top"), WalletRef::Channel(Channel::Sms), add(100, "promotional", None))
+        .add_credits(
+            &staff_on(ctx.tenant_id),
+            reference("top"),
+            WalletRef::Channel(Channel::Sms),
+            add(100, "promotional", None),
+        )
         .await
         .unwrap();
-    assert!(!up.wallet.low_balance, "re-armed at 125 available");
+    assert!(!up.wallet.low_balance, "re-armed at 130 available");
     store.debit(&ctx, reference("e"), sms(100)).await.unwrap();
     let payloads = count(
         &mut conn,
@@ -550,4 +590,109 @@ async fn a_tenant_sees_neither_another_tenants_wallets_nor_its_reservations() {
         store.reserve(&globex, reference("r"), reserve(1)).await,
         Err(CreditsError::InsufficientBalance { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_replay_after_a_hold_fell_due_changes_nothing() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(FixedClock::at(Utc::now()));
+    let store = db.store().await.with_clock(clock.clone());
+    let ctx = funded(&store, "acme", 100).await;
+    let short = Reserve { hold_seconds: Some(60), ..reserve(10) };
+    store.reserve(&ctx, reference("hold"), short).await.unwrap();
+    let first = store.debit(&ctx, reference("send"), sms(5)).await.unwrap();
+    clock.advance(TimeDelta::seconds(61));
+
+    let again = store.debit(&ctx, reference("send"), sms(5)).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.wallet, first.wallet, "the first answer");
+    let mut conn = as_owner(&db).await;
+    assert!(broken_wallets(&mut conn).await.is_empty(), "the replay settled nothing halfway");
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM credit_reservations WHERE status = 'held'").await,
+        1
+    );
+    // The next real operation gives the lapsed hold back, whole.
+    let after = store.debit(&ctx, reference("send-2"), sms(1)).await.unwrap();
+    assert_eq!((after.wallet.balance, after.wallet.held), (94, 0));
+    assert!(after.entries.iter().all(|e| e.kind == EntryKind::Debit), "only the debit's own entries");
+    assert!(broken_wallets(&mut conn).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_duplicates_of_one_reference_move_credits_once() {
+    let db = TestDb::new().await;
+    let store = wide_store(&db).await;
+    let ctx = funded(&store, "acme", 100).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, ctx) = (store.clone(), ctx.clone());
+            tokio::spawn(async move { store.debit(&ctx, reference("send-once"), sms(7)).await.unwrap() })
+        })
+        .collect();
+    let mut firsts = 0;
+    for task in tasks {
+        let movement = task.await.unwrap();
+        firsts += i32::from(!movement.replayed);
+        assert_eq!(movement.wallet.balance, 93, "every answer is the first one's");
+    }
+    assert_eq!(firsts, 1);
+    assert_eq!(wallet(&store, &ctx).await.balance, 93);
+    let mut conn = as_owner(&db).await;
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM credit_entries WHERE kind = 'debit'").await, 1);
+}
+
+#[tokio::test]
+async fn a_package_the_stock_cannot_fully_cover_sells_nothing() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    stock(&store, 10_000).await;
+    let ctx = owner_of(tenant(&store, "acme").await.id);
+    let draft: portico_credits::PackageDraft = serde_json::from_value(serde_json::json!({
+        "name": "Both", "credits": [{"channel": "sms", "amount": 100}, {"channel": "email", "amount": 100}],
+        "price": {"amountMinor": 500, "currency": "EUR"}
+    }))
+    .unwrap();
+    let package = store.save_credit_package(&platform(), None, draft.validated().unwrap()).await.unwrap();
+
+    let refused = store.purchase_package(&ctx, reference("buy"), package.id).await.unwrap_err();
+    assert!(
+        matches!(refused, CreditsError::MasterInsufficient { channel: Channel::Email, .. }),
+        "{refused:?}"
+    );
+    let mut conn = as_owner(&db).await;
+    for table in
+        ["credit_wallets", "credit_grants", "credit_entries", "credit_purchases", "credit_operations"]
+    {
+        let sql = format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = '{}'", ctx.tenant_id);
+        assert_eq!(count(&mut conn, &sql).await, 0, "{table}");
+    }
+    assert_eq!(
+        count(&mut conn, "SELECT balance AS n FROM credit_master_wallets WHERE channel = 'sms'").await,
+        10_000
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM credit_master_entries WHERE kind = 'sale'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_tenants_own_people_cannot_give_credits_away() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    stock(&store, 10_000).await;
+    let ctx = owner_of(tenant(&store, "acme").await.id);
+    let free = store
+        .add_credits(&ctx, reference("free"), WalletRef::Channel(Channel::Sms), add(50, "promotional", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(free, CreditsError::SourceNotAllowed("promotional")), "{free:?}");
+    let adjust = portico_credits::AdjustCredits { amount: 50, reason: "because".into() };
+    let adjusted =
+        store.adjust_credits(&ctx, reference("adj"), WalletRef::Channel(Channel::Sms), adjust).await;
+    assert!(matches!(adjusted, Err(CreditsError::SourceNotAllowed(_))));
+    let mut conn = as_owner(&db).await;
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM credit_grants").await, 0);
+    assert_eq!(count(&mut conn, "SELECT balance AS n FROM credit_master_wallets").await, 10_000);
 }
