@@ -50,21 +50,21 @@ async fn fund(store: &Store, tenant: &Tenant, credits: i64) {
 }
 
 /// Sends [`DEBITS`] debits from [`CONNECTIONS`] connections, request `n`
-/// with `tokens[n % tokens.len()]`; prints debits per second and latency percentiles.
-fn scenario(name: &str, addr: SocketAddr, tokens: Arc<Vec<String>>) {
+/// with `tokens[n % tokens.len()]` and the key `{key_prefix}-{n}`; prints debits per second and latency percentiles.
+fn scenario(name: &str, key_prefix: &str, addr: SocketAddr, tokens: Arc<Vec<String>>) {
     let body = r#"{"channel":"sms","amount":1}"#;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for connection in 0..CONNECTIONS {
         let tokens = tokens.clone();
-        let name = name.to_owned();
+        let prefix = key_prefix.to_owned();
         tasks.push(std::thread::spawn(move || {
             let mut conn = BufReader::new(TcpStream::connect(addr).unwrap());
             let mut latencies = Vec::with_capacity(DEBITS / CONNECTIONS);
             for n in (connection..DEBITS).step_by(CONNECTIONS) {
                 let raw = format!(
                     "POST /api/v1/credits/debits HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\
-                     Idempotency-Key: {name}-{n}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Idempotency-Key: {prefix}-{n}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                      Accept-Encoding: identity\r\n\r\n{body}",
                     tokens[n % tokens.len()],
                     body.len()
@@ -122,8 +122,8 @@ fn main() {
         // The driver runs on threads of its own, beside the server's workers.
         let driver = std::thread::spawn(move || {
             println!("POST /api/v1/credits/debits of 1 credit (2 cores shared by driver, server and PostgreSQL):");
-            scenario("one hot wallet", addr, hot);
-            scenario("spread over 1,000 wallets", addr, spread);
+            scenario("one hot wallet", "hot", addr, hot);
+            scenario("spread over 1,000 wallets", "spread", addr, spread);
         });
         actix_web::rt::task::spawn_blocking(move || driver.join().unwrap()).await.unwrap();
         handle.stop(true).await;

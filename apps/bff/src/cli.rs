@@ -296,6 +296,7 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
     if config.seed.demo_data {
         let tenants = seed::demo_tenants(&store).await?;
         let people = seed::demo_people(&store, &tenants).await?;
+        seed::demo_credits(&store, &tenants).await?;
         println!("Demo data: sign in as any of these with the password {}", seed::DEMO_PASSWORD);
         for person in people {
             println!("  {person}");

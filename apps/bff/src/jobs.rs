@@ -106,9 +106,9 @@ fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
-/// The one email that tells a tenant's owners and admins (`to`) a wallet fell below its threshold.
+/// The email that tells one of a tenant's owners and admins (`to`) a wallet fell below its threshold.
 #[must_use]
-pub fn low_balance_email(from: &Mailbox, to: &[String], alert: &LowBalanceAlert) -> EmailMessage {
+pub fn low_balance_email(from: &Mailbox, to: &str, alert: &LowBalanceAlert) -> EmailMessage {
     let channel = channel_name(alert.channel);
     let what = format!(
         "Your {channel} wallet has {} credits available, below the alert threshold of {}.",
@@ -117,7 +117,7 @@ pub fn low_balance_email(from: &Mailbox, to: &[String], alert: &LowBalanceAlert)
     let next = format!("Buy {channel} credits or a package to keep sending.");
     EmailMessage {
         from: from.clone(),
-        to: to.iter().map(Mailbox::address).collect(),
+        to: vec![Mailbox::address(to)],
         reply_to: None,
         subject: format!("Your {channel} credits are running low"),
         html: format!("<p>{what}</p><p>{next}</p>"),
@@ -135,7 +135,7 @@ fn send_failure(error: portico_kernel::EmailError) -> HandlerError {
 #[must_use]
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Registry {
     let (store, keys_store, identity_store) = (store.clone(), store.clone(), store.clone());
-    let (alert_store, alert_email, expire_store) = (store.clone(), email.clone(), store.clone());
+    let (alert_store, expire_store) = (store.clone(), store.clone());
     Registry::new()
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
@@ -148,7 +148,7 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Re
             }
         })
         .on(move |alert: LowBalanceAlert, ctx| {
-            let (store, email, from) = (alert_store.clone(), alert_email.clone(), from.clone());
+            let (store, from) = (alert_store.clone(), from.clone());
             async move {
                 // Enqueued in the tenant's scope: its own owners and admins, read through RLS.
                 let recipients = store.credit_alert_recipients(&ctx.ctx).await.map_err(HandlerError::new)?;
@@ -156,10 +156,16 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Re
                     tracing::info!(channel = %alert.channel, "low balance: nobody to tell");
                     return Ok(());
                 }
-                let mut message = low_balance_email(&from, &recipients, &alert);
-                message.message_id = Some(format!("<{}@portico>", ctx.job_id));
-                email.send(&message).await.map_err(send_failure)?;
-                tracing::info!(channel = %alert.channel, recipients = recipients.len(), "low balance alert sent");
+                // One email each (no one sees the others' addresses), sent as jobs of their own;
+                // a retry of this job while they wait adds none (their keys are taken).
+                for (n, to) in recipients.iter().enumerate() {
+                    let message = low_balance_email(&from, to, &alert);
+                    let job = NewJob::of(&SendEmail { message })
+                        .map_err(HandlerError::permanent)?
+                        .unique(format!("credits.low_balance:{}:{n}", ctx.job_id));
+                    store.enqueue(&ctx.ctx, job).await.map_err(HandlerError::new)?;
+                }
+                tracing::info!(channel = %alert.channel, recipients = recipients.len(), "low balance alert queued");
                 Ok(())
             }
         })

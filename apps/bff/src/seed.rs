@@ -1,5 +1,6 @@
 //! Demo data for development: two tenants to try the API with, a demo
-//! platform admin and each tenant's owner, all signing in with one password.
+//! platform admin and each tenant's owner, all signing in with one password,
+//! and credits to buy and spend.
 
 use portico_kernel::{
     Actor, Origin, PLATFORM_TENANT_ID, PageRequest, PlatformContext, RequestId, TenantContext,
@@ -120,6 +121,52 @@ pub async fn demo_people(
         lines.push(format!("{email} ({what})"));
     }
     Ok(lines)
+}
+
+/// Demo credits: the platform's stock of every channel, a price list and a
+/// package when there are none yet, and 500 SMS credits for each demo tenant
+/// to spend. Idempotent: each movement has a fixed reference.
+pub async fn demo_credits(store: &Store, tenants: &[Tenant]) -> Result<(), Box<dyn std::error::Error>> {
+    use portico_credits::{AddCredits, Channel, PackageDraft, PriceList, Reference, TopUp, WalletRef};
+    let platform = PlatformContext::system("seed");
+    for channel in Channel::ALL {
+        let top_up = TopUp { channel, amount: 1_000_000, note: "Demo stock".to_owned() };
+        store.top_up_master(&platform, Reference::parse(&format!("demo-stock-{channel}"))?, top_up).await?;
+    }
+    let reader = TenantContext {
+        tenant_id: PLATFORM_TENANT_ID,
+        actor: Actor::system("seed"),
+        permissions: std::collections::BTreeSet::new(),
+        request_id: RequestId::generate(),
+        origin: Origin::default(),
+    };
+    if store.credit_prices(&reader).await?.prices.is_empty() {
+        let prices: PriceList = serde_json::from_value(serde_json::json!({"prices": [
+            {"channel": "sms", "currency": "EUR", "tiers": [
+                {"fromQuantity": 1, "unitPrice": "0.08"}, {"fromQuantity": 10000, "unitPrice": "0.065"}]},
+            {"channel": "whatsapp", "currency": "EUR", "tiers": [{"fromQuantity": 1, "unitPrice": "0.05"}]},
+            {"channel": "email", "currency": "EUR", "tiers": [{"fromQuantity": 1, "unitPrice": "0.001"}]}
+        ]}))?;
+        store.set_credit_prices(&platform, prices.validated()?).await?;
+    }
+    if store.credit_packages(&reader, true).await?.is_empty() {
+        let starter: PackageDraft = serde_json::from_value(serde_json::json!({
+            "name": "Starter", "description": "1,000 SMS and 5,000 emails, valid for a year.",
+            "credits": [{"channel": "sms", "amount": 1000}, {"channel": "email", "amount": 5000}],
+            "price": {"amountMinor": 8900, "currency": "EUR"}, "validityDays": 365
+        }))?;
+        store.save_credit_package(&platform, None, starter.validated()?).await?;
+    }
+    for tenant in tenants {
+        let ctx = TenantContext { tenant_id: tenant.id, request_id: RequestId::generate(), ..reader.clone() };
+        let welcome: AddCredits = serde_json::from_value(
+            serde_json::json!({"amount": 500, "source": "promotional", "note": "Demo welcome"}),
+        )?;
+        store
+            .add_credits(&ctx, Reference::parse("demo-welcome")?, WalletRef::Channel(Channel::Sms), welcome)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `export NAME=value` lines for the demo tenants' ids, ready to paste into

@@ -489,7 +489,7 @@ async fn bad_input_is_refused_with_a_stable_code() {
     let res = add("k-2", json!({"amount": 0})).await;
     assert_eq!(code(&res), (422, json!("credits.invalid")), "{}", res.body);
     assert_eq!(res.json["error"]["details"]["fields"][0]["field"], json!("amount"));
-    let res = add("k-3", json!({"amount": 50, "source": "promotional"})).await;
+    let res = add("k-3", json!({"amount": 50, "source": "promotional", "note": "A gift"})).await;
     assert_eq!(code(&res), (403, json!("credits.source_not_allowed")), "{}", res.body);
     let res = keyed(
         &app,
@@ -620,15 +620,26 @@ async fn a_fall_below_the_threshold_enqueues_one_alert_which_emails_the_owners()
                WHERE kind = 'credits.low_balance' AND tenant_id = $1::uuid";
     assert_eq!(number(&app, sql, &acme.to_string()).await, 5);
 
-    // The worker sends one email to the owners and admins (not the staff).
-    let inbox = run_worker_until(&app, |mailbox| {
-        mailbox.iter().find(|m| m["message"]["subject"] == json!("Your SMS credits are running low")).cloned()
+    // The worker emails the owners and admins (not the staff), each on their own: nobody sees
+    // the others' addresses.
+    let subject = json!("Your SMS credits are running low");
+    let alerts = run_worker_until(&app, |mailbox| {
+        let sent: Vec<Value> =
+            mailbox.iter().filter(|m| m["message"]["subject"] == subject).cloned().collect();
+        (sent.len() >= 2).then_some(Value::Array(sent))
     })
     .await;
-    let to: Vec<&str> =
-        inbox["message"]["to"].as_array().unwrap().iter().map(|m| m["address"].as_str().unwrap()).collect();
-    assert_eq!(to, ["alert-admin@acme.example", "alert-owner@acme.example"]);
-    let text = inbox["message"]["text"].as_str().unwrap();
+    let mut to: Vec<Vec<&str>> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["message"]["to"].as_array().unwrap().iter().map(|t| t["address"].as_str().unwrap()).collect()
+        })
+        .collect();
+    to.sort();
+    assert_eq!(to, [["alert-admin@acme.example"], ["alert-owner@acme.example"]]);
+    let text = alerts[0]["message"]["text"].as_str().unwrap();
     assert!(
         text.contains("SMS") && text.contains("5 credits available") && text.contains("threshold of 6"),
         "{text}"

@@ -428,7 +428,11 @@ async fn call_mutation(
         }
         ("POST", "/api/v1/credits/wallets/{id}/add") => {
             stock_sms(app, admin, request_id).await;
-            (with_id("sms"), Some(json!({"amount": 100, "source": "promotional"})), "credits.add")
+            (
+                with_id("sms"),
+                Some(json!({"amount": 100, "source": "promotional", "note": "For the walk"})),
+                "credits.add",
+            )
         }
         ("POST", "/api/v1/credits/wallets/{id}/adjust") => {
             stock_sms(app, admin, request_id).await;
@@ -508,7 +512,7 @@ async fn stock_sms(app: &TestApp, admin: &str, request_id: &str) {
 /// The platform tenant's own SMS wallet, given credits for one walked request.
 async fn fund_sms(app: &TestApp, admin: &str, request_id: &str) {
     stock_sms(app, admin, request_id).await;
-    let body = json!({"amount": 100, "source": "promotional"});
+    let body = json!({"amount": 100, "source": "promotional", "note": "For the walk"});
     keyed_setup(app, admin, "/api/v1/credits/wallets/sms/add", format!("{request_id}-fund"), Some(body))
         .await;
 }
