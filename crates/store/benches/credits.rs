@@ -31,8 +31,10 @@ async fn funded_tenant(store: &Store, i: usize, credits: i64) -> TenantContext {
     let ctx = member(store.create(&PlatformContext::system("bench"), command).await.unwrap().id);
     let add: AddCredits =
         serde_json::from_value(serde_json::json!({"amount": credits, "source": "promotional"})).unwrap();
+    // Credits are given by the platform, not by the tenant's own people.
+    let platform = TenantContext { actor: portico_kernel::Actor::system("bench"), ..ctx.clone() };
     store
-        .add_credits(&ctx, reference(format!("fund-{i}")), WalletRef::Channel(Channel::Sms), add)
+        .add_credits(&platform, reference(format!("fund-{i}")), WalletRef::Channel(Channel::Sms), add)
         .await
         .unwrap();
     ctx

@@ -12,11 +12,14 @@
 //! before answers the stored result and moves nothing.
 
 use chrono::{DateTime, Duration, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{
     Array, BigInt, Bool, Integer, Jsonb, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt as _;
 use portico_credits::{
     AddCredits, AdjustCredits, Book, Capture, Channel, ChannelPrice, CreditsError, CreditsLedger, CustomPlan,
     Debit, Draw, Drawable, Entry, EntryDraft, EntryKind, Grant, GrantSource, LowBalanceAlert, Movement,
@@ -288,14 +291,25 @@ pub(crate) async fn replayed<T: serde::de::DeserializeOwned>(
     kind: &str,
     request: &serde_json::Value,
 ) -> Result<Option<T>, CreditsFailure> {
-    let row: Option<OperationRow> = diesel::sql_query(
-        "SELECT kind, request, result FROM credit_operations WHERE tenant_id = $1 AND reference = $2",
-    )
-    .bind::<SqlUuid, _>(tenant.into_uuid())
-    .bind::<Text, _>(reference.as_str())
-    .get_result(conn)
-    .await
-    .optional()?;
+    let row = diesel::sql_query(OPERATION_SELECT)
+        .bind::<SqlUuid, _>(tenant.into_uuid())
+        .bind::<Text, _>(reference.as_str())
+        .get_result(conn)
+        .await
+        .optional()?;
+    replay_of(row, kind, request)
+}
+
+const OPERATION_SELECT: &str =
+    "SELECT kind, request, result FROM credit_operations WHERE tenant_id = $1 AND reference = $2";
+
+/// The first result of an operation recorded as `row`, if there is one: the
+/// same operation gets it marked replayed, another one is refused.
+fn replay_of<T: serde::de::DeserializeOwned>(
+    row: Option<OperationRow>,
+    kind: &str,
+    request: &serde_json::Value,
+) -> Result<Option<T>, CreditsFailure> {
     let Some(row) = row else { return Ok(None) };
     if row.kind != kind || &row.request != request {
         return domain(CreditsError::ReferenceReused);
@@ -431,13 +445,51 @@ impl Ledger {
     /// Loads the open grants and settles what is due: holds nobody settled
     /// in time go back, then what is left of expired grants expires.
     async fn open_book(&mut self, conn: &mut AsyncPgConnection) -> Result<(), CreditsFailure> {
-        let grants: Vec<GrantRow> = diesel::sql_query(format!(
+        let grants: Vec<GrantRow> = self.open_grants().load(conn).await?;
+        self.settle_due(conn, &grants).await
+    }
+
+    /// The query for the wallet's grants with credits left.
+    fn open_grants(&self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        diesel::sql_query(format!(
             "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND wallet_id = $2 AND remaining > 0"
         ))
+        .into_boxed()
         .bind::<SqlUuid, _>(self.tenant.into_uuid())
         .bind::<SqlUuid, _>(self.wallet.id)
-        .load(conn)
-        .await?;
+    }
+
+    /// Checks `reference` (as [`replayed`]) and, when it is new, opens the
+    /// book (as [`Ledger::open_book`]): both reads sent at once, one wait.
+    async fn check<T: serde::de::DeserializeOwned>(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        reference: &Reference,
+        kind: &str,
+        request: &serde_json::Value,
+    ) -> Result<Option<T>, CreditsFailure> {
+        let shared: &AsyncPgConnection = conn;
+        let first = diesel::sql_query(OPERATION_SELECT)
+            .bind::<SqlUuid, _>(self.tenant.into_uuid())
+            .bind::<Text, _>(reference.as_str())
+            .get_result::<OperationRow>(&mut &*shared);
+        let grants = self.open_grants().load::<GrantRow>(&mut &*shared);
+        let (first, grants): (Option<OperationRow>, Vec<GrantRow>) =
+            futures_util::future::try_join(first.map(OptionalExtension::optional), grants).await?;
+        if first.is_some() {
+            return replay_of(first, kind, request);
+        }
+        self.settle_due(conn, &grants).await?;
+        Ok(None)
+    }
+
+    /// Puts `grants` in the book and settles what is due: holds nobody
+    /// settled in time go back, then what is left of expired grants expires.
+    async fn settle_due(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        grants: &[GrantRow],
+    ) -> Result<(), CreditsFailure> {
         self.book.grants = grants.iter().map(GrantRow::drawable).collect();
         if self.wallet.held > 0 {
             let due: Vec<ReservationRow> = diesel::sql_query(format!(
@@ -538,20 +590,25 @@ impl Ledger {
             .execute(conn)
             .await?;
         }
-        // The grants that were there before (new ones were written whole, spent or not, just above).
-        let known: Vec<&Drawable> =
-            book.grants.iter().filter(|g| !book.new_grants.iter().any(|n| n.id == g.id)).collect();
-        if !known.is_empty() {
-            diesel::sql_query(
-                "UPDATE credit_grants g SET remaining = c.remaining \
-                   FROM unnest($2::uuid[], $3::int8[]) AS c(id, remaining) \
-                  WHERE g.tenant_id = $1 AND g.id = c.id AND g.remaining <> c.remaining",
-            )
-            .bind::<SqlUuid, _>(tenant)
-            .bind::<Array<SqlUuid>, _>(known.iter().map(|g| g.id.into_uuid()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(known.iter().map(|g| g.remaining).collect::<Vec<_>>())
-            .execute(conn)
-            .await?;
+        let (balance, held, available) = (book.balance, book.held, book.available());
+        let threshold = self.wallet.low_balance_threshold;
+        let mut alerted = self.wallet.low_balance_alerted;
+        match crossing(threshold, alerted, available) {
+            ThresholdCrossing::Alert => {
+                alerted = true;
+                let alert = LowBalanceAlert {
+                    wallet_id: self.wallet_id(),
+                    channel: self.channel,
+                    available,
+                    threshold: threshold.unwrap_or_default(),
+                };
+                let job = NewJob::of(&alert)
+                    .map_err(corrupt)?
+                    .unique(format!("credits.low_balance:{}", self.wallet.id));
+                crate::jobs::enqueue_in(conn, self.tenant, &job, self.now).await?;
+            }
+            ThresholdCrossing::Rearm => alerted = false,
+            ThresholdCrossing::None => {}
         }
         let expiries: Vec<Entry> = book
             .expired
@@ -561,7 +618,25 @@ impl Ledger {
         let own: Vec<Entry> =
             book.entries.iter().map(|draft| self.entry(draft, &self.reference, &self.actor)).collect();
         let all: Vec<&Entry> = expiries.iter().chain(own.iter()).collect();
-        if !all.is_empty() {
+        // The grants that were there before (new ones were written whole just above).
+        let known: Vec<&Drawable> =
+            book.grants.iter().filter(|g| !book.new_grants.iter().any(|n| n.id == g.id)).collect();
+
+        // The grants, the entries and the wallet do not depend on one another: their
+        // statements are pipelined (sent together, run in order), one wait instead of three.
+        let shared: &AsyncPgConnection = conn;
+        let grants_written = (!known.is_empty()).then(|| {
+            diesel::sql_query(
+                "UPDATE credit_grants g SET remaining = c.remaining \
+                   FROM unnest($2::uuid[], $3::int8[]) AS c(id, remaining) \
+                  WHERE g.tenant_id = $1 AND g.id = c.id AND g.remaining <> c.remaining",
+            )
+            .bind::<SqlUuid, _>(tenant)
+            .bind::<Array<SqlUuid>, _>(known.iter().map(|g| g.id.into_uuid()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(known.iter().map(|g| g.remaining).collect::<Vec<_>>())
+            .execute(&mut &*shared)
+        });
+        let entries_written = (!all.is_empty()).then(|| {
             diesel::sql_query(
                 "INSERT INTO credit_entries (tenant_id, id, wallet_id, grant_id, kind, amount, balance_after, reference, \
                                              reservation_id, actor, note, created_at) \
@@ -585,29 +660,9 @@ impl Ledger {
             .bind::<Array<Nullable<Text>>, _>(all.iter().map(|e| e.note.clone()).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(all.iter().map(|e| e.reference.clone()).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(all.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
-            .execute(conn)
-            .await?;
-        }
-        let (balance, held, available) = (self.book.balance, self.book.held, self.book.available());
-        let threshold = self.wallet.low_balance_threshold;
-        match crossing(threshold, self.wallet.low_balance_alerted, available) {
-            ThresholdCrossing::Alert => {
-                self.wallet.low_balance_alerted = true;
-                let alert = LowBalanceAlert {
-                    wallet_id: self.wallet_id(),
-                    channel: self.channel,
-                    available,
-                    threshold: threshold.unwrap_or_default(),
-                };
-                let job = NewJob::of(&alert)
-                    .map_err(corrupt)?
-                    .unique(format!("credits.low_balance:{}", self.wallet.id));
-                crate::jobs::enqueue_in(conn, self.tenant, &job, self.now).await?;
-            }
-            ThresholdCrossing::Rearm => self.wallet.low_balance_alerted = false,
-            ThresholdCrossing::None => {}
-        }
-        let wallet: WalletRow = diesel::sql_query(format!(
+            .execute(&mut &*shared)
+        });
+        let wallet_written = diesel::sql_query(format!(
             "UPDATE credit_wallets SET balance = $3, held = $4, low_balance_alerted = $5, updated_at = $6, \
                     low_balance_threshold = $7 \
              WHERE tenant_id = $1 AND id = $2 RETURNING {WALLET_COLUMNS}"
@@ -616,10 +671,15 @@ impl Ledger {
         .bind::<SqlUuid, _>(self.wallet.id)
         .bind::<BigInt, _>(balance)
         .bind::<BigInt, _>(held)
-        .bind::<Bool, _>(self.wallet.low_balance_alerted)
+        .bind::<Bool, _>(alerted)
         .bind::<Timestamptz, _>(self.now)
-        .bind::<Nullable<BigInt>, _>(self.wallet.low_balance_threshold)
-        .get_result(conn)
+        .bind::<Nullable<BigInt>, _>(threshold)
+        .get_result::<WalletRow>(&mut &*shared);
+        let (_, _, wallet) = futures_util::future::try_join3(
+            async move { if let Some(written) = grants_written { written.await } else { Ok(0) } },
+            async move { if let Some(written) = entries_written { written.await } else { Ok(0) } },
+            wallet_written,
+        )
         .await?;
         Ok((wallet.into_wallet()?, own))
     }
@@ -931,10 +991,9 @@ impl Store {
                 let request = json!({"wallet": ledger.wallet.id, "add": {
                     "amount": add.amount, "source": add.source, "currency": add.currency,
                     "priority": add.priority, "validityDays": add.validity_days, "note": add.note}});
-                if let Some(first) = replayed(conn, tenant, &reference, "add", &request).await? {
+                if let Some(first) = ledger.check(conn, &reference, "add", &request).await? {
                     return Ok(first);
                 }
-                ledger.open_book(conn).await?;
                 let channel = ledger.channel;
                 let mut quoted = None;
                 if add.source == GrantSource::Purchase {
@@ -1011,10 +1070,9 @@ impl Store {
                         .await?;
                 let request =
                     json!({"wallet": ledger.wallet.id, "amount": adjust.amount, "reason": adjust.reason});
-                if let Some(first) = replayed(conn, tenant, &reference, "adjust", &request).await? {
+                if let Some(first) = ledger.check(conn, &reference, "adjust", &request).await? {
                     return Ok(first);
                 }
-                ledger.open_book(conn).await?;
                 let channel = ledger.channel;
                 if adjust.amount > 0 {
                     ledger.book.grant(
@@ -1243,10 +1301,9 @@ impl CreditsLedger for Store {
                 )
                 .await?;
                 let request = json!({"channel": debit.channel, "amount": debit.amount});
-                if let Some(first) = replayed(conn, tenant, &reference, "debit", &request).await? {
+                if let Some(first) = ledger.check(conn, &reference, "debit", &request).await? {
                     return Ok(first);
                 }
-                ledger.open_book(conn).await?;
                 if debit.amount < 1 {
                     return domain(CreditsError::Invalid(portico_kernel::ValidationErrors::field(
                         "amount",
@@ -1284,10 +1341,9 @@ impl CreditsLedger for Store {
                         .await?;
                 let request = json!({"channel": reserve.channel, "amount": reserve.amount,
                     "holdSeconds": reserve.hold_seconds});
-                if let Some(first) = replayed(conn, tenant, &reference, "reserve", &request).await? {
+                if let Some(first) = ledger.check(conn, &reference, "reserve", &request).await? {
                     return Ok(first);
                 }
-                ledger.open_book(conn).await?;
                 let draws = ledger.book.hold(reserve.amount).map_err(Failure::Domain)?;
                 let hold = reserve.hold_seconds.unwrap_or(portico_credits::DEFAULT_HOLD_SECS);
                 let reservation = Reservation {
@@ -1386,10 +1442,9 @@ impl Store {
                 .await?;
                 let kind = if capture.is_some() { "capture" } else { "release" };
                 let request = json!({"reservation": id, "amount": capture.as_ref().and_then(|c| c.amount)});
-                if let Some(first) = replayed(conn, tenant, &reference, kind, &request).await? {
+                if let Some(first) = ledger.check(conn, &reference, kind, &request).await? {
                     return Ok(first);
                 }
-                ledger.open_book(conn).await?;
                 let row: ReservationRow = diesel::sql_query(format!(
                     "SELECT {RESERVATION_COLUMNS} FROM credit_reservations WHERE tenant_id = $1 AND id = $2"
                 ))
