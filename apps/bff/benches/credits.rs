@@ -11,7 +11,7 @@ mod support;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use portico_bff::auth::TokenKeys;
 use portico_bff::server::{self, Settings};
@@ -77,20 +77,8 @@ fn scenario(name: &str, key_prefix: &str, addr: SocketAddr, tokens: Arc<Vec<Stri
             latencies
         }));
     }
-    let mut latencies: Vec<Duration> = Vec::new();
-    for task in tasks {
-        latencies.extend(task.join().unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    println!(
-        "{name:<40} {:>7.0} debits/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} debits, {CONNECTIONS} connections)",
-        latencies.len() as f64 / elapsed,
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.len(),
-    );
+    let latencies = tasks.into_iter().flat_map(|task| task.join().unwrap()).collect();
+    support::report(name, latencies, started.elapsed(), "debits", CONNECTIONS);
 }
 
 fn main() {

@@ -48,20 +48,8 @@ fn scenario(name: &str, addr: SocketAddr, path: &str, token: &str, expect_cache:
             latencies
         }));
     }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.join().unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    println!(
-        "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {CONNECTIONS} connections)",
-        latencies.len() as f64 / elapsed,
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.len(),
-    );
+    let latencies = tasks.into_iter().flat_map(|task| task.join().unwrap()).collect();
+    support::report(name, latencies, started.elapsed(), "requests", CONNECTIONS);
 }
 
 fn settings(cache: bool) -> Settings {

@@ -66,3 +66,23 @@ pub fn request(conn: &mut BufReader<TcpStream>, raw: &[u8]) -> (u16, Option<Stri
     conn.read_exact(&mut body).unwrap();
     (status, cache)
 }
+
+/// Prints how many `what` per second `latencies` (one per request, over
+/// `elapsed`, from `connections` connections) make, and their p50 and p99.
+pub fn report(
+    name: &str,
+    mut latencies: Vec<std::time::Duration>,
+    elapsed: std::time::Duration,
+    what: &str,
+    connections: usize,
+) {
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "{name:<40} {:>9.0} {what}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} {what}, {connections} connections)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.len(),
+    );
+}
