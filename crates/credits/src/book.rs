@@ -332,6 +332,17 @@ mod tests {
     }
 
     #[test]
+    fn credits_granted_can_be_spent_in_the_same_book() {
+        let now = Utc::now();
+        let mut book = Book::new(Channel::Sms, 0, 0, Vec::new(), now);
+        let id = book.grant(GrantSource::Refund, 10, 50, None, Some("failed send"));
+        book.spend(3, EntryKind::Debit, None).unwrap();
+        assert_eq!(book.grants.iter().find(|g| g.id == id).map(|g| g.remaining), Some(7));
+        assert_eq!(book.entries.iter().map(|e| e.balance_after).collect::<Vec<_>>(), vec![10, 7]);
+        assert!(balanced(&book));
+    }
+
+    #[test]
     fn a_grant_adds_to_the_balance_with_one_entry() {
         let now = Utc::now();
         let mut book = Book::new(Channel::Sms, 0, 0, Vec::new(), now);

@@ -27,7 +27,7 @@ use portico_credits::{
     ThresholdCrossing, Wallet, WalletRef, WalletSettings, crossing, quote,
 };
 use portico_kernel::{
-    Actor, AuditEntry, Currency, CustomPlanId, EntryId, GrantId, Money, NewJob, PLATFORM_TENANT_ID,
+    Actor, AuditEntry, Clock, Currency, CustomPlanId, EntryId, GrantId, Money, NewJob, PLATFORM_TENANT_ID,
     PackageId, PlatformContext, ReservationId, TenantContext, TenantId, WalletId,
 };
 use serde_json::json;
@@ -364,6 +364,11 @@ struct Ledger {
     now: DateTime<Utc>,
 }
 
+/// `clock`'s time at the precision PostgreSQL keeps (as `Store::now`).
+fn now_of(clock: &dyn Clock) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(clock.now(), 6)
+}
+
 /// Who expiry entries are written by: the platform, whichever operation
 /// noticed them.
 const EXPIRY_ACTOR: &str = "system:credits.expire";
@@ -376,7 +381,7 @@ impl Ledger {
         channel: Channel,
         reference: &str,
         actor: String,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<Self, CreditsFailure> {
         // An upsert locks the existing row as `FOR UPDATE` would, and creates a missing one.
         let wallet: WalletRow = diesel::sql_query(format!(
@@ -387,10 +392,10 @@ impl Ledger {
         .bind::<SqlUuid, _>(tenant.into_uuid())
         .bind::<SqlUuid, _>(WalletId::new().into_uuid())
         .bind::<Text, _>(channel.as_str())
-        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now_of(clock))
         .get_result(conn)
         .await?;
-        Self::locked(tenant, wallet, reference, actor, now)
+        Self::locked(tenant, wallet, reference, actor, clock)
     }
 
     /// Locks `tenant`'s wallet `id`.
@@ -400,7 +405,7 @@ impl Ledger {
         id: WalletId,
         reference: &str,
         actor: String,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<Self, CreditsFailure> {
         let wallet: Option<WalletRow> = diesel::sql_query(format!(
             "SELECT {WALLET_COLUMNS} FROM credit_wallets WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
@@ -411,7 +416,7 @@ impl Ledger {
         .await
         .optional()?;
         let Some(wallet) = wallet else { return domain(CreditsError::WalletNotFound) };
-        Self::locked(tenant, wallet, reference, actor, now)
+        Self::locked(tenant, wallet, reference, actor, clock)
     }
 
     async fn open(
@@ -420,23 +425,26 @@ impl Ledger {
         wallet: WalletRef,
         reference: &str,
         actor: String,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<Self, CreditsFailure> {
         match wallet {
-            WalletRef::Id(id) => Self::by_id(conn, tenant, id, reference, actor, now).await,
+            WalletRef::Id(id) => Self::by_id(conn, tenant, id, reference, actor, clock).await,
             WalletRef::Channel(channel) => {
-                Self::by_channel(conn, tenant, channel, reference, actor, now).await
+                Self::by_channel(conn, tenant, channel, reference, actor, clock).await
             }
         }
     }
 
+    /// The locked wallet, at the time the lock was had: operations on one
+    /// wallet then write their entries in the order they ran.
     fn locked(
         tenant: TenantId,
         wallet: WalletRow,
         reference: &str,
         actor: String,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<Self, CreditsFailure> {
+        let now = now_of(clock);
         let channel = channel_of(&wallet.channel)?;
         let book = Book::new(channel, wallet.balance, wallet.held, Vec::new(), now);
         Ok(Self { tenant, wallet, channel, book, reference: reference.to_owned(), actor, now })
@@ -529,12 +537,17 @@ impl Ledger {
             return Ok(());
         }
         let rows: Vec<GrantRow> = diesel::sql_query(format!(
-            "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND id = ANY($2)"
+            "SELECT {GRANT_COLUMNS} FROM credit_grants WHERE tenant_id = $1 AND wallet_id = $2 AND id = ANY($3)"
         ))
         .bind::<SqlUuid, _>(self.tenant.into_uuid())
+        .bind::<SqlUuid, _>(self.wallet.id)
         .bind::<Array<SqlUuid>, _>(&missing)
         .load(conn)
         .await?;
+        if rows.len() != missing.len() {
+            // A hold names a grant this wallet does not have: never written, never to be ignored.
+            return Err(corrupt("a hold draws from a grant of another wallet"));
+        }
         self.book.grants.extend(rows.iter().map(GrantRow::drawable));
         Ok(())
     }
@@ -573,10 +586,10 @@ impl Ledger {
             diesel::sql_query(
                 "INSERT INTO credit_grants (tenant_id, id, wallet_id, source, amount, remaining, priority, expires_at, \
                                             paid, reference, created_at) \
-                 SELECT $1, g.id, $2, g.source, g.amount, g.amount, g.priority, g.expires_at, \
-                        g.source IN ('purchase', 'package'), $3, $4 \
-                   FROM unnest($5::uuid[], $6::text[], $7::int8[], $8::int2[], $9::timestamptz[]) \
-                        AS g(id, source, amount, priority, expires_at)",
+                 SELECT $1, g.id, $2, g.source, g.amount, g.remaining, g.priority, g.expires_at, g.paid, $3, $4 \
+                   FROM unnest($5::uuid[], $6::text[], $7::int8[], $8::int2[], $9::timestamptz[], $10::int8[], \
+                               $11::bool[]) \
+                        AS g(id, source, amount, priority, expires_at, remaining, paid)",
             )
             .bind::<SqlUuid, _>(tenant)
             .bind::<SqlUuid, _>(self.wallet.id)
@@ -587,6 +600,13 @@ impl Ledger {
             .bind::<Array<BigInt>, _>(g.iter().map(|g| g.amount).collect::<Vec<_>>())
             .bind::<Array<SmallInt>, _>(g.iter().map(|g| g.priority).collect::<Vec<_>>())
             .bind::<Array<Nullable<Timestamptz>>, _>(g.iter().map(|g| g.expires_at).collect::<Vec<_>>())
+            // As the book has them now (an operation may draw from a grant it made).
+            .bind::<Array<BigInt>, _>(
+                g.iter()
+                    .map(|n| book.grants.iter().find(|d| d.id == n.id).map_or(n.amount, |d| d.remaining))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Bool>, _>(g.iter().map(|g| g.source.is_paid()).collect::<Vec<_>>())
             .execute(conn)
             .await?;
         }
@@ -629,11 +649,12 @@ impl Ledger {
             diesel::sql_query(
                 "UPDATE credit_grants g SET remaining = c.remaining \
                    FROM unnest($2::uuid[], $3::int8[]) AS c(id, remaining) \
-                  WHERE g.tenant_id = $1 AND g.id = c.id AND g.remaining <> c.remaining",
+                  WHERE g.tenant_id = $1 AND g.wallet_id = $4 AND g.id = c.id AND g.remaining <> c.remaining",
             )
             .bind::<SqlUuid, _>(tenant)
             .bind::<Array<SqlUuid>, _>(known.iter().map(|g| g.id.into_uuid()).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(known.iter().map(|g| g.remaining).collect::<Vec<_>>())
+            .bind::<SqlUuid, _>(self.wallet.id)
             .execute(&mut &*shared)
         });
         let entries_written = (!all.is_empty()).then(|| {
@@ -981,12 +1002,12 @@ impl Store {
         add: AddCredits,
     ) -> Result<Movement, CreditsError> {
         may_give(ctx, add.source)?;
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
-                    Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), now)
+                    Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), &*clock)
                         .await?;
                 let request = json!({"wallet": ledger.wallet.id, "add": {
                     "amount": add.amount, "source": add.source, "currency": add.currency,
@@ -1061,12 +1082,12 @@ impl Store {
         adjust: AdjustCredits,
     ) -> Result<Movement, CreditsError> {
         may_give(ctx, GrantSource::Adjustment)?;
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
-                    Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), now)
+                    Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), &*clock)
                         .await?;
                 let request =
                     json!({"wallet": ledger.wallet.id, "amount": adjust.amount, "reason": adjust.reason});
@@ -1122,7 +1143,7 @@ impl Store {
         reference: Reference,
         package: PackageId,
     ) -> Result<PackagePurchase, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
@@ -1130,12 +1151,17 @@ impl Store {
                 let request = json!({"package": package});
                 let actor = actor_text(&ctx.actor);
                 // Wallets are locked in channel order, so two purchases never wait on each other in a circle.
+                // A repeat answers before it locks (and so creates) any wallet; the check is
+                // made again under the locks for a duplicate racing the first.
+                if let Some(first) = replayed(conn, tenant, &reference, "package", &request).await? {
+                    return Ok(first);
+                }
                 let mut credits = found.credits.clone();
                 credits.sort_by_key(|c| c.channel);
                 let mut ledgers = Vec::new();
                 for entry in &credits {
                     ledgers.push(
-                        Ledger::by_channel(conn, tenant, entry.channel, reference.as_str(), actor.clone(), now).await?,
+                        Ledger::by_channel(conn, tenant, entry.channel, reference.as_str(), actor.clone(), &*clock,).await?,
                     );
                 }
                 if let Some(first) = replayed(conn, tenant, &reference, "package", &request).await? {
@@ -1190,11 +1216,11 @@ impl Store {
         wallet: WalletRef,
         settings: WalletSettings,
     ) -> Result<Wallet, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
-                let mut ledger = Ledger::open(conn, tenant, wallet, "settings", actor_text(&ctx.actor), now).await?;
+                let mut ledger = Ledger::open(conn, tenant, wallet, "settings", actor_text(&ctx.actor), &*clock,).await?;
                 ledger.open_book(conn).await?;
                 let before = ledger.wallet.low_balance_threshold;
                 ledger.wallet.low_balance_threshold = settings.low_balance_threshold;
@@ -1251,11 +1277,12 @@ impl Store {
         for wallet in due {
             let tenant = TenantId::from_uuid(wallet.tenant_id);
             let id = WalletId::from_uuid(wallet.wallet_id);
+            let clock = self.clock();
             let result = self
                 .in_tenant(tenant, move |conn| {
                     Box::pin(async move {
                         let mut ledger =
-                            Ledger::by_id(conn, tenant, id, "expiry", EXPIRY_ACTOR.into(), now).await?;
+                            Ledger::by_id(conn, tenant, id, "expiry", EXPIRY_ACTOR.into(), &*clock).await?;
                         ledger.open_book(conn).await?;
                         ledger.finish(conn, None).await?;
                         Ok(())
@@ -1287,7 +1314,7 @@ impl CreditsLedger for Store {
         reference: Reference,
         debit: Debit,
     ) -> Result<Movement, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
@@ -1297,7 +1324,7 @@ impl CreditsLedger for Store {
                     debit.channel,
                     reference.as_str(),
                     actor_text(&ctx.actor),
-                    now,
+                    &*clock,
                 )
                 .await?;
                 let request = json!({"channel": debit.channel, "amount": debit.amount});
@@ -1332,12 +1359,12 @@ impl CreditsLedger for Store {
         reference: Reference,
         reserve: Reserve,
     ) -> Result<Movement, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
-                    Ledger::by_channel(conn, tenant, reserve.channel, reference.as_str(), actor_text(&ctx.actor), now)
+                    Ledger::by_channel(conn, tenant, reserve.channel, reference.as_str(), actor_text(&ctx.actor), &*clock,)
                         .await?;
                 let request = json!({"channel": reserve.channel, "amount": reserve.amount,
                     "holdSeconds": reserve.hold_seconds});
@@ -1412,7 +1439,7 @@ impl Store {
         id: ReservationId,
         capture: Option<Capture>,
     ) -> Result<Movement, CreditsError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
@@ -1437,7 +1464,7 @@ impl Store {
                     WalletId::from_uuid(owner.wallet_id),
                     reference.as_str(),
                     actor_text(&ctx.actor),
-                    now,
+                    &*clock,
                 )
                 .await?;
                 let kind = if capture.is_some() { "capture" } else { "release" };

@@ -141,6 +141,12 @@ impl Store {
         chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6)
     }
 
+    /// The clock, for work that must read the time later than its start
+    /// (after waiting for a lock).
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The state of the `portico_app` and `portico_platform` pools.
     #[must_use]
     pub fn pool_status(&self) -> (PoolStatus, PoolStatus) {

@@ -84,7 +84,8 @@ struct Broken {
 }
 
 /// Every wallet's balance equals the sum of its entries, and its open grants
-/// plus its holds; every hold equals its reservations. Answers the wallets that break it.
+/// plus its holds; every hold equals its reservations; every entry's balance
+/// after is the running sum. Answers the wallets that break it.
 async fn broken_wallets(conn: &mut AsyncPgConnection) -> Vec<String> {
     let rows: Vec<Broken> = diesel::sql_query(
         "SELECT w.id::text AS wallet FROM credit_wallets w \
@@ -98,7 +99,18 @@ async fn broken_wallets(conn: &mut AsyncPgConnection) -> Vec<String> {
     .load(conn)
     .await
     .unwrap();
-    rows.into_iter().map(|r| r.wallet).collect()
+    // Every entry's balance after it is the running sum of the wallet's entries, in ledger order.
+    let unordered: Vec<Broken> = diesel::sql_query(
+        "SELECT DISTINCT x.wallet_id::text AS wallet FROM ( \
+             SELECT wallet_id, balance_after, \
+                    sum(amount) OVER (PARTITION BY tenant_id, wallet_id ORDER BY created_at, id) AS running \
+               FROM credit_entries) x \
+          WHERE x.balance_after <> x.running",
+    )
+    .load(conn)
+    .await
+    .unwrap();
+    rows.into_iter().chain(unordered).map(|r| r.wallet).collect()
 }
 
 async fn wallet(store: &Store, ctx: &TenantContext) -> portico_credits::Wallet {
@@ -695,4 +707,69 @@ async fn a_tenants_own_people_cannot_give_credits_away() {
     let mut conn = as_owner(&db).await;
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM credit_grants").await, 0);
     assert_eq!(count(&mut conn, "SELECT balance AS n FROM credit_master_wallets").await, 10_000);
+}
+
+#[tokio::test]
+async fn expiries_noticed_by_an_operation_are_the_platforms_and_not_in_its_answer() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(FixedClock::at(Utc::now()));
+    let store = db.store().await.with_clock(clock.clone());
+    stock(&store, 10_000).await;
+    let ctx = owner_of(tenant(&store, "acme").await.id);
+    let promo = store
+        .add_credits(
+            &staff_on(ctx.tenant_id),
+            reference("promo"),
+            WalletRef::Channel(Channel::Sms),
+            add(100, "promotional", Some(1)),
+        )
+        .await
+        .unwrap();
+    store
+        .add_credits(&ctx, reference("buy"), WalletRef::Channel(Channel::Sms), add(10, "purchase", None))
+        .await
+        .unwrap();
+    clock.advance(TimeDelta::days(2));
+
+    let debit = store.debit(&ctx, reference("send"), sms(5)).await.unwrap();
+    let own: Vec<_> = debit.entries.iter().map(|e| (e.kind, e.amount, e.balance_after)).collect();
+    assert_eq!(own, [(EntryKind::Debit, -5, 5)], "the answer shows the debit's own entries");
+    let page = store
+        .credit_entries(
+            &ctx,
+            portico_credits::EntryFilter { kind: Some(EntryKind::Expiry), ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let expiry = &page.items[0];
+    assert_eq!((expiry.amount, expiry.balance_after), (-100, 10));
+    assert_eq!(expiry.actor, "system:credits.expire");
+    assert_eq!(expiry.reference, format!("expiry:{}", promo.entries[0].grant_id));
+    assert!(broken_wallets(&mut as_owner(&db).await).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_hold_that_emptied_its_grant_goes_back_to_it() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(FixedClock::at(Utc::now()));
+    let store = db.store().await.with_clock(clock.clone());
+    let ctx = funded(&store, "acme", 10).await;
+    let mut conn = as_owner(&db).await;
+
+    let all = store.reserve(&ctx, reference("all"), reserve(10)).await.unwrap().reservation.unwrap();
+    let released = store.release(&ctx, reference("all-back"), all.id).await.unwrap();
+    assert_eq!((released.wallet.balance, released.wallet.held, released.wallet.available), (10, 0, 10));
+    assert!(broken_wallets(&mut conn).await.is_empty());
+
+    let short = Reserve { hold_seconds: Some(60), ..reserve(10) };
+    store.reserve(&ctx, reference("lapse"), short).await.unwrap();
+    clock.advance(TimeDelta::seconds(61));
+    let after = store.debit(&ctx, reference("send"), sms(1)).await.unwrap();
+    assert_eq!(
+        (after.wallet.balance, after.wallet.held),
+        (9, 0),
+        "the lapsed hold came back, then 1 was spent"
+    );
+    assert!(broken_wallets(&mut conn).await.is_empty());
 }
