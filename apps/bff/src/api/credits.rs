@@ -738,7 +738,7 @@ pub async fn capture(
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission.", body = ErrorEnvelope),
         (status = 404, description = "No such reservation in this tenant (`credits.reservation_not_found`).", body = ErrorEnvelope),
-        (status = 409, description = "Already captured, released or expired (`credits.reservation_settled`), or the reference was used for another operation (`credits.reference_reused`).", body = ErrorEnvelope),
+        (status = 409, description = "Already captured or released (`credits.reservation_settled`), lapsed and given back already (`credits.reservation_expired`), or the reference was used for another operation (`credits.reference_reused`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["credits:spend"]))
 )]
