@@ -578,7 +578,7 @@ impl Ledger {
     /// entries (expiries as the platform's, under `expiry:<grant>`), the
     /// wallet and its low-balance alert. Answers the wallet as it now is and
     /// the operation's own entries.
-    async fn write(&mut self, conn: &mut AsyncPgConnection) -> Result<(Wallet, Vec<Entry>), CreditsFailure> {
+    async fn write(&self, conn: &mut AsyncPgConnection) -> Result<(Wallet, Vec<Entry>), CreditsFailure> {
         let tenant = self.tenant.into_uuid();
         let book = &self.book;
         if !book.new_grants.is_empty() {
@@ -707,7 +707,7 @@ impl Ledger {
 
     /// Writes the changes and answers them as a movement.
     async fn finish(
-        mut self,
+        self,
         conn: &mut AsyncPgConnection,
         reservation: Option<Reservation>,
     ) -> Result<Movement, CreditsFailure> {
@@ -1002,13 +1002,14 @@ impl Store {
         add: AddCredits,
     ) -> Result<Movement, CreditsError> {
         may_give(ctx, add.source)?;
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
                     Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), &*clock)
                         .await?;
+                let now = ledger.now;
                 let request = json!({"wallet": ledger.wallet.id, "add": {
                     "amount": add.amount, "source": add.source, "currency": add.currency,
                     "priority": add.priority, "validityDays": add.validity_days, "note": add.note}});
@@ -1082,13 +1083,14 @@ impl Store {
         adjust: AdjustCredits,
     ) -> Result<Movement, CreditsError> {
         may_give(ctx, GrantSource::Adjustment)?;
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
                     Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), &*clock)
                         .await?;
+                let now = ledger.now;
                 let request =
                     json!({"wallet": ledger.wallet.id, "amount": adjust.amount, "reason": adjust.reason});
                 if let Some(first) = ledger.check(conn, &reference, "adjust", &request).await? {
@@ -1143,7 +1145,7 @@ impl Store {
         reference: Reference,
         package: PackageId,
     ) -> Result<PackagePurchase, CreditsError> {
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
@@ -1170,6 +1172,7 @@ impl Store {
                 for ledger in &mut ledgers {
                     ledger.open_book(conn).await?;
                 }
+                let now = now_of(&*clock);
                 if !found.active {
                     return domain(CreditsError::PackageInactive);
                 }
@@ -1216,11 +1219,12 @@ impl Store {
         wallet: WalletRef,
         settings: WalletSettings,
     ) -> Result<Wallet, CreditsError> {
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger = Ledger::open(conn, tenant, wallet, "settings", actor_text(&ctx.actor), &*clock,).await?;
+                let now = ledger.now;
                 ledger.open_book(conn).await?;
                 let before = ledger.wallet.low_balance_threshold;
                 ledger.wallet.low_balance_threshold = settings.low_balance_threshold;
@@ -1359,13 +1363,14 @@ impl CreditsLedger for Store {
         reference: Reference,
         reserve: Reserve,
     ) -> Result<Movement, CreditsError> {
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
                 let mut ledger =
                     Ledger::by_channel(conn, tenant, reserve.channel, reference.as_str(), actor_text(&ctx.actor), &*clock,)
                         .await?;
+                let now = ledger.now;
                 let request = json!({"channel": reserve.channel, "amount": reserve.amount,
                     "holdSeconds": reserve.hold_seconds});
                 if let Some(first) = ledger.check(conn, &reference, "reserve", &request).await? {
@@ -1439,7 +1444,7 @@ impl Store {
         id: ReservationId,
         capture: Option<Capture>,
     ) -> Result<Movement, CreditsError> {
-        let (ctx, now, clock) = (ctx.clone(), self.now(), self.clock());
+        let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id;
@@ -1467,6 +1472,7 @@ impl Store {
                     &*clock,
                 )
                 .await?;
+                let now = ledger.now;
                 let kind = if capture.is_some() { "capture" } else { "release" };
                 let request = json!({"reservation": id, "amount": capture.as_ref().and_then(|c| c.amount)});
                 if let Some(first) = ledger.check(conn, &reference, kind, &request).await? {
