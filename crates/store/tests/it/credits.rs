@@ -773,3 +773,65 @@ async fn a_hold_that_emptied_its_grant_goes_back_to_it() {
     );
     assert!(broken_wallets(&mut conn).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_wallet_of_a_tenant_that_does_not_exist_is_not_found() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let nobody = staff_on(portico_kernel::TenantId::new());
+    let settings = WalletSettings { low_balance_threshold: Some(5) };
+    let answer = store.set_wallet_settings(&nobody, WalletRef::Channel(Channel::Sms), settings).await;
+    assert!(matches!(answer, Err(CreditsError::WalletNotFound)), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn price_lists_replaced_at_once_take_turns() {
+    let db = TestDb::new().await;
+    let store = wide_store(&db).await;
+    let tasks: Vec<_> = (1..=8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let prices: PriceList = serde_json::from_value(serde_json::json!({"prices": [
+                    {"channel": "sms", "currency": "EUR", "tiers": [{"fromQuantity": 1, "unitPrice": format!("0.0{n}")}]},
+                    {"channel": "email", "currency": "EUR", "tiers": [{"fromQuantity": 1, "unitPrice": "0.001"}]}]}))
+                .unwrap();
+                store.set_credit_prices(&platform(), prices.validated().unwrap()).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let mut conn = as_owner(&db).await;
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM credit_prices").await,
+        2,
+        "one list, the last one"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_package_purchase_creates_no_wallet_the_package_gained_since() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    stock(&store, 10_000).await;
+    let ctx = owner_of(tenant(&store, "acme").await.id);
+    let draft = |credits: serde_json::Value| -> portico_credits::PackageDraft {
+        serde_json::from_value(serde_json::json!({"name": "Grows", "credits": credits,
+            "price": {"amountMinor": 500, "currency": "EUR"}}))
+        .unwrap()
+    };
+    let sms_only = draft(serde_json::json!([{"channel": "sms", "amount": 10}]));
+    let package = store.save_credit_package(&platform(), None, sms_only).await.unwrap();
+    let first = store.purchase_package(&ctx, reference("buy"), package.id).await.unwrap();
+    let both =
+        draft(serde_json::json!([{"channel": "sms", "amount": 10}, {"channel": "whatsapp", "amount": 10}]));
+    store.save_credit_package(&platform(), Some(package.id), both).await.unwrap();
+
+    let again = store.purchase_package(&ctx, reference("buy"), package.id).await.unwrap();
+    assert!(again.replayed && again.wallets == first.wallets);
+    let mut conn = as_owner(&db).await;
+    let sql = format!("SELECT count(*) AS n FROM credit_wallets WHERE tenant_id = '{}'", ctx.tenant_id);
+    assert_eq!(count(&mut conn, &sql).await, 1, "no whatsapp wallet from a replay");
+}
