@@ -25,6 +25,7 @@ mod clock;
 mod context;
 mod email;
 mod error;
+mod files;
 mod id;
 mod job;
 mod money;
@@ -38,6 +39,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Actor, ContextError, Origin, PlatformContext, RequestId, TenantContext};
 pub use email::{EmailError, EmailMessage, EmailSender, Mailbox, SendEmail, SendFuture};
 pub use error::{DomainError, ErrorKind, InfraError};
+pub use files::{FileError, FileFuture, FileKey, FileStore, StoredFile};
 pub use id::{
     ApiKeyId, AuditId, CustomPlanId, EntryId, GrantId, IdParseError, JobId, MembershipId, PackageId,
     ReservationId, RoleId, SessionId, TenantId, UserId, WalletId,
