@@ -141,7 +141,10 @@ impl ResponseError for ApiError {
 impl From<TenancyError> for ApiError {
     fn from(error: TenancyError) -> Self {
         match &error {
-            TenancyError::Invalid(fields) => Self::invalid(error.code(), fields),
+            TenancyError::Invalid(fields)
+            | TenancyError::InvalidSettings(fields)
+            | TenancyError::InvalidBranding(fields)
+            | TenancyError::InvalidOnboarding(fields) => Self::invalid(error.code(), fields),
             _ => Self::from_domain(&error),
         }
     }

@@ -202,6 +202,7 @@ mod tests {
             phone: None,
             industry: None,
             status: portico_tenancy::TenantStatus::Trial,
+            trial_ends_at: None,
             metadata: serde_json::json!({}),
             created_at: now,
             updated_at: now,

@@ -34,8 +34,8 @@ pub struct CreateTenant {
     #[garde(pattern(r"^\+[1-9][0-9]{6,14}$"))]
     #[serde(default)]
     pub phone: Option<String>,
-    /// Industry profile key (`property_management`): 1 to 64 of `a-z 0-9 _`.
-    #[garde(length(min = 1, max = 64), pattern(r"^[a-z0-9_]+$"))]
+    /// Industry profile key (`property_management`), one of `GET /api/v1/industries`.
+    #[garde(inner(custom(industry_rules)))]
     #[serde(default)]
     pub industry: Option<String>,
     /// `TRIAL` (the default) or `ACTIVE`; a tenant is never created suspended or inactive.
@@ -77,8 +77,8 @@ pub struct UpdateTenant {
     #[garde(pattern(r"^\+[1-9][0-9]{6,14}$"))]
     #[serde(default)]
     pub phone: Option<String>,
-    /// Industry profile key; absent clears it.
-    #[garde(length(min = 1, max = 64), pattern(r"^[a-z0-9_]+$"))]
+    /// Industry profile key, one of `GET /api/v1/industries`; absent clears it (the generic profile applies).
+    #[garde(inner(custom(industry_rules)))]
     #[serde(default)]
     pub industry: Option<String>,
     /// A JSON object of at most 16 KiB; absent empties it.
@@ -98,6 +98,14 @@ impl UpdateTenant {
 
 fn not_blank(value: &str, _: &()) -> garde::Result {
     if value.trim().is_empty() { Err(garde::Error::new("must not be blank")) } else { Ok(()) }
+}
+
+fn industry_rules(value: &str, _: &()) -> garde::Result {
+    match crate::Catalogue::builtin() {
+        Ok(catalogue) if catalogue.industry(value).is_some() => Ok(()),
+        Ok(_) => Err(garde::Error::new("must be an industry of GET /api/v1/industries")),
+        Err(error) => Err(garde::Error::new(error.to_string())),
+    }
 }
 
 fn slug_rules(value: &str, _: &()) -> garde::Result {

@@ -27,6 +27,48 @@ pub enum TenancyError {
     /// The platform tenant cannot be suspended, deactivated or deleted.
     #[error("the platform tenant cannot be suspended, deactivated or deleted")]
     PlatformTenantProtected,
+    /// Settings break the rules; each failing field is named.
+    #[error("invalid settings: {0}")]
+    InvalidSettings(ValidationErrors),
+    /// Branding breaks the rules; each failing field is named.
+    #[error("invalid branding: {0}")]
+    InvalidBranding(ValidationErrors),
+    /// An onboarding or sign-up breaks the rules; each failing field is named.
+    #[error("invalid onboarding: {0}")]
+    InvalidOnboarding(ValidationErrors),
+    /// No industry profile has this key.
+    #[error("no industry profile `{0}`")]
+    UnknownIndustry(String),
+    /// No feature has this key.
+    #[error("no feature `{0}`")]
+    UnknownFeature(String),
+    /// The route belongs to a feature the tenant does not have.
+    #[error("the feature `{0}` is not enabled for this tenant")]
+    FeatureDisabled(String),
+    /// A tenant out of service (suspended, inactive) cannot be onboarded.
+    #[error("the tenant is {0}, not in service")]
+    NotInService(TenantStatus),
+    /// The tenant was onboarded already, with other details.
+    #[error("the tenant was onboarded already")]
+    AlreadyOnboarded,
+    /// Another tenant uses this custom domain.
+    #[error("the domain is used by another tenant")]
+    DomainTaken,
+    /// No logo was uploaded.
+    #[error("no logo")]
+    LogoNotFound,
+    /// The uploaded logo is refused.
+    #[error(transparent)]
+    Logo(#[from] crate::logo::LogoError),
+    /// The owner could not be invited (their address, an existing membership, ...).
+    #[error("the owner cannot be invited: {0}")]
+    Owner(IdentityError),
+    /// The platform's stock of a channel cannot cover the welcome credits.
+    #[error("the platform has too few {0} credits for the welcome credits")]
+    WelcomeCreditsUnavailable(String),
+    /// The industry catalogue in the repository is broken (a fault, not the caller's).
+    #[error("industry catalogue: {0}")]
+    Catalogue(String),
     /// The store failed; details go to the logs, not the caller.
     #[error(transparent)]
     Store(#[from] InfraError),
@@ -35,10 +77,23 @@ pub enum TenancyError {
 impl DomainError for TenancyError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Invalid(_) => ErrorKind::Validation,
-            Self::NotFound => ErrorKind::NotFound,
-            Self::SlugTaken(_) | Self::InvalidTransition { .. } => ErrorKind::Conflict,
-            Self::PlatformTenantProtected => ErrorKind::Forbidden,
+            Self::Invalid(_)
+            | Self::InvalidSettings(_)
+            | Self::InvalidBranding(_)
+            | Self::InvalidOnboarding(_)
+            | Self::UnknownIndustry(_)
+            | Self::UnknownFeature(_)
+            | Self::Logo(_) => ErrorKind::Validation,
+            Self::NotFound | Self::LogoNotFound => ErrorKind::NotFound,
+            Self::SlugTaken(_)
+            | Self::InvalidTransition { .. }
+            | Self::NotInService(_)
+            | Self::AlreadyOnboarded
+            | Self::DomainTaken => ErrorKind::Conflict,
+            Self::PlatformTenantProtected | Self::FeatureDisabled(_) => ErrorKind::Forbidden,
+            Self::Catalogue(_) => ErrorKind::Internal,
+            Self::Owner(error) => error.kind(),
+            Self::WelcomeCreditsUnavailable(_) => ErrorKind::Conflict,
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -50,6 +105,20 @@ impl DomainError for TenancyError {
             Self::SlugTaken(_) => "tenancy.slug_taken",
             Self::InvalidTransition { .. } => "tenancy.invalid_transition",
             Self::PlatformTenantProtected => "tenancy.platform_tenant_protected",
+            Self::InvalidSettings(_) => "tenancy.invalid_settings",
+            Self::InvalidBranding(_) => "tenancy.invalid_branding",
+            Self::InvalidOnboarding(_) => "tenancy.invalid_onboarding",
+            Self::UnknownIndustry(_) => "tenancy.unknown_industry",
+            Self::UnknownFeature(_) => "tenancy.unknown_feature",
+            Self::FeatureDisabled(_) => "tenancy.feature_disabled",
+            Self::NotInService(_) => "tenancy.not_in_service",
+            Self::AlreadyOnboarded => "tenancy.already_onboarded",
+            Self::DomainTaken => "tenancy.domain_taken",
+            Self::LogoNotFound => "tenancy.logo_not_found",
+            Self::Logo(error) => error.code(),
+            Self::Catalogue(_) => "internal",
+            Self::Owner(error) => error.code(),
+            Self::WelcomeCreditsUnavailable(_) => "tenancy.welcome_credits_unavailable",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }

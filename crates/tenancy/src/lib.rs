@@ -3,7 +3,11 @@
 //! This crate owns what a tenant is ([`Tenant`]), the commands that create
 //! and change one ([`CreateTenant`], [`UpdateTenant`]), validated with garde,
 //! the lifecycle rules ([`TenantStatus::apply`]) and the [`TenantStore`]
-//! port that the store crate implements. It is framework-free: other Rust
+//! port that the store crate implements; its people, roles and permissions;
+//! the industry profiles ([`Catalogue`]) and a tenant's effective
+//! configuration ([`effective_config`]: profile defaults, its own
+//! [`UpdateSettings`], feature overrides); branding and logo checks
+//! ([`logo::inspect`]); and onboarding ([`plan_onboarding`]). It is framework-free: other Rust
 //! services use it as a plain library.
 //!
 //! ```
@@ -22,27 +26,45 @@
 //! assert_eq!(suspended.status, TenantStatus::Suspended);
 //! ```
 
+mod branding;
 mod command;
+mod config;
 mod error;
 mod identity;
+mod industry;
+pub mod logo;
 pub mod mfa;
+mod onboarding;
 pub mod password;
 pub mod people;
 pub mod people_import;
 pub mod permissions;
 pub mod roles;
+mod settings;
 mod slug;
 mod store;
 mod tenant;
 
+pub use branding::{Branding, LogoInfo, UpdateBranding};
 pub use command::{CreateTenant, UpdateTenant};
+pub use config::{
+    EffectiveConfig, FeatureSource, FeatureState, SetFeatures, change_features, effective_config,
+};
 pub use error::{IdentityError, TenancyError};
 pub use identity::{
     Email, MembershipKind, MembershipStatus, MembershipView, Role, TenantChoice, User, UserStatus,
     choose_tenant, login_delay,
 };
+pub use industry::{Catalogue, FeatureInfo, GENERIC_INDUSTRY, IndustryProfile};
+pub use onboarding::{
+    OnboardTenant, Onboarding, OnboardingPlan, OnboardingSource, OwnerDetails, SignUp, WelcomeCredit,
+    plan_onboarding,
+};
 pub use people::{InvitationState, MfaAction, NewPerson, PeopleAnalytics, Person, PersonFilter, RoleChoice};
 pub use roles::{CustomRole, CustomRoleGrant, RoleDraft};
+pub use settings::{
+    ContactDetails, NotificationOverrides, NotificationPreferences, TenantSettings, UpdateSettings,
+};
 pub use slug::validate_slug;
 pub use store::{TenantFilter, TenantStore};
 pub use tenant::{PublicTenant, Tenant, TenantStatus, TenantTransition};

@@ -113,7 +113,8 @@ impl fmt::Display for TenantTransition {
     "contactEmail": "hello@acme-property.example",
     "phone": "+4930123456",
     "industry": "property_management",
-    "status": "ACTIVE",
+    "status": "TRIAL",
+    "trialEndsAt": "2026-12-23T09:00:00Z",
     "metadata": {"crmId": 7},
     "createdAt": "2026-11-23T09:00:00Z",
     "updatedAt": "2026-11-23T09:00:00Z"
@@ -135,6 +136,8 @@ pub struct Tenant {
     pub industry: Option<String>,
     /// Lifecycle status.
     pub status: TenantStatus,
+    /// When its trial ends (set at onboarding for a tenant in trial).
+    pub trial_ends_at: Option<DateTime<Utc>>,
     /// Free-form JSON object for integrations.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
@@ -159,6 +162,7 @@ impl Tenant {
             phone: command.phone,
             industry: command.industry,
             status: command.status.unwrap_or(TenantStatus::Trial),
+            trial_ends_at: None,
             metadata: command.metadata.unwrap_or_else(|| serde_json::json!({})),
             created_at: now,
             updated_at: now,
