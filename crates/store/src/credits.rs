@@ -989,6 +989,63 @@ async fn record_purchase(
 // ---------------------------------------------------------------------------
 // Operations
 
+/// Adds credits to a wallet in the caller's transaction (see
+/// [`Store::add_credits`]); the caller has checked who may give `add.source`.
+pub(crate) async fn add_in(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    clock: &dyn portico_kernel::Clock,
+    reference: &Reference,
+    wallet: WalletRef,
+    add: &AddCredits,
+) -> Result<Movement, CreditsFailure> {
+    let tenant = ctx.tenant_id;
+    let mut ledger =
+        Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), clock).await?;
+    let now = ledger.now;
+    let request = json!({"wallet": ledger.wallet.id, "add": {
+            "amount": add.amount, "source": add.source, "currency": add.currency,
+            "priority": add.priority, "validityDays": add.validity_days, "note": add.note}});
+    if let Some(first) = ledger.check(conn, reference, "add", &request).await? {
+        return Ok(first);
+    }
+    let channel = ledger.channel;
+    let mut quoted = None;
+    if add.source == GrantSource::Purchase {
+        let currency = match add.currency {
+            Some(currency) => currency,
+            None => Currency::parse("EUR").map_err(corrupt)?,
+        };
+        let prices = load_prices(conn).await?;
+        let plans = load_plans(conn, tenant).await?;
+        let price = quote(&prices, &plans, channel, currency, add.amount, now).map_err(Failure::Domain)?;
+        record_purchase(
+            conn,
+            tenant,
+            reference.as_str(),
+            None,
+            Some(channel),
+            add.amount,
+            Some(price.unit_price.to_string()),
+            price.total,
+            price.plan_id,
+            &ledger.actor,
+            now,
+        )
+        .await?;
+        quoted = Some(price);
+    }
+    master_transfer(conn, channel, -add.amount, reference.as_str(), &ledger.actor, add.note.as_deref(), now)
+        .await?;
+    let expires_at = add.validity_days.map(|days| now + Duration::days(i64::from(days)));
+    let priority = add.priority.unwrap_or(portico_credits::DEFAULT_PRIORITY);
+    ledger.book.grant(add.source, add.amount, priority, expires_at, add.note.as_deref());
+    let changes = json!({"source": add.source, "amount": add.amount,
+            "price": quoted.as_ref().map(|q| q.total)});
+    let done = Done { kind: "add", action: "credits.add", reference, request: &request, changes };
+    conclude(conn, ctx, ledger, None, done).await
+}
+
 impl Store {
     /// Adds credits to a wallet, moved out of the platform's stock: a
     /// purchase is priced (the tenant's custom plan, else the price list)
@@ -1004,69 +1061,7 @@ impl Store {
         may_give(ctx, add.source)?;
         let (ctx, clock) = (ctx.clone(), self.clock());
         self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move {
-                let tenant = ctx.tenant_id;
-                let mut ledger =
-                    Ledger::open(conn, tenant, wallet, reference.as_str(), actor_text(&ctx.actor), &*clock)
-                        .await?;
-                let now = ledger.now;
-                let request = json!({"wallet": ledger.wallet.id, "add": {
-                    "amount": add.amount, "source": add.source, "currency": add.currency,
-                    "priority": add.priority, "validityDays": add.validity_days, "note": add.note}});
-                if let Some(first) = ledger.check(conn, &reference, "add", &request).await? {
-                    return Ok(first);
-                }
-                let channel = ledger.channel;
-                let mut quoted = None;
-                if add.source == GrantSource::Purchase {
-                    let currency = match add.currency {
-                        Some(currency) => currency,
-                        None => Currency::parse("EUR").map_err(corrupt)?,
-                    };
-                    let prices = load_prices(conn).await?;
-                    let plans = load_plans(conn, tenant).await?;
-                    let price = quote(&prices, &plans, channel, currency, add.amount, now)
-                        .map_err(Failure::Domain)?;
-                    record_purchase(
-                        conn,
-                        tenant,
-                        reference.as_str(),
-                        None,
-                        Some(channel),
-                        add.amount,
-                        Some(price.unit_price.to_string()),
-                        price.total,
-                        price.plan_id,
-                        &ledger.actor,
-                        now,
-                    )
-                    .await?;
-                    quoted = Some(price);
-                }
-                master_transfer(
-                    conn,
-                    channel,
-                    -add.amount,
-                    reference.as_str(),
-                    &ledger.actor,
-                    add.note.as_deref(),
-                    now,
-                )
-                .await?;
-                let expires_at = add.validity_days.map(|days| now + Duration::days(i64::from(days)));
-                let priority = add.priority.unwrap_or(portico_credits::DEFAULT_PRIORITY);
-                ledger.book.grant(add.source, add.amount, priority, expires_at, add.note.as_deref());
-                let changes = json!({"source": add.source, "amount": add.amount,
-                    "price": quoted.as_ref().map(|q| q.total)});
-                let done = Done {
-                    kind: "add",
-                    action: "credits.add",
-                    reference: &reference,
-                    request: &request,
-                    changes,
-                };
-                conclude(conn, &ctx, ledger, None, done).await
-            })
+            Box::pin(async move { add_in(conn, &ctx, &*clock, &reference, wallet, &add).await })
         })
         .await
         .map_err(resolve)

@@ -63,6 +63,18 @@ impl<E> From<diesel::result::Error> for Failure<E> {
     }
 }
 
+impl<E> Failure<E> {
+    /// The same failure with its domain error converted by `f` (a use case
+    /// of one domain calling into another's, inside one transaction).
+    pub(crate) fn map_domain<F>(self, f: impl FnOnce(E) -> F) -> Failure<F> {
+        match self {
+            Self::Domain(error) => Failure::Domain(f(error)),
+            Self::Db(error) => Failure::Db(error),
+            Self::Infra(error) => Failure::Infra(error),
+        }
+    }
+}
+
 impl<E: From<InfraError>> Failure<E> {
     /// The domain error; `on_db` may recognise a database error first (a
     /// unique violation that means "taken"), else it becomes an [`InfraError`].

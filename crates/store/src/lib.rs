@@ -16,12 +16,14 @@ mod idempotency;
 mod identity;
 mod jobs;
 mod migrations;
+mod onboarding;
 mod people;
 mod rbac;
 mod roles;
 mod schedules;
 mod schema;
 mod store;
+mod tenant_profile;
 mod tenants;
 
 /// The channel on which every committed change of a cached resource is
@@ -53,3 +55,4 @@ pub use roles::{
     APP_ROLE, DatabaseUrls, OWNER_ROLE, PLATFORM_ROLE, RolePasswords, redact_url, with_database,
 };
 pub use store::{PoolConfig, PoolStatus, Store};
+pub use tenant_profile::LogoChange;

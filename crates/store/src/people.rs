@@ -302,6 +302,71 @@ async fn send_link(
     Ok(())
 }
 
+/// Invites `new` to the scoped tenant as membership `id` with `role`, in the
+/// caller's transaction: their account (created pending if the address is
+/// new), the invited membership, the link's invitation and email job (unless
+/// `None`) and the audit row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn invite_in(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    new: &NewPerson,
+    (role, role_id): (Role, Option<RoleId>),
+    id: MembershipId,
+    link: Option<InvitationLink>,
+    now: DateTime<Utc>,
+) -> Result<(), PeopleFailure> {
+    let tenant = ctx.tenant_id;
+    let user = account_for(conn, new, now).await?;
+    #[derive(QueryableByName)]
+    struct Existing {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    let existing: Option<Existing> =
+        diesel::sql_query("SELECT status FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+            .bind::<SqlUuid, _>(tenant.into_uuid())
+            .bind::<SqlUuid, _>(user)
+            .get_result(conn)
+            .await
+            .optional()?;
+    match existing.map(|e| e.status) {
+        Some(status) if status == "invited" => return Err(Failure::Domain(IdentityError::AlreadyInvited)),
+        Some(_) => return Err(Failure::Domain(IdentityError::AlreadyMember)),
+        None => {}
+    }
+    diesel::sql_query(
+        "INSERT INTO memberships (tenant_id, id, user_id, role, role_id, kind, status, invite_name, \
+                                      invite_phone, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'invited', $8, $9, $7, $7)",
+    )
+    .bind::<SqlUuid, _>(tenant.into_uuid())
+    .bind::<SqlUuid, _>(id.into_uuid())
+    .bind::<SqlUuid, _>(user)
+    .bind::<Text, _>(role.as_str())
+    .bind::<Nullable<SqlUuid>, _>(role_id.map(RoleId::into_uuid))
+    .bind::<Text, _>(new.kind.as_str())
+    .bind::<Timestamptz, _>(now)
+    .bind::<Text, _>(&new.name)
+    .bind::<Nullable<Text>, _>(new.phone.as_deref())
+    .execute(conn)
+    .await?;
+    let sent = link.is_some();
+    if let Some(link) = link {
+        send_link(conn, tenant, id, new.email.as_str(), acting_user(ctx), link, now).await?;
+    }
+    let changes = serde_json::json!({
+        "userId": {"before": null, "after": UserId::from_uuid(user)},
+        "email": {"before": null, "after": new.email.as_str()},
+        "role": {"before": null, "after": role},
+        "roleId": {"before": null, "after": role_id},
+        "kind": {"before": null, "after": new.kind},
+        "invitationSent": {"before": null, "after": sent},
+    });
+    audit_membership(conn, ctx, "membership.invite", id, changes, now).await?;
+    Ok(())
+}
+
 /// The person acting, when a person acts.
 fn acting_user(ctx: &TenantContext) -> Option<UserId> {
     match ctx.actor {
@@ -435,53 +500,7 @@ impl Store {
                         (Role::Custom, Some(role_id))
                     }
                 };
-                let user = account_for(conn, &new, now).await?;
-                #[derive(QueryableByName)]
-                struct Existing {
-                    #[diesel(sql_type = Text)]
-                    status: String,
-                }
-                let existing: Option<Existing> =
-                    diesel::sql_query("SELECT status FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-                        .bind::<SqlUuid, _>(tenant.into_uuid())
-                        .bind::<SqlUuid, _>(user)
-                        .get_result(conn)
-                        .await
-                        .optional()?;
-                match existing.map(|e| e.status) {
-                    Some(status) if status == "invited" => return Err(Failure::Domain(IdentityError::AlreadyInvited)),
-                    Some(_) => return Err(Failure::Domain(IdentityError::AlreadyMember)),
-                    None => {}
-                }
-                diesel::sql_query(
-                    "INSERT INTO memberships (tenant_id, id, user_id, role, role_id, kind, status, invite_name, \
-                                              invite_phone, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'invited', $8, $9, $7, $7)",
-                )
-                .bind::<SqlUuid, _>(tenant.into_uuid())
-                .bind::<SqlUuid, _>(id.into_uuid())
-                .bind::<SqlUuid, _>(user)
-                .bind::<Text, _>(role.as_str())
-                .bind::<Nullable<SqlUuid>, _>(role_id.map(RoleId::into_uuid))
-                .bind::<Text, _>(new.kind.as_str())
-                .bind::<Timestamptz, _>(now)
-                .bind::<Text, _>(&new.name)
-                .bind::<Nullable<Text>, _>(new.phone.as_deref())
-                .execute(conn)
-                .await?;
-                let sent = link.is_some();
-                if let Some(link) = link {
-                    send_link(conn, tenant, id, new.email.as_str(), acting_user(&ctx), link, now).await?;
-                }
-                let changes = serde_json::json!({
-                    "userId": {"before": null, "after": UserId::from_uuid(user)},
-                    "email": {"before": null, "after": new.email.as_str()},
-                    "role": {"before": null, "after": role},
-                    "roleId": {"before": null, "after": role_id},
-                    "kind": {"before": null, "after": new.kind},
-                    "invitationSent": {"before": null, "after": sent},
-                });
-                audit_membership(conn, &ctx, "membership.invite", id, changes, now).await?;
+                invite_in(conn, &ctx, &new, (role, role_id), id, link, now).await?;
                 load_person(conn, tenant, id).await
             })
         })

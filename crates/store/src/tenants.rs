@@ -19,7 +19,7 @@ use crate::{Store, audit};
 /// A `tenants` row; converted to and from the domain's [`Tenant`] here only.
 #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
-struct TenantRow {
+pub(crate) struct TenantRow {
     id: uuid::Uuid,
     name: String,
     slug: String,
@@ -31,6 +31,7 @@ struct TenantRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     deleted_at: Option<DateTime<Utc>>,
+    trial_ends_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Tenant> for TenantRow {
@@ -47,6 +48,7 @@ impl From<&Tenant> for TenantRow {
             created_at: tenant.created_at,
             updated_at: tenant.updated_at,
             deleted_at: tenant.deleted_at,
+            trial_ends_at: tenant.trial_ends_at,
         }
     }
 }
@@ -66,6 +68,7 @@ impl TryFrom<TenantRow> for Tenant {
             phone: row.phone,
             industry: row.industry,
             status,
+            trial_ends_at: row.trial_ends_at,
             metadata: row.metadata,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -74,7 +77,7 @@ impl TryFrom<TenantRow> for Tenant {
     }
 }
 
-type TenantFailure = Failure<TenancyError>;
+pub(crate) type TenantFailure = Failure<TenancyError>;
 
 fn resolve(failure: TenantFailure) -> TenancyError {
     failure.resolve(|error| {
@@ -84,7 +87,7 @@ fn resolve(failure: TenantFailure) -> TenancyError {
 
 /// Loads the live tenant `id` for change, or `NotFound`. The explicit tenant
 /// filter is the application's wall; row-level security is the second.
-async fn load_for_update(
+pub(crate) async fn load_for_update(
     conn: &mut AsyncPgConnection,
     scope: TenantId,
     id: TenantId,
