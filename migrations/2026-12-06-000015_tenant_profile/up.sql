@@ -45,6 +45,8 @@ CREATE TABLE onboardings (
     owner_membership_id uuid        NOT NULL,
     owner_email         text        NOT NULL,
     welcome_credits     jsonb       NOT NULL CHECK (jsonb_typeof(welcome_credits) = 'array'),
+    -- The answer it gave, given again to a replay.
+    result              jsonb       NOT NULL CHECK (jsonb_typeof(result) = 'object'),
     fingerprint         bytea       NOT NULL,
     completed_at        timestamptz NOT NULL
 );

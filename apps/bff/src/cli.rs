@@ -306,7 +306,9 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
             println!("  {line}");
         }
     }
-    let running = server::start(store, &config.server())?;
+    let mut settings = config.server();
+    settings.files = server::Files(config.file_store()?);
+    let running = server::start(store, &settings)?;
     tracing::info!(addr = %running.addr, environment = config.environment.name(), "serving");
     println!("Portico is listening on http://{} (try /health/ready)", running.addr);
     running.server.await?;

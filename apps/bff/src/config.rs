@@ -187,6 +187,36 @@ pub struct EmailSection {
     pub smtp_timeout_secs: u64,
 }
 
+/// Where uploaded files (logos) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBackend {
+    /// A directory on this machine (development, or a shared volume).
+    Local,
+    /// An S3-compatible object store.
+    S3,
+}
+
+/// File storage.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSection {
+    /// `local` or `s3`.
+    pub backend: FilesBackend,
+    /// The directory of `local`; empty: `portico-files` in the state directory.
+    pub local_dir: String,
+    /// The S3 endpoint (`https://s3.eu-central-1.amazonaws.com`, `http://127.0.0.1:9000`).
+    pub s3_endpoint: String,
+    /// The bucket.
+    pub s3_bucket: String,
+    /// The region the requests are signed for.
+    pub s3_region: String,
+    /// The access key id; the secret is `PORTICO_S3_SECRET_ACCESS_KEY`.
+    pub s3_access_key_id: String,
+    /// Address the bucket in the path (MinIO, Ceph) rather than the host name.
+    pub s3_path_style: bool,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +235,7 @@ struct Files {
     worker: WorkerSection,
     email: EmailSection,
     seed: SeedConfig,
+    files: FilesSection,
     idempotency: IdempotencySection,
     cache: CacheSection,
     rate_limit: crate::rate_limit::RateLimits,
@@ -226,6 +257,8 @@ pub struct Secrets {
     pub smtp_password: Option<String>,
     /// `PORTICO_MFA_KEY`: 64 hex digits (256 bits) sealing MFA secrets at rest.
     pub mfa_key: Option<String>,
+    /// `PORTICO_S3_SECRET_ACCESS_KEY`: the S3 file store's secret.
+    pub s3_secret_access_key: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -237,6 +270,7 @@ impl fmt::Debug for Secrets {
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "<set>"))
             .field("mfa_key", &self.mfa_key.as_ref().map(|_| "<set>"))
+            .field("s3_secret_access_key", &self.s3_secret_access_key.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -260,6 +294,8 @@ pub struct Config {
     pub email: EmailSection,
     /// Demo data.
     pub seed: SeedConfig,
+    /// File storage.
+    pub files: FilesSection,
     /// `Idempotency-Key` handling.
     pub idempotency: IdempotencySection,
     /// The read cache.
@@ -321,6 +357,7 @@ impl Config {
                 .unwrap_or_default(),
             smtp_password: var("PORTICO_SMTP_PASSWORD"),
             mfa_key: var("PORTICO_MFA_KEY"),
+            s3_secret_access_key: var("PORTICO_S3_SECRET_ACCESS_KEY"),
         };
         let config = Self {
             environment,
@@ -331,6 +368,7 @@ impl Config {
             worker: files.worker,
             email: files.email,
             seed: files.seed,
+            files: files.files,
             idempotency: files.idempotency,
             cache: files.cache,
             rate_limit: files.rate_limit,
@@ -390,6 +428,22 @@ impl Config {
                 problems.push("PORTICO_MFA_KEY: required in production".to_owned());
             }
             _ => {}
+        }
+        if self.files.backend == FilesBackend::S3 {
+            let f = &self.files;
+            for (key, value) in [
+                ("files.s3_endpoint", &f.s3_endpoint),
+                ("files.s3_bucket", &f.s3_bucket),
+                ("files.s3_region", &f.s3_region),
+                ("files.s3_access_key_id", &f.s3_access_key_id),
+            ] {
+                if value.is_empty() {
+                    problems.push(format!("{key}: required when files.backend is s3"));
+                }
+            }
+            if self.secrets.s3_secret_access_key.is_none() {
+                problems.push("PORTICO_S3_SECRET_ACCESS_KEY: required when files.backend is s3".to_owned());
+            }
         }
         if !(60..=30 * 24 * 3600).contains(&self.auth.token_ttl_secs) {
             problems.push("auth.token_ttl_secs: must be between 60 and 2592000".to_owned());
@@ -509,6 +563,10 @@ impl Config {
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
             mfa: self.mfa_box(),
+            // The configured store replaces this one at start (building it can fail; see `file_store`).
+            files: crate::server::Files(std::sync::Arc::new(portico_files::LocalDirectory::new(
+                portico_db_discovery::default_state_dir().join("portico-files"),
+            ))),
             links: crate::server::Links {
                 portal_url: self.auth.portal_url.trim_end_matches('/').to_owned(),
                 from: self.email_from(),
@@ -558,6 +616,37 @@ impl Config {
                     credentials,
                     timeout: Duration::from_secs(email.smtp_timeout_secs.max(1)),
                 })?)
+            }
+        })
+    }
+
+    /// The file store this configuration asks for.
+    pub fn file_store(&self) -> Result<std::sync::Arc<dyn portico_kernel::FileStore>, ConfigError> {
+        let files = &self.files;
+        Ok(match files.backend {
+            FilesBackend::Local => {
+                let dir = if files.local_dir.is_empty() {
+                    portico_db_discovery::default_state_dir().join("portico-files")
+                } else {
+                    PathBuf::from(&files.local_dir)
+                };
+                std::sync::Arc::new(portico_files::LocalDirectory::new(dir))
+            }
+            FilesBackend::S3 => {
+                let endpoint = url::Url::parse(&files.s3_endpoint)
+                    .map_err(|e| ConfigError(vec![format!("files.s3_endpoint: {e}")]))?;
+                let config = portico_files::S3Config {
+                    endpoint,
+                    bucket: files.s3_bucket.clone(),
+                    region: files.s3_region.clone(),
+                    access_key_id: files.s3_access_key_id.clone(),
+                    secret_access_key: self.secrets.s3_secret_access_key.clone().unwrap_or_default(),
+                    path_style: files.s3_path_style,
+                };
+                std::sync::Arc::new(
+                    portico_files::S3Store::new(config)
+                        .map_err(|e| ConfigError(vec![format!("files: {e}")]))?,
+                )
             }
         })
     }
@@ -631,18 +720,30 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     let worker = section::<WorkerSection>(figment, "worker", &mut problems);
     let email = section::<EmailSection>(figment, "email", &mut problems);
     let seed = section::<SeedConfig>(figment, "seed", &mut problems);
+    let files = section::<FilesSection>(figment, "files", &mut problems);
     let idempotency = section::<IdempotencySection>(figment, "idempotency", &mut problems);
     let cache = section::<CacheSection>(figment, "cache", &mut problems);
     let rate_limit = section::<crate::rate_limit::RateLimits>(figment, "rate_limit", &mut problems);
     // Unknown sections, which no section above reads.
-    const SECTIONS: [&str; 10] =
-        ["http", "auth", "log", "database", "worker", "email", "seed", "idempotency", "cache", "rate_limit"];
+    const SECTIONS: [&str; 11] = [
+        "http",
+        "auth",
+        "log",
+        "database",
+        "worker",
+        "email",
+        "seed",
+        "files",
+        "idempotency",
+        "cache",
+        "rate_limit",
+    ];
     if let Ok(top) = figment.extract::<figment::value::Dict>() {
         for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
             problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    match (http, auth, log, database, worker, email, seed, idempotency, cache, rate_limit) {
+    match (http, auth, log, database, worker, email, seed, files, idempotency, cache, rate_limit) {
         (
             Some(http),
             Some(auth),
@@ -651,12 +752,23 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
             Some(worker),
             Some(email),
             Some(seed),
+            Some(files),
             Some(idempotency),
             Some(cache),
             Some(rate_limit),
-        ) if problems.is_empty() => {
-            Ok(Files { http, auth, log, database, worker, email, seed, idempotency, cache, rate_limit })
-        }
+        ) if problems.is_empty() => Ok(Files {
+            http,
+            auth,
+            log,
+            database,
+            worker,
+            email,
+            seed,
+            files,
+            idempotency,
+            cache,
+            rate_limit,
+        }),
         _ => Err(ConfigError(problems)),
     }
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod features;
 pub mod idempotency;
 pub mod jobs;
 pub mod json;

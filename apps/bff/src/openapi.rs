@@ -34,6 +34,21 @@ use crate::api;
         api::tenants::delete,
         api::tenants::suspend,
         api::tenants::activate,
+        api::onboarding::onboard,
+        api::onboarding::sign_up,
+        api::onboarding::industries,
+        api::tenant_profile::settings,
+        api::tenant_profile::update_settings,
+        api::tenant_profile::config,
+        api::tenant_profile::set_features,
+        api::tenant_profile::branding,
+        api::tenant_profile::update_branding,
+        api::tenant_profile::upload_logo,
+        api::tenant_profile::remove_logo,
+        api::tenant_profile::logo,
+        api::tenant_views::users,
+        api::tenant_views::analytics,
+        api::tenant_views::overview,
         api::jobs::overview,
         api::jobs::retry,
         api::dev::mailbox,
@@ -164,7 +179,18 @@ use crate::api;
         portico_credits::analytics::TopConsumer, portico_credits::analytics::Projection, CreditDashboardEnvelope,
         MasterOverviewEnvelope, MasterWalletEnvelope, WalletListEnvelope, WalletDetailEnvelope, WalletEnvelope,
         MovementEnvelope, PackageListEnvelope, PackageEnvelope, PackagePurchaseEnvelope, CustomPlanListEnvelope,
-        CustomPlanEnvelope, EntryPageEnvelope, CreditAnalyticsEnvelope, PriceListEnvelope, ReservationEnvelope
+        CustomPlanEnvelope, EntryPageEnvelope, CreditAnalyticsEnvelope, PriceListEnvelope, ReservationEnvelope,
+        portico_tenancy::OnboardTenant, portico_tenancy::SignUp, portico_tenancy::OwnerDetails,
+        portico_tenancy::Onboarding, portico_tenancy::OnboardingSource, portico_tenancy::WelcomeCredit,
+        portico_tenancy::Catalogue, portico_tenancy::FeatureInfo, portico_tenancy::IndustryProfile,
+        portico_tenancy::TenantSettings, portico_tenancy::UpdateSettings, portico_tenancy::ContactDetails,
+        portico_tenancy::NotificationPreferences, portico_tenancy::NotificationOverrides,
+        portico_tenancy::SettingsView, portico_tenancy::EffectiveConfig, portico_tenancy::FeatureState,
+        portico_tenancy::FeatureSource, portico_tenancy::SetFeatures, portico_tenancy::Branding,
+        portico_tenancy::LogoInfo, portico_tenancy::UpdateBranding, portico_tenancy::TenantAnalytics,
+        portico_tenancy::ChannelCredits, portico_tenancy::WeekCount, portico_tenancy::TenantsOverview,
+        portico_tenancy::TrialEnding, OnboardingEnvelope, CatalogueEnvelope, SettingsEnvelope, ConfigEnvelope,
+        BrandingEnvelope, TenantAnalyticsEnvelope, TenantsOverviewEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -434,6 +460,20 @@ envelopes! {
     PriceListEnvelope => portico_credits::PriceList;
     /// `{"success": true, "data": Reservation}`.
     ReservationEnvelope => portico_credits::Reservation;
+    /// `{"success": true, "data": Onboarding}`.
+    OnboardingEnvelope => portico_tenancy::Onboarding;
+    /// `{"success": true, "data": Catalogue}`.
+    CatalogueEnvelope => portico_tenancy::Catalogue;
+    /// `{"success": true, "data": SettingsView}`.
+    SettingsEnvelope => portico_tenancy::SettingsView;
+    /// `{"success": true, "data": EffectiveConfig}`.
+    ConfigEnvelope => portico_tenancy::EffectiveConfig;
+    /// `{"success": true, "data": Branding}`.
+    BrandingEnvelope => portico_tenancy::Branding;
+    /// `{"success": true, "data": TenantAnalytics}`.
+    TenantAnalyticsEnvelope => portico_tenancy::TenantAnalytics;
+    /// `{"success": true, "data": TenantsOverview}`.
+    TenantsOverviewEnvelope => portico_tenancy::TenantsOverview;
 }
 
 /// `{"success": true, "data": [Entry], "meta": PageMeta}`.

@@ -46,6 +46,18 @@ pub struct Settings {
     pub links: Links,
     /// Seals MFA secrets at rest.
     pub mfa: portico_tenancy::mfa::SecretBox,
+    /// Where uploaded files (logos) are kept.
+    pub files: Files,
+}
+
+/// The file store the handlers share.
+#[derive(Clone)]
+pub struct Files(pub std::sync::Arc<dyn portico_kernel::FileStore>);
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Files(..)")
+    }
 }
 
 /// Where emailed links point, and who sends the emails.
@@ -77,6 +89,10 @@ impl Settings {
                 from: portico_kernel::Mailbox::named("Portico", "no-reply@portico.localhost"),
             },
             mfa: portico_tenancy::mfa::SecretBox::new(&[0x5a; 32]),
+            // Keys start with the tenant's id, so tests sharing the directory never meet.
+            files: Files(std::sync::Arc::new(portico_files::LocalDirectory::new(
+                std::env::temp_dir().join("portico-test-files"),
+            ))),
         }
     }
 }
@@ -175,6 +191,7 @@ pub fn configure(
     let idempotency = web::Data::new(settings.idempotency);
     let links = web::Data::new(settings.links.clone());
     let mfa = web::Data::new(settings.mfa.clone());
+    let files = web::Data::new(settings.files.clone());
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(cache.clone())
@@ -183,6 +200,7 @@ pub fn configure(
             .app_data(idempotency.clone())
             .app_data(links.clone())
             .app_data(mfa.clone())
+            .app_data(files.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(mailbox.clone())

@@ -24,6 +24,7 @@ mod schedules;
 mod schema;
 mod store;
 mod tenant_profile;
+mod tenant_views;
 mod tenants;
 
 /// The channel on which every committed change of a cached resource is

@@ -42,57 +42,36 @@ fn fingerprint(source: OnboardingSource, command: &impl serde::Serialize) -> Res
 
 #[derive(QueryableByName)]
 struct OnboardingRow {
-    #[diesel(sql_type = Text)]
-    source: String,
-    #[diesel(sql_type = SqlUuid)]
-    owner_membership_id: uuid::Uuid,
-    #[diesel(sql_type = Text)]
-    owner_email: String,
     #[diesel(sql_type = Jsonb)]
-    welcome_credits: serde_json::Value,
+    result: serde_json::Value,
     #[diesel(sql_type = Bytea)]
     fingerprint: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    completed_at: DateTime<Utc>,
 }
 
-/// The onboarding of `tenant` if there was one: the stored answer when
+/// The onboarding of `tenant` if there was one: the answer it gave when
 /// `fingerprint` is the same request, `AlreadyOnboarded` when it is not.
 async fn earlier(
     conn: &mut AsyncPgConnection,
     tenant: &Tenant,
     fingerprint: &[u8],
 ) -> Result<Option<Onboarding>, TenantFailure> {
-    let row: Option<OnboardingRow> = diesel::sql_query(
-        "SELECT source, owner_membership_id, owner_email, welcome_credits, fingerprint, completed_at \
-         FROM onboardings WHERE tenant_id = $1",
-    )
-    .bind::<SqlUuid, _>(tenant.id.into_uuid())
-    .get_result(conn)
-    .await
-    .optional()?;
+    let row: Option<OnboardingRow> =
+        diesel::sql_query("SELECT result, fingerprint FROM onboardings WHERE tenant_id = $1")
+            .bind::<SqlUuid, _>(tenant.id.into_uuid())
+            .get_result(conn)
+            .await
+            .optional()?;
     let Some(row) = row else { return Ok(None) };
     if row.fingerprint != fingerprint {
         return Err(Failure::Domain(TenancyError::AlreadyOnboarded));
     }
-    Ok(Some(Onboarding {
-        tenant_id: tenant.id,
-        slug: tenant.slug.clone(),
-        source: OnboardingSource::from_storage(&row.source).ok_or_else(|| corrupt("onboarding source"))?,
-        industry: tenant.industry.clone().unwrap_or_else(|| portico_tenancy::GENERIC_INDUSTRY.to_owned()),
-        status: tenant.status,
-        trial_ends_at: tenant.trial_ends_at,
-        owner_membership_id: MembershipId::from_uuid(row.owner_membership_id),
-        owner_email: row.owner_email,
-        welcome_credits: serde_json::from_value(row.welcome_credits).map_err(corrupt)?,
-        completed_at: row.completed_at,
-    }))
+    // The answer given then, even if the tenant changed since.
+    Ok(Some(serde_json::from_value(row.result).map_err(corrupt)?))
 }
 
 /// What one onboarding writes, once its plan is decided.
 struct Steps<'a> {
     ctx: &'a TenantContext,
-    clock: &'a dyn Clock,
     before: &'a Tenant,
     plan: OnboardingPlan,
     owner: &'a OwnerDetails,
@@ -105,7 +84,7 @@ struct Steps<'a> {
 /// Writes an onboarding in the caller's transaction, scoped to its tenant.
 /// The audit row of the onboarding is the last statement.
 async fn write(conn: &mut AsyncPgConnection, steps: Steps<'_>) -> Result<Onboarding, TenantFailure> {
-    let Steps { ctx, clock, before, plan, owner, link, source, fingerprint, now } = steps;
+    let Steps { ctx, before, plan, owner, link, source, fingerprint, now } = steps;
     let tenant = &plan.tenant;
     let id = tenant.id;
     // The tenant: its industry and trial end.
@@ -138,7 +117,7 @@ async fn write(conn: &mut AsyncPgConnection, steps: Steps<'_>) -> Result<Onboard
         .and_then(|c| c.industry(tenant.industry.as_deref().unwrap_or_default()))
         .map_or_else(String::new, |p| p.name.clone());
     for credit in &plan.welcome_credits {
-        welcome(conn, ctx, clock, credit, &profile_name, now).await?;
+        welcome(conn, ctx, credit, &profile_name, now).await?;
     }
     let onboarding = Onboarding {
         tenant_id: id,
@@ -154,14 +133,15 @@ async fn write(conn: &mut AsyncPgConnection, steps: Steps<'_>) -> Result<Onboard
     };
     diesel::sql_query(
         "INSERT INTO onboardings (tenant_id, source, owner_membership_id, owner_email, welcome_credits, \
-                                  fingerprint, completed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                  result, fingerprint, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind::<SqlUuid, _>(id.into_uuid())
     .bind::<Text, _>(source.as_str())
     .bind::<SqlUuid, _>(membership.into_uuid())
     .bind::<Text, _>(&onboarding.owner_email)
     .bind::<Jsonb, _>(serde_json::to_value(&onboarding.welcome_credits).map_err(corrupt)?)
+    .bind::<Jsonb, _>(serde_json::to_value(&onboarding).map_err(corrupt)?)
     .bind::<diesel::sql_types::Bytea, _>(fingerprint)
     .bind::<Timestamptz, _>(now)
     .execute(conn)
@@ -187,7 +167,6 @@ async fn write(conn: &mut AsyncPgConnection, steps: Steps<'_>) -> Result<Onboard
 async fn welcome(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
-    clock: &dyn Clock,
     credit: &WelcomeCredit,
     profile: &str,
     now: DateTime<Utc>,
@@ -205,7 +184,10 @@ async fn welcome(
         validity_days: u32::try_from(days).ok().filter(|d| *d > 0),
         note: Some(format!("Welcome credits ({profile})")),
     };
-    crate::credits::add_in(conn, ctx, clock, &reference, WalletRef::Channel(channel), &add).await.map_err(
+    // The onboarding's own time: the grants expire when the onboarding says,
+    // and their ledger and audit rows come before its own audit row.
+    let at = portico_kernel::FixedClock::at(now);
+    crate::credits::add_in(conn, ctx, &at, &reference, WalletRef::Channel(channel), &add).await.map_err(
         |f| {
             f.map_domain(|error| match error {
                 CreditsError::MasterInsufficient { channel, .. } => {
@@ -256,7 +238,6 @@ impl Store {
                 .map_err(Failure::Domain)?;
                 let steps = Steps {
                     ctx: &ctx,
-                    clock: &*clock,
                     before: &before,
                     plan,
                     owner: &command.owner,
@@ -315,7 +296,6 @@ impl Store {
                             plan_onboarding(catalogue, &tenant, None, None, now).map_err(Failure::Domain)?;
                         let steps = Steps {
                             ctx: &ctx,
-                            clock: &*clock,
                             before: &tenant,
                             plan,
                             owner: &command.owner,

@@ -61,6 +61,32 @@ impl EffectiveConfig {
     }
 }
 
+/// A tenant's settings as `GET .../settings` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "industry": "property_management",
+    "settings": {"timeZone": "Europe/Vienna", "locale": "de-DE", "currency": "EUR", "invoicePrefix": "PM",
+                 "contact": {"city": "Wien"}, "notifications": {"email": true, "sms": true, "whatsapp": false,
+                 "lowBalanceAlerts": true, "invoiceEmails": true, "weeklySummary": true}},
+    "ownSettings": {"timeZone": "Europe/Vienna", "contact": {"city": "Wien"}}
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    /// The industry profile whose defaults fill in the rest.
+    pub industry: String,
+    /// The settings in force.
+    pub settings: TenantSettings,
+    /// The values the tenant set itself.
+    pub own_settings: UpdateSettings,
+}
+
+impl From<EffectiveConfig> for SettingsView {
+    fn from(config: EffectiveConfig) -> Self {
+        Self { industry: config.industry, settings: config.settings, own_settings: config.own_settings }
+    }
+}
+
 /// The configuration of a tenant of `industry` with its own `settings` and
 /// the feature `overrides` set for it: each known feature is the override
 /// if there is one, else the profile's default (off when the profile does

@@ -26,6 +26,7 @@
 //! assert_eq!(suspended.status, TenantStatus::Suspended);
 //! ```
 
+mod analytics;
 mod branding;
 mod command;
 mod config;
@@ -45,10 +46,15 @@ mod slug;
 mod store;
 mod tenant;
 
+pub use analytics::{
+    ChannelCredits, TRIAL_ENDING_DAYS, TenantAnalytics, TenantsOverview, TrialEnding, WEEKS_SHOWN, WeekCount,
+    weekly,
+};
 pub use branding::{Branding, LogoInfo, UpdateBranding};
 pub use command::{CreateTenant, UpdateTenant};
 pub use config::{
-    EffectiveConfig, FeatureSource, FeatureState, SetFeatures, change_features, effective_config,
+    EffectiveConfig, FeatureSource, FeatureState, SetFeatures, SettingsView, change_features,
+    effective_config,
 };
 pub use error::{IdentityError, TenancyError};
 pub use identity::{

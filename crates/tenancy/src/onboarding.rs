@@ -190,7 +190,7 @@ pub fn plan_onboarding(
 }
 
 /// A completed onboarding.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "tenantId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",

@@ -13,14 +13,17 @@ pub mod credits;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
+pub mod onboarding;
 pub mod people;
 pub mod public;
 pub mod rbac;
+pub mod tenant_profile;
+pub mod tenant_views;
 pub mod tenants;
 
 use actix_web::{Route, middleware, web};
 
-use crate::{error, idempotency, openapi, rate_limit};
+use crate::{error, features, idempotency, openapi, rate_limit};
 
 /// How a route treats the `Idempotency-Key` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,50 +60,91 @@ pub struct RouteSpec {
     pub idempotency: Idempotency,
     /// Its rate limit.
     pub rate: RateClass,
+    /// The feature a tenant must have for the route (`None`: every tenant may call it).
+    pub feature: Option<&'static str>,
+}
+
+impl RouteSpec {
+    /// The route, answering 403 `tenancy.feature_disabled` to tenants without `feature`.
+    const fn gated(self, feature: &'static str) -> Self {
+        Self { feature: Some(feature), ..self }
+    }
 }
 
 /// A public read.
 const fn public(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Public }
+    RouteSpec {
+        method: "GET",
+        path,
+        idempotency: Idempotency::Exempt,
+        rate: RateClass::Public,
+        feature: None,
+    }
 }
 
 /// An authenticated read.
 const fn read(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Read }
+    RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Read, feature: None }
 }
 
 /// An authenticated change that honours `Idempotency-Key`.
 const fn write(method: &'static str, path: &'static str) -> RouteSpec {
-    RouteSpec { method, path, idempotency: Idempotency::Optional, rate: RateClass::Write }
+    RouteSpec { method, path, idempotency: Idempotency::Optional, rate: RateClass::Write, feature: None }
 }
 
 /// A sign-in route: no principal yet, limited per client address.
 const fn sign_in(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Auth }
+    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Auth, feature: None }
 }
 
 /// An authenticated change whose answer carries a secret shown once (a new
 /// key, an authenticator's secret, tokens): not kept for replay, so
 /// `Idempotency-Key` is ignored.
 const fn secret_write(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
+    RouteSpec {
+        method: "POST",
+        path,
+        idempotency: Idempotency::Exempt,
+        rate: RateClass::Write,
+        feature: None,
+    }
 }
 
 /// A bulk transfer (CSV streamed in or out): too large to keep for replay,
 /// so `Idempotency-Key` is ignored. An import sent again is refused row by
 /// row (`import.already_member`): nothing is written twice.
 const fn bulk(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Write }
+    RouteSpec {
+        method: "POST",
+        path,
+        idempotency: Idempotency::Exempt,
+        rate: RateClass::Write,
+        feature: None,
+    }
+}
+
+/// A raw file upload or its removal: the body is the file, too large to
+/// keep for replay, so `Idempotency-Key` is ignored. Both are idempotent by
+/// effect: the same upload again leaves the same logo, a second removal
+/// answers 404.
+const fn upload(method: &'static str, path: &'static str) -> RouteSpec {
+    RouteSpec { method, path, idempotency: Idempotency::Exempt, rate: RateClass::Write, feature: None }
 }
 
 /// A change that moves credits (or money): a request without an
 /// `Idempotency-Key` is refused, and the key is the operation's reference.
 const fn money(path: &'static str) -> RouteSpec {
-    RouteSpec { method: "POST", path, idempotency: Idempotency::Required, rate: RateClass::Write }
+    RouteSpec {
+        method: "POST",
+        path,
+        idempotency: Idempotency::Required,
+        rate: RateClass::Write,
+        feature: None,
+    }
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 102] = [
+pub const ROUTES: [RouteSpec; 117] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     read("/api/v1/tenants"),
@@ -110,6 +154,21 @@ pub const ROUTES: [RouteSpec; 102] = [
     write("DELETE", "/api/v1/tenants/{id}"),
     write("POST", "/api/v1/tenants/{id}/suspend"),
     write("POST", "/api/v1/tenants/{id}/activate"),
+    write("POST", "/api/v1/tenants/{id}/onboarding"),
+    read("/api/v1/tenants/{id}/settings"),
+    write("PUT", "/api/v1/tenants/{id}/settings"),
+    read("/api/v1/tenants/{id}/config"),
+    write("PUT", "/api/v1/tenants/{id}/features"),
+    read("/api/v1/tenants/{id}/branding"),
+    write("PUT", "/api/v1/tenants/{id}/branding"),
+    read("/api/v1/tenants/{id}/branding/logo"),
+    upload("PUT", "/api/v1/tenants/{id}/branding/logo"),
+    upload("DELETE", "/api/v1/tenants/{id}/branding/logo"),
+    read("/api/v1/tenants/{id}/users"),
+    read("/api/v1/tenants/{id}/analytics"),
+    read("/api/v1/admin/tenants/overview"),
+    sign_in("/api/v1/onboarding"),
+    public("/api/v1/industries"),
     read("/api/v1/admin/jobs"),
     write("POST", "/api/v1/admin/jobs/{id}/retry"),
     public("/api/v1/dev/mailbox"),
@@ -121,6 +180,7 @@ pub const ROUTES: [RouteSpec; 102] = [
         path: "/api/v1/auth/refresh",
         idempotency: Idempotency::Exempt,
         rate: RateClass::Public,
+        feature: None,
     },
     write("POST", "/api/v1/auth/logout"),
     read("/api/v1/auth/me"),
@@ -183,32 +243,32 @@ pub const ROUTES: [RouteSpec; 102] = [
     write("POST", "/api/v1/admin-users/{id}/toggle-mfa"),
     read("/api/v1/admin-users/{id}/sessions"),
     write("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}"),
-    read("/api/v1/credits/dashboard"),
-    read("/api/v1/credits/master-wallet"),
-    money("/api/v1/credits/master-wallet/top-up"),
-    read("/api/v1/credits/wallets"),
-    read("/api/v1/credits/wallets/{id}"),
-    write("PUT", "/api/v1/credits/wallets/{id}"),
-    money("/api/v1/credits/wallets/{id}/add"),
-    money("/api/v1/credits/wallets/{id}/adjust"),
-    read("/api/v1/credits/packages"),
-    write("POST", "/api/v1/credits/packages"),
-    read("/api/v1/credits/packages/{id}"),
-    write("PUT", "/api/v1/credits/packages/{id}"),
-    money("/api/v1/credits/packages/{id}/purchase"),
-    read("/api/v1/credits/custom-plans"),
-    write("POST", "/api/v1/credits/custom-plans"),
-    read("/api/v1/credits/custom-plans/{id}"),
-    write("PUT", "/api/v1/credits/custom-plans/{id}"),
-    read("/api/v1/credits/transactions"),
-    read("/api/v1/credits/analytics"),
-    read("/api/v1/credits/pricing"),
-    write("PUT", "/api/v1/credits/pricing"),
-    money("/api/v1/credits/debits"),
-    money("/api/v1/credits/reservations"),
-    read("/api/v1/credits/reservations/{id}"),
-    money("/api/v1/credits/reservations/{id}/capture"),
-    money("/api/v1/credits/reservations/{id}/release"),
+    read("/api/v1/credits/dashboard").gated("credits"),
+    read("/api/v1/credits/master-wallet").gated("credits"),
+    money("/api/v1/credits/master-wallet/top-up").gated("credits"),
+    read("/api/v1/credits/wallets").gated("credits"),
+    read("/api/v1/credits/wallets/{id}").gated("credits"),
+    write("PUT", "/api/v1/credits/wallets/{id}").gated("credits"),
+    money("/api/v1/credits/wallets/{id}/add").gated("credits"),
+    money("/api/v1/credits/wallets/{id}/adjust").gated("credits"),
+    read("/api/v1/credits/packages").gated("credits"),
+    write("POST", "/api/v1/credits/packages").gated("credits"),
+    read("/api/v1/credits/packages/{id}").gated("credits"),
+    write("PUT", "/api/v1/credits/packages/{id}").gated("credits"),
+    money("/api/v1/credits/packages/{id}/purchase").gated("credits"),
+    read("/api/v1/credits/custom-plans").gated("credits"),
+    write("POST", "/api/v1/credits/custom-plans").gated("credits"),
+    read("/api/v1/credits/custom-plans/{id}").gated("credits"),
+    write("PUT", "/api/v1/credits/custom-plans/{id}").gated("credits"),
+    read("/api/v1/credits/transactions").gated("credits"),
+    read("/api/v1/credits/analytics").gated("credits"),
+    read("/api/v1/credits/pricing").gated("credits"),
+    write("PUT", "/api/v1/credits/pricing").gated("credits"),
+    money("/api/v1/credits/debits").gated("credits"),
+    money("/api/v1/credits/reservations").gated("credits"),
+    read("/api/v1/credits/reservations/{id}").gated("credits"),
+    money("/api/v1/credits/reservations/{id}/capture").gated("credits"),
+    money("/api/v1/credits/reservations/{id}/release").gated("credits"),
 ];
 
 /// The declaration of `method` on `path` (a template), if listed.
@@ -229,6 +289,21 @@ fn handler(method: &str, path: &str) -> Route {
         ("DELETE", "/api/v1/tenants/{id}") => web::delete().to(tenants::delete),
         ("POST", "/api/v1/tenants/{id}/suspend") => web::post().to(tenants::suspend),
         ("POST", "/api/v1/tenants/{id}/activate") => web::post().to(tenants::activate),
+        ("POST", "/api/v1/tenants/{id}/onboarding") => web::post().to(onboarding::onboard),
+        ("GET", "/api/v1/tenants/{id}/settings") => web::get().to(tenant_profile::settings),
+        ("PUT", "/api/v1/tenants/{id}/settings") => web::put().to(tenant_profile::update_settings),
+        ("GET", "/api/v1/tenants/{id}/config") => web::get().to(tenant_profile::config),
+        ("PUT", "/api/v1/tenants/{id}/features") => web::put().to(tenant_profile::set_features),
+        ("GET", "/api/v1/tenants/{id}/branding") => web::get().to(tenant_profile::branding),
+        ("PUT", "/api/v1/tenants/{id}/branding") => web::put().to(tenant_profile::update_branding),
+        ("GET", "/api/v1/tenants/{id}/branding/logo") => web::get().to(tenant_profile::logo),
+        ("PUT", "/api/v1/tenants/{id}/branding/logo") => web::put().to(tenant_profile::upload_logo),
+        ("DELETE", "/api/v1/tenants/{id}/branding/logo") => web::delete().to(tenant_profile::remove_logo),
+        ("GET", "/api/v1/tenants/{id}/users") => web::get().to(tenant_views::users),
+        ("GET", "/api/v1/tenants/{id}/analytics") => web::get().to(tenant_views::analytics),
+        ("GET", "/api/v1/admin/tenants/overview") => web::get().to(tenant_views::overview),
+        ("POST", "/api/v1/onboarding") => web::post().to(onboarding::sign_up),
+        ("GET", "/api/v1/industries") => web::get().to(onboarding::industries),
         ("GET", "/api/v1/admin/jobs") => web::get().to(jobs::overview),
         ("POST", "/api/v1/admin/jobs/{id}/retry") => web::post().to(jobs::retry),
         ("GET", "/api/v1/dev/mailbox") => web::get().to(dev::mailbox),
@@ -353,6 +428,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource
                 .default_service(web::to(refuse))
                 .wrap(middleware::from_fn(idempotency::middleware))
+                .wrap(middleware::from_fn(features::middleware))
                 .wrap(middleware::from_fn(rate_limit::middleware)),
         );
     }

@@ -226,13 +226,22 @@ pub(crate) async fn invitation_link(
     email: &Email,
 ) -> Result<InvitationLink, ApiError> {
     let tenant = store.get(ctx, ctx.tenant_id).await?;
+    let name = tenant.name.chars().filter(|c| !c.is_control()).collect::<String>();
+    let subject = format!("You are invited to {name}");
+    let intro =
+        format!("You are invited to join {name} on Portico. Follow this link within 7 days to accept:");
+    accept_link(links, email, &subject, &intro)
+}
+
+/// An email with a new single-use link to accept a membership (valid 7 days).
+pub(crate) fn accept_link(
+    links: &crate::server::Links,
+    email: &Email,
+    subject: &str,
+    intro: &str,
+) -> Result<InvitationLink, ApiError> {
     let token = portico_tenancy::mfa::random_hex::<32>()?;
-    let subject = format!("You are invited to {}", tenant.name);
-    let intro = format!(
-        "You are invited to join {} on Portico. Follow this link within 7 days to accept:",
-        tenant.name.chars().filter(|c| !c.is_control()).collect::<String>()
-    );
-    let message = link_email(links, email, &subject, &intro, "accept-invitation", &token);
+    let message = link_email(links, email, subject, intro, "accept-invitation", &token);
     Ok(InvitationLink { token, lifetime: INVITATION_LIFETIME, message })
 }
 

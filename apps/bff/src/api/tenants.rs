@@ -136,7 +136,7 @@ pub async fn get(
 
 /// The cache tag of tenant `id` as seen from `scope` (the same tenant, or
 /// nothing is found and nothing cached).
-fn tag(scope: TenantId, id: TenantId) -> Tag {
+pub(crate) fn tag(scope: TenantId, id: TenantId) -> Tag {
     Tag { tenant: scope.into_uuid(), resource: "tenant".to_owned(), id: id.to_string() }
 }
 

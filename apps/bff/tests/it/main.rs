@@ -17,4 +17,5 @@ mod jobs_api;
 mod openapi;
 mod people_api;
 mod support;
+mod tenant_profile_api;
 mod tenants_api;

@@ -16,4 +16,5 @@ mod people;
 mod pool;
 mod schedules;
 mod support;
+mod tenant_profile;
 mod tenants;
