@@ -291,12 +291,15 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
+    // A broken industry catalogue (repository data) stops the server here, not at the first request.
+    portico_tenancy::Catalogue::builtin()?;
     let urls = bootstrap(admin_url, &config.database.name, &config.secrets.role_passwords).await?;
     let store = Store::connect(&urls, &config.pool()).await?;
     if config.seed.demo_data {
         let tenants = seed::demo_tenants(&store).await?;
         let people = seed::demo_people(&store, &tenants).await?;
         seed::demo_credits(&store, &tenants).await?;
+        seed::demo_branding(&store, &tenants).await?;
         println!("Demo data: sign in as any of these with the password {}", seed::DEMO_PASSWORD);
         for person in people {
             println!("  {person}");

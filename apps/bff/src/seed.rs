@@ -169,6 +169,31 @@ pub async fn demo_credits(store: &Store, tenants: &[Tenant]) -> Result<(), Box<d
     Ok(())
 }
 
+/// Demo branding (display name and colours) for demo tenants that have none yet.
+pub async fn demo_branding(store: &Store, tenants: &[Tenant]) -> Result<(), TenancyError> {
+    let colours = [("#1a73e8", "#ff9900"), ("#0b8043", "#f4b400")];
+    for (tenant, (primary, accent)) in tenants.iter().zip(colours) {
+        let ctx = TenantContext {
+            tenant_id: tenant.id,
+            actor: Actor::system("seed"),
+            permissions: std::collections::BTreeSet::new(),
+            request_id: RequestId::generate(),
+            origin: Origin::default(),
+        };
+        if store.branding(&ctx, tenant.id).await?.updated_at.is_some() {
+            continue;
+        }
+        let branding = portico_tenancy::UpdateBranding {
+            display_name: Some(tenant.name.clone()),
+            primary_color: Some(primary.to_owned()),
+            accent_color: Some(accent.to_owned()),
+            custom_domain: None,
+        };
+        store.update_branding(&ctx, tenant.id, branding).await?;
+    }
+    Ok(())
+}
+
 /// `export NAME=value` lines for the demo tenants' ids, ready to paste into
 /// a shell (the README's examples use them).
 #[must_use]
