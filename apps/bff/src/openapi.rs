@@ -27,6 +27,7 @@ use crate::api;
     paths(
         document,
         api::public::tenant,
+        api::public::logo,
         api::tenants::list,
         api::tenants::create,
         api::tenants::get,

@@ -217,6 +217,18 @@ async fn save_branding(
     Ok(())
 }
 
+/// Where `tenant`'s logo is stored and its media type, or `LogoNotFound`.
+async fn logo_of(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> Result<(FileKey, String), ProfileFailure> {
+    let (branding, key) = load_branding(conn, tenant, false).await?;
+    match (key, branding.logo) {
+        (Some(key), Some(logo)) => Ok((FileKey::parse(&key).map_err(corrupt)?, logo.content_type)),
+        _ => Err(Failure::Domain(TenancyError::LogoNotFound)),
+    }
+}
+
 /// A logo change: the branding after it, and the file it replaced (the
 /// caller removes that file once the change is committed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,21 +433,20 @@ impl Store {
         .map_err(resolve)
     }
 
+    /// Where the logo of the in-service tenant with `slug` is stored, and
+    /// its media type, for pages shown before sign-in.
+    pub async fn public_logo(&self, slug: &str) -> Result<(FileKey, String), TenancyError> {
+        let id = self.in_service(slug).await?;
+        self.in_tenant(id, move |conn| Box::pin(async move { logo_of(conn, id).await }))
+            .await
+            .map_err(resolve)
+    }
+
     /// Where tenant `id`'s logo is stored, and its media type.
     pub async fn logo(&self, ctx: &TenantContext, id: TenantId) -> Result<(FileKey, String), TenancyError> {
         only_own(ctx, id)?;
-        self.in_tenant(id, move |conn| {
-            Box::pin(async move {
-                let (branding, key) = load_branding(conn, id, false).await?;
-                match (key, branding.logo) {
-                    (Some(key), Some(logo)) => {
-                        Ok((FileKey::parse(&key).map_err(corrupt)?, logo.content_type))
-                    }
-                    _ => Err(Failure::Domain(TenancyError::LogoNotFound)),
-                }
-            })
-        })
-        .await
-        .map_err(resolve)
+        self.in_tenant(id, move |conn| Box::pin(async move { logo_of(conn, id).await }))
+            .await
+            .map_err(resolve)
     }
 }

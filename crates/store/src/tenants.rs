@@ -209,38 +209,42 @@ impl TenantStore for Store {
     }
 
     async fn find_public(&self, slug: &str) -> Result<PublicTenant, TenancyError> {
-        #[derive(diesel::QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
-            id: Option<uuid::Uuid>,
-        }
-        if portico_tenancy::validate_slug(slug).is_err() {
-            return Err(TenancyError::NotFound);
-        }
-        // Step 1, unscoped: the definer function reveals the id of a live slug and nothing else.
-        let slug = slug.to_owned();
-        let found = self
-            .in_unscoped(move |conn| {
-                Box::pin(async move {
-                    let found: Found = diesel::sql_query("SELECT tenant_id_for_slug($1) AS id")
-                        .bind::<diesel::sql_types::Text, _>(slug)
-                        .get_result(conn)
-                        .await?;
-                    Ok(found.id)
-                })
-            })
-            .await
-            .map_err(resolve)?;
-        let id = TenantId::from_uuid(found.ok_or(TenancyError::NotFound)?);
+        let id = self.in_service(slug).await?;
         // Step 2, scoped to that tenant: row-level security applies to the read.
         self.in_tenant(id, move |conn| {
             Box::pin(async move {
-                let (name, slug): (String, String) = tenants::table
-                    .filter(tenants::id.eq(id.into_uuid()))
-                    .select((tenants::name, tenants::slug))
-                    .get_result(conn)
-                    .await?;
-                Ok(PublicTenant { id, name, slug })
+                #[derive(diesel::QueryableByName)]
+                struct Face {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    name: String,
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    slug: String,
+                    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                    display_name: Option<String>,
+                    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                    primary_color: Option<String>,
+                    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                    accent_color: Option<String>,
+                    #[diesel(sql_type = diesel::sql_types::Bool)]
+                    has_logo: bool,
+                }
+                let face: Face = diesel::sql_query(
+                    "SELECT t.name, t.slug, b.display_name, b.primary_color, b.accent_color, \
+                            b.logo_key IS NOT NULL AS has_logo \
+                     FROM tenants t LEFT JOIN tenant_branding b ON b.tenant_id = t.id WHERE t.id = $1",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(id.into_uuid())
+                .get_result(conn)
+                .await?;
+                Ok(PublicTenant {
+                    id,
+                    name: face.name,
+                    slug: face.slug,
+                    display_name: face.display_name,
+                    primary_color: face.primary_color,
+                    accent_color: face.accent_color,
+                    has_logo: face.has_logo,
+                })
             })
         })
         .await
@@ -272,6 +276,34 @@ impl TenantStore for Store {
 }
 
 impl Store {
+    /// The id of the in-service tenant with `slug`, for pages shown before
+    /// sign-in; `NotFound` for unknown, deleted, suspended or inactive tenants alike.
+    pub(crate) async fn in_service(&self, slug: &str) -> Result<TenantId, TenancyError> {
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+            id: Option<uuid::Uuid>,
+        }
+        if portico_tenancy::validate_slug(slug).is_err() {
+            return Err(TenancyError::NotFound);
+        }
+        // Unscoped: the definer function reveals the id of a live slug and nothing else.
+        let slug = slug.to_owned();
+        let found = self
+            .in_unscoped(move |conn| {
+                Box::pin(async move {
+                    let found: Found = diesel::sql_query("SELECT tenant_id_for_slug($1) AS id")
+                        .bind::<diesel::sql_types::Text, _>(slug)
+                        .get_result(conn)
+                        .await?;
+                    Ok(found.id)
+                })
+            })
+            .await
+            .map_err(resolve)?;
+        Ok(TenantId::from_uuid(found.ok_or(TenancyError::NotFound)?))
+    }
+
     /// One change to a tenant: lock its row, let the domain `decide` the new
     /// state, write it and its audit row, all in one scoped transaction.
     async fn change(

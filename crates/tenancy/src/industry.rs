@@ -65,6 +65,17 @@ pub struct IndustryProfile {
 /// Every known feature and industry profile.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "features": [{"key": "fleet", "name": "Fleet", "description": "Vehicles, their documents and maintenance."}],
+    "industries": [{
+        "key": "trucking", "name": "Trucking and logistics",
+        "description": "Hauliers and delivery companies: fleet, routes and drivers.", "trialDays": 14,
+        "settings": {"timeZone": "Europe/Berlin", "locale": "de-DE", "currency": "EUR", "invoicePrefix": "TR",
+                     "contact": {}, "notifications": {"email": true, "sms": true, "whatsapp": true,
+                     "lowBalanceAlerts": true, "invoiceEmails": true, "weeklySummary": false}},
+        "features": {"credits": true, "fleet": true}, "welcomeCredits": {"sms": 100}, "welcomeCreditDays": 60
+    }]
+})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Catalogue {
     /// The feature flags, in display order.

@@ -362,21 +362,33 @@ mod tests {
 }
 
 /// What anyone may know of a tenant, by its slug: enough for its sign-in
-/// and branding pages. Only tenants in service (active or trial) are found.
+/// page, branded. Only tenants in service (active or trial) are found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f",
     "name": "Acme Property Management",
-    "slug": "acme-property"
+    "slug": "acme-property",
+    "displayName": "Acme Homes",
+    "primaryColor": "#1a73e8",
+    "accentColor": "#ff9900",
+    "hasLogo": true
 })))]
 #[serde(rename_all = "camelCase")]
 pub struct PublicTenant {
     /// Its id.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: TenantId,
-    /// Display name.
+    /// Its name.
     pub name: String,
     /// Its slug.
     pub slug: String,
+    /// The name its portal shows, if branded.
+    pub display_name: Option<String>,
+    /// Its main colour (`#rrggbb`), if branded.
+    pub primary_color: Option<String>,
+    /// Its second colour, if branded.
+    pub accent_color: Option<String>,
+    /// Whether `GET /api/v1/public/tenant/logo` has a logo to show.
+    pub has_logo: bool,
 }

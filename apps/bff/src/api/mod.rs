@@ -144,9 +144,10 @@ const fn money(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 117] = [
+pub const ROUTES: [RouteSpec; 118] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
+    public("/api/v1/public/tenant/logo"),
     read("/api/v1/tenants"),
     write("POST", "/api/v1/tenants"),
     read("/api/v1/tenants/{id}"),
@@ -243,27 +244,29 @@ pub const ROUTES: [RouteSpec; 117] = [
     write("POST", "/api/v1/admin-users/{id}/toggle-mfa"),
     read("/api/v1/admin-users/{id}/sessions"),
     write("DELETE", "/api/v1/admin-users/{id}/sessions/{sessionId}"),
+    // A tenant without the credits feature cannot use its wallets; the platform's own work on
+    // stock, catalogue and plans (platform permissions only) is not a tenant's feature.
     read("/api/v1/credits/dashboard").gated("credits"),
-    read("/api/v1/credits/master-wallet").gated("credits"),
-    money("/api/v1/credits/master-wallet/top-up").gated("credits"),
+    read("/api/v1/credits/master-wallet"),
+    money("/api/v1/credits/master-wallet/top-up"),
     read("/api/v1/credits/wallets").gated("credits"),
     read("/api/v1/credits/wallets/{id}").gated("credits"),
     write("PUT", "/api/v1/credits/wallets/{id}").gated("credits"),
     money("/api/v1/credits/wallets/{id}/add").gated("credits"),
-    money("/api/v1/credits/wallets/{id}/adjust").gated("credits"),
+    money("/api/v1/credits/wallets/{id}/adjust"),
     read("/api/v1/credits/packages").gated("credits"),
-    write("POST", "/api/v1/credits/packages").gated("credits"),
+    write("POST", "/api/v1/credits/packages"),
     read("/api/v1/credits/packages/{id}").gated("credits"),
-    write("PUT", "/api/v1/credits/packages/{id}").gated("credits"),
+    write("PUT", "/api/v1/credits/packages/{id}"),
     money("/api/v1/credits/packages/{id}/purchase").gated("credits"),
     read("/api/v1/credits/custom-plans").gated("credits"),
-    write("POST", "/api/v1/credits/custom-plans").gated("credits"),
+    write("POST", "/api/v1/credits/custom-plans"),
     read("/api/v1/credits/custom-plans/{id}").gated("credits"),
-    write("PUT", "/api/v1/credits/custom-plans/{id}").gated("credits"),
+    write("PUT", "/api/v1/credits/custom-plans/{id}"),
     read("/api/v1/credits/transactions").gated("credits"),
     read("/api/v1/credits/analytics").gated("credits"),
     read("/api/v1/credits/pricing").gated("credits"),
-    write("PUT", "/api/v1/credits/pricing").gated("credits"),
+    write("PUT", "/api/v1/credits/pricing"),
     money("/api/v1/credits/debits").gated("credits"),
     money("/api/v1/credits/reservations").gated("credits"),
     read("/api/v1/credits/reservations/{id}").gated("credits"),
@@ -282,6 +285,7 @@ fn handler(method: &str, path: &str) -> Route {
     match (method, path) {
         ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
         ("GET", "/api/v1/public/tenant") => web::get().to(public::tenant),
+        ("GET", "/api/v1/public/tenant/logo") => web::get().to(public::logo),
         ("GET", "/api/v1/tenants") => web::get().to(tenants::list),
         ("POST", "/api/v1/tenants") => web::post().to(tenants::create),
         ("GET", "/api/v1/tenants/{id}") => web::get().to(tenants::get),

@@ -85,6 +85,29 @@ pub async fn tenant(slug: TenantSlug, store: Db) -> Result<HttpResponse, ApiErro
     Ok(envelope::ok(store.find_public(&slug.0).await?))
 }
 
+/// `GET /api/v1/public/tenant/logo`: the logo of the tenant a page is for.
+#[utoipa::path(
+    get,
+    path = "/api/v1/public/tenant/logo",
+    tag = "public",
+    params(("X-Tenant-Slug" = Option<String>, Header, description = "The tenant's slug; else the host's first label.")),
+    responses(
+        (status = 200, description = "The logo's bytes, with its media type.", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No tenant in service has this slug, or it has no logo (`tenancy.logo_not_found`).", body = ErrorEnvelope),
+        (status = 422, description = "Neither header nor host names a tenant.", body = ErrorEnvelope),
+        (status = 503, description = "The file store is unavailable.", body = ErrorEnvelope),
+    ),
+    security(())
+)]
+pub async fn logo(
+    slug: TenantSlug,
+    store: Db,
+    files: actix_web::web::Data<crate::server::Files>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, content_type) = store.public_logo(&slug.0).await?;
+    super::tenant_profile::serve_logo(&files, &key, content_type).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::slug_of_host;

@@ -333,7 +333,16 @@ pub async fn logo(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (key, content_type) = store.logo(&auth.on_tenant(id, PlatformTenantsRead::NAME), id).await?;
-    let Some(file) = files.0.get(&key).await.map_err(file_error)? else {
+    serve_logo(&files, &key, content_type).await
+}
+
+/// The logo stored under `key`, as an image answer that cannot run anything.
+pub(crate) async fn serve_logo(
+    files: &Files,
+    key: &FileKey,
+    content_type: String,
+) -> Result<HttpResponse, ApiError> {
+    let Some(file) = files.0.get(key).await.map_err(file_error)? else {
         tracing::warn!(%key, "a recorded logo is missing from the file store");
         return Err(TenancyError::LogoNotFound.into());
     };
