@@ -7,6 +7,7 @@ use portico_kernel::ValidationErrors;
 
 use crate::TenancyError;
 use crate::logo::LogoFormat;
+use crate::settings::plain_text;
 
 /// How a tenant's portal looks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -117,16 +118,6 @@ impl Branding {
             logo: self.logo.clone(),
             updated_at: Some(now),
         }
-    }
-}
-
-fn plain_text(value: &str, _: &()) -> garde::Result {
-    if value.chars().any(char::is_control) {
-        Err(garde::Error::new("must not contain control characters"))
-    } else if value.trim().is_empty() {
-        Err(garde::Error::new("must not be blank"))
-    } else {
-        Ok(())
     }
 }
 

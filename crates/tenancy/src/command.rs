@@ -108,7 +108,7 @@ fn industry_rules(value: &str, _: &()) -> garde::Result {
     }
 }
 
-fn slug_rules(value: &str, _: &()) -> garde::Result {
+pub(crate) fn slug_rules(value: &str, _: &()) -> garde::Result {
     crate::validate_slug(value).map_err(garde::Error::new)
 }
 

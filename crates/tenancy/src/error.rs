@@ -358,6 +358,40 @@ mod tests {
                 "store.unavailable",
             ),
             (TenancyError::Store(InfraError::internal("bug")), ErrorKind::Internal, "internal"),
+            (
+                TenancyError::InvalidSettings(ValidationErrors::field("timeZone", "unknown")),
+                ErrorKind::Validation,
+                "tenancy.invalid_settings",
+            ),
+            (
+                TenancyError::InvalidBranding(ValidationErrors::field("primaryColor", "not hex")),
+                ErrorKind::Validation,
+                "tenancy.invalid_branding",
+            ),
+            (
+                TenancyError::InvalidOnboarding(ValidationErrors::field("slug", "taken")),
+                ErrorKind::Validation,
+                "tenancy.invalid_onboarding",
+            ),
+            (TenancyError::UnknownIndustry("x".into()), ErrorKind::Validation, "tenancy.unknown_industry"),
+            (TenancyError::UnknownFeature("x".into()), ErrorKind::Validation, "tenancy.unknown_feature"),
+            (TenancyError::FeatureDisabled("crm".into()), ErrorKind::Forbidden, "tenancy.feature_disabled"),
+            (
+                TenancyError::NotInService(TenantStatus::Suspended),
+                ErrorKind::Conflict,
+                "tenancy.not_in_service",
+            ),
+            (TenancyError::AlreadyOnboarded, ErrorKind::Conflict, "tenancy.already_onboarded"),
+            (TenancyError::DomainTaken, ErrorKind::Conflict, "tenancy.domain_taken"),
+            (TenancyError::LogoNotFound, ErrorKind::NotFound, "tenancy.logo_not_found"),
+            (TenancyError::Logo(crate::logo::LogoError::Empty), ErrorKind::Validation, "tenancy.logo_empty"),
+            (TenancyError::Catalogue("broken".into()), ErrorKind::Internal, "internal"),
+            (TenancyError::Owner(IdentityError::AlreadyMember), ErrorKind::Conflict, "people.already_member"),
+            (
+                TenancyError::WelcomeCreditsUnavailable("sms".into()),
+                ErrorKind::Conflict,
+                "tenancy.welcome_credits_unavailable",
+            ),
         ];
         for (error, kind, code) in cases {
             assert_eq!((error.kind(), error.code()), (kind, code), "{error}");

@@ -10,6 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use garde::Validate;
 use portico_kernel::{MembershipId, TenantId, ValidationErrors};
 
+use crate::command::slug_rules;
+use crate::settings::plain_text;
 use crate::{Catalogue, CreateTenant, TenancyError, Tenant, TenantStatus, UpdateSettings};
 
 /// The person who will own the tenant.
@@ -18,7 +20,7 @@ use crate::{Catalogue, CreateTenant, TenancyError, Tenant, TenantStatus, UpdateS
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OwnerDetails {
     /// Their name, 1 to 200 characters.
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = 200), custom(plain_text))]
     pub name: String,
     /// Their email address: the invitation goes there, and accepting it confirms it.
     #[garde(email, length(max = 254))]
@@ -72,7 +74,7 @@ impl OnboardTenant {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignUp {
     /// The business's name, 1 to 200 characters.
-    #[garde(length(chars, max = 200), custom(not_blank))]
+    #[garde(length(chars, max = 200), custom(plain_text))]
     pub name: String,
     /// Its short name for host names and URLs (see `POST /api/v1/tenants`).
     #[garde(custom(slug_rules))]
@@ -228,18 +230,6 @@ pub struct Onboarding {
     pub welcome_credits: Vec<WelcomeCredit>,
     /// When onboarding completed.
     pub completed_at: DateTime<Utc>,
-}
-
-fn not_blank(value: &str, _: &()) -> garde::Result {
-    if value.trim().is_empty() || value.chars().any(char::is_control) {
-        Err(garde::Error::new("must not be blank or contain control characters"))
-    } else {
-        Ok(())
-    }
-}
-
-fn slug_rules(value: &str, _: &()) -> garde::Result {
-    crate::validate_slug(value).map_err(garde::Error::new)
 }
 
 #[cfg(test)]

@@ -223,7 +223,8 @@ fn currency_rules(value: &str, _: &()) -> garde::Result {
     Currency::parse(value).map(|_| ()).map_err(|_| garde::Error::new("must be an ISO 4217 currency code"))
 }
 
-fn plain_text(value: &str, _: &()) -> garde::Result {
+/// Text a person typed: not blank, no control characters.
+pub(crate) fn plain_text(value: &str, _: &()) -> garde::Result {
     if value.chars().any(char::is_control) {
         Err(garde::Error::new("must not contain control characters"))
     } else if value.trim().is_empty() {
