@@ -89,9 +89,13 @@ pub struct SignUp {
 }
 
 impl SignUp {
-    /// The command if every rule holds, else each failing field.
+    /// The command if every rule holds, else each failing field; an
+    /// industry the catalogue does not know is `UnknownIndustry`.
     pub fn validated(self) -> Result<Self, TenancyError> {
         self.validate().map_err(|report| TenancyError::InvalidOnboarding(ValidationErrors::from(report)))?;
+        if let Some(industry) = self.industry.as_deref() {
+            Catalogue::builtin()?.profile_of(Some(industry))?;
+        }
         Ok(self)
     }
 
@@ -316,6 +320,16 @@ mod tests {
         let create = sign_up.validated().unwrap().tenant();
         assert_eq!(create.contact_email, "grace@speedy.example");
         assert_eq!(create.status, Some(TenantStatus::Trial));
+    }
+
+    #[test]
+    fn a_sign_up_for_an_unknown_industry_says_so() {
+        let sign_up: SignUp = serde_json::from_value(serde_json::json!({
+            "name": "Speedy", "slug": "speedy", "industry": "alchemy",
+            "owner": {"name": "Grace", "email": "grace@speedy.example"}
+        }))
+        .unwrap();
+        assert!(matches!(sign_up.validated(), Err(TenancyError::UnknownIndustry(key)) if key == "alchemy"));
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn printable(name: &str) -> String {
             is out of service (`tenancy.not_in_service`), the owner is a member already \
             (`people.already_member`), or the platform's stock cannot cover the welcome credits \
             (`tenancy.welcome_credits_unavailable`).", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`tenancy.invalid_onboarding`, `tenancy.invalid_settings`) or \
+        (status = 422, description = "An unknown key (`request.invalid_body`, naming it), invalid fields (`tenancy.invalid_onboarding`, `tenancy.invalid_settings`) or \
             an unknown industry (`tenancy.unknown_industry`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["platform:tenants:write"]))
@@ -92,7 +92,7 @@ pub async fn onboard(
         (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 409, description = "The slug is taken (`tenancy.slug_taken`), or the platform's stock cannot \
             cover the welcome credits (`tenancy.welcome_credits_unavailable`).", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`tenancy.invalid_onboarding`) or an unknown industry \
+        (status = 422, description = "An unknown key (`request.invalid_body`, naming it), invalid fields (`tenancy.invalid_onboarding`) or an unknown industry \
             (`tenancy.unknown_industry`).", body = ErrorEnvelope),
     ),
     security(())

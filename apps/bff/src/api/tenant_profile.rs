@@ -58,11 +58,11 @@ pub async fn settings(
     responses(
         (status = 200, description = "The settings now in force: the values given replace the tenant's own, and \
             every value left out follows the industry profile.", body = SettingsEnvelope),
-        (status = 400, description = "The body is not JSON, or has an unknown key (`request.malformed_json`).", body = ErrorEnvelope),
+        (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission.", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller.", body = ErrorEnvelope),
-        (status = 422, description = "Invalid values, each named in `details.fields` (`tenancy.invalid_settings`).", body = ErrorEnvelope),
+        (status = 422, description = "An unknown key (`request.invalid_body`, naming it), or invalid values, each named in `details.fields` (`tenancy.invalid_settings`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["tenants:write"]))
 )]
@@ -181,12 +181,12 @@ pub async fn branding(
     request_body = UpdateBranding,
     responses(
         (status = 200, description = "The branding now (colours in lower case; the logo unchanged).", body = BrandingEnvelope),
-        (status = 400, description = "The body is not JSON, or has an unknown key (`request.malformed_json`).", body = ErrorEnvelope),
+        (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission.", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller.", body = ErrorEnvelope),
         (status = 409, description = "Another tenant uses the custom domain (`tenancy.domain_taken`).", body = ErrorEnvelope),
-        (status = 422, description = "Invalid values, each named in `details.fields` (`tenancy.invalid_branding`).", body = ErrorEnvelope),
+        (status = 422, description = "An unknown key (`request.invalid_body`, naming it), or invalid values, each named in `details.fields` (`tenancy.invalid_branding`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["tenants:write"]))
 )]

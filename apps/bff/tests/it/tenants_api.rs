@@ -329,7 +329,8 @@ async fn public_pages_find_their_tenant_by_slug_header_or_host() {
     assert_eq!(by_header.status, 200, "{}", by_header.body);
     assert_eq!(
         by_header.json["data"],
-        json!({"id": acme.to_string(), "name": "Tenant acme", "slug": "acme"})
+        json!({"id": acme.to_string(), "name": "Tenant acme", "slug": "acme", "displayName": null,
+               "primaryColor": null, "accentColor": null, "hasLogo": false})
     );
 
     let by_host =
