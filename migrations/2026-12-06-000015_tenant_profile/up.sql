@@ -2,6 +2,14 @@
 -- branding, and the record of its onboarding.
 
 ALTER TABLE tenants ADD COLUMN trial_ends_at timestamptz;
+
+-- A tenant's industry now names a profile of the catalogue (in the repository:
+-- crates/tenancy/data/industries.json). A value from before that names none
+-- moves into the tenant's metadata, and the tenant follows the generic profile.
+UPDATE tenants
+   SET metadata = metadata || jsonb_build_object('formerIndustry', industry), industry = NULL
+ WHERE industry IS NOT NULL
+   AND industry NOT IN ('generic', 'property_management', 'education', 'trucking', 'service_repair');
 CREATE INDEX tenants_trial_end_idx ON tenants (trial_ends_at) WHERE status = 'trial' AND deleted_at IS NULL;
 
 -- Only the tenant's own values: defaults live in the industry catalogue
@@ -48,8 +56,16 @@ CREATE TABLE onboardings (
     -- The answer it gave, given again to a replay.
     result              jsonb       NOT NULL CHECK (jsonb_typeof(result) = 'object'),
     fingerprint         bytea       NOT NULL,
-    completed_at        timestamptz NOT NULL
+    completed_at        timestamptz NOT NULL,
+    -- When the owner accepted the invitation (confirming the address).
+    confirmed_at        timestamptz,
+    -- When the welcome credits were granted: at onboarding by the platform's
+    -- staff, at confirmation for a sign-up.
+    welcome_granted_at  timestamptz
 );
+
+-- The sweep of sign-ups never confirmed.
+CREATE INDEX onboardings_unconfirmed_idx ON onboardings (completed_at) WHERE confirmed_at IS NULL;
 
 -- A tenant's configuration is cached with the tenant (feature gates read it
 -- on every request): a change drops the tenant's entries on every instance.
@@ -84,5 +100,5 @@ CREATE POLICY tenant_isolation ON onboardings
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 
 GRANT SELECT, INSERT, UPDATE ON tenant_settings, tenant_branding TO portico_app, portico_platform;
--- An onboarding happens once and is never rewritten.
-GRANT SELECT, INSERT ON onboardings TO portico_app, portico_platform;
+-- An onboarding happens once; only its confirmation is written later.
+GRANT SELECT, INSERT, UPDATE ON onboardings TO portico_app, portico_platform;

@@ -309,9 +309,7 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
             println!("  {line}");
         }
     }
-    let mut settings = config.server();
-    settings.files = server::Files(config.file_store()?);
-    let running = server::start(store, &settings)?;
+    let running = server::start(store, &config.server()?)?;
     tracing::info!(addr = %running.addr, environment = config.environment.name(), "serving");
     println!("Portico is listening on http://{} (try /health/ready)", running.addr);
     running.server.await?;
@@ -335,6 +333,7 @@ mod tests {
                 ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
                 ("PORTICO__EMAIL__TRANSPORT", "smtp"),
+                ("PORTICO__FILES__LOCAL_DIR", "/srv/portico-files"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

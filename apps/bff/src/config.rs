@@ -429,6 +429,16 @@ impl Config {
             }
             _ => {}
         }
+        if self.files.backend == FilesBackend::Local
+            && self.files.local_dir.is_empty()
+            && self.environment == Environment::Production
+        {
+            problems.push(
+                "files.backend: production keeps files in an S3-compatible store (`s3`), or in a `local_dir` that \
+                 every instance shares"
+                    .to_owned(),
+            );
+        }
         if self.files.backend == FilesBackend::S3 {
             let f = &self.files;
             for (key, value) in [
@@ -553,20 +563,16 @@ impl Config {
         portico_tenancy::mfa::SecretBox::new(&key)
     }
 
-    /// The server's settings.
-    #[must_use]
-    pub fn server(&self) -> crate::server::Settings {
-        crate::server::Settings {
+    /// The server's settings (building the file store can fail).
+    pub fn server(&self) -> Result<crate::server::Settings, ConfigError> {
+        Ok(crate::server::Settings {
             addr: self.http.addr,
             token_keys: self.token_keys(),
             json_body_limit: self.http.json_body_limit_bytes,
             cors_allowed_origins: self.http.cors_allowed_origins.clone(),
             hsts: self.environment == Environment::Production,
             mfa: self.mfa_box(),
-            // The configured store replaces this one at start (building it can fail; see `file_store`).
-            files: crate::server::Files(std::sync::Arc::new(portico_files::LocalDirectory::new(
-                portico_db_discovery::default_state_dir().join("portico-files"),
-            ))),
+            files: crate::server::Files(self.file_store()?),
             links: crate::server::Links {
                 portal_url: self.auth.portal_url.trim_end_matches('/').to_owned(),
                 from: self.email_from(),
@@ -588,7 +594,7 @@ impl Config {
                 analytics_ttl: Duration::from_secs(self.cache.analytics_ttl_secs),
                 reports_ttl: Duration::from_secs(self.cache.reports_ttl_secs),
             },
-        }
+        })
     }
 
     /// The email sender this configuration asks for.
@@ -910,6 +916,7 @@ mod tests {
             ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
             ("PORTICO__EMAIL__TRANSPORT", "smtp"),
+            ("PORTICO__FILES__LOCAL_DIR", "/srv/portico-files"),
         ]);
         assert_eq!(Config::from_sources(&dir(), &production).unwrap().log_format(), LogFormat::Json);
         assert_eq!(Config::from_sources(&dir(), &[]).unwrap().log_format(), LogFormat::Pretty);
@@ -951,12 +958,12 @@ mod tests {
 
     #[test]
     fn the_development_mailbox_is_served_in_development_only() {
-        assert!(Config::from_sources(&dir(), &[]).unwrap().server().dev_mailbox.is_some());
+        assert!(Config::from_sources(&dir(), &[]).unwrap().server().unwrap().dev_mailbox.is_some());
         let test = vars(&[("PORTICO_ENV", "test")]);
-        assert!(Config::from_sources(&dir(), &test).unwrap().server().dev_mailbox.is_none());
+        assert!(Config::from_sources(&dir(), &test).unwrap().server().unwrap().dev_mailbox.is_none());
         let smtp = vars(&[("PORTICO__EMAIL__TRANSPORT", "smtp")]);
         assert!(
-            Config::from_sources(&dir(), &smtp).unwrap().server().dev_mailbox.is_none(),
+            Config::from_sources(&dir(), &smtp).unwrap().server().unwrap().dev_mailbox.is_none(),
             "nothing lands there"
         );
     }
@@ -1000,6 +1007,7 @@ mod tests {
         assert!(err.0.iter().any(|p| p.starts_with("seed.demo_data")), "{err}");
         assert!(err.0.iter().any(|p| p.starts_with("PORTICO_JWT_SECRET")), "{err}");
         assert!(err.0.iter().any(|p| p.starts_with("PORTICO_MFA_KEY")), "{err}");
+        assert!(err.0.iter().any(|p| p.starts_with("files.backend")), "{err}");
         let short = Config::from_sources(&dir(), &vars(&[("PORTICO_MFA_KEY", "abcd")])).unwrap_err();
         assert!(short.0.iter().any(|p| p.starts_with("PORTICO_MFA_KEY: must be 64 hex digits")), "{short}");
         let ok = Config::from_sources(
@@ -1010,9 +1018,24 @@ mod tests {
                 ("PORTICO_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("PORTICO_MFA_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
                 ("PORTICO__EMAIL__TRANSPORT", "smtp"),
+                ("PORTICO__FILES__BACKEND", "s3"),
+                ("PORTICO__FILES__S3_ENDPOINT", "https://s3.eu-central-1.amazonaws.com"),
+                ("PORTICO__FILES__S3_BUCKET", "portico-files"),
+                ("PORTICO__FILES__S3_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("PORTICO_S3_SECRET_ACCESS_KEY", "s3-secret-example"),
             ]),
         )
         .unwrap();
         assert!(!format!("{:?}", ok.secrets).contains(":pw@"), "secrets are redacted in Debug output");
+        assert!(!format!("{:?}", ok.secrets).contains("s3-secret-example"), "the S3 secret is redacted");
+        assert!(ok.server().is_ok(), "the S3 file store is built");
+        let half = Config::from_sources(
+            &dir(),
+            &vars(&[("PORTICO__FILES__BACKEND", "s3"), ("PORTICO__FILES__S3_BUCKET", "portico-files")]),
+        )
+        .unwrap_err();
+        for key in ["files.s3_endpoint", "files.s3_access_key_id", "PORTICO_S3_SECRET_ACCESS_KEY"] {
+            assert!(half.0.iter().any(|p| p.starts_with(key)), "{key}: {half}");
+        }
     }
 }

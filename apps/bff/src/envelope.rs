@@ -20,6 +20,11 @@ pub fn created(data: impl Serialize) -> HttpResponse {
     with_status(StatusCode::CREATED, data)
 }
 
+/// `data` accepted for work still to come (a confirmation, a job): 202.
+pub fn accepted(data: impl Serialize) -> HttpResponse {
+    with_status(StatusCode::ACCEPTED, data)
+}
+
 /// Nothing to say: 204.
 pub fn no_content() -> HttpResponse {
     HttpResponse::NoContent().finish()

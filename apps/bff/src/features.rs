@@ -3,7 +3,8 @@
 //! not have the feature, before its handler runs.
 //!
 //! The tenant is the one the request acts on (its token's, or the
-//! `X-Tenant-ID` of the platform's staff). Its effective configuration is
+//! `X-Tenant-ID` of the platform's staff); the platform tenant has every
+//! feature. Its effective configuration is
 //! read through the cache with the tenant's own tag, so a change of its
 //! settings, features or industry drops it at once on this instance and,
 //! through the tables' triggers, on every other.
@@ -12,7 +13,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
-use portico_kernel::TenantId;
+use portico_kernel::{PLATFORM_TENANT_ID, TenantId};
 use portico_store::Store;
 use portico_tenancy::TenancyError;
 
@@ -31,7 +32,10 @@ pub async fn middleware(
         .and_then(|pattern| api::spec(req.method().as_str(), &pattern))
         .and_then(|route| route.feature);
     // Without an authenticated principal the handler answers 401 (or 403) itself.
+    // The platform tenant has every feature: its staff's platform-wide views
+    // (every tenant's plans, analytics) run in its scope.
     if let (Some(feature), Ok(auth)) = (feature, Auth::resolve(req.request()))
+        && auth.ctx.tenant_id != PLATFORM_TENANT_ID
         && let Err(error) = check(&req, auth.ctx.tenant_id, feature).await
     {
         return Ok(req.into_response(error.error_response()));

@@ -51,6 +51,17 @@ impl JobKind for ExpireCredits {
     const KIND: &'static str = "credits.expire";
 }
 
+/// Closes self-service sign-ups whose owner never confirmed the address (a platform job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpireSignUps {}
+
+impl JobKind for ExpireSignUps {
+    const KIND: &'static str = "tenancy.expire_sign_ups";
+}
+
+/// Sign-ups one run of `tenancy.expire_sign_ups` closes at most; the next run takes the rest.
+const SIGN_UP_BATCH: i64 = 500;
+
 /// Wallets one run of `credits.expire` settles at most; the next run, five
 /// minutes later, takes the rest.
 const EXPIRE_BATCH: i64 = 1000;
@@ -87,6 +98,11 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
             name: "prune-identity".to_owned(),
             recurrence: Recurrence::parse("45 * * * *", "UTC")?,
             job: NewJob::of(&PruneIdentity {})?,
+        },
+        ScheduleSpec {
+            name: "expire-sign-ups".to_owned(),
+            recurrence: Recurrence::parse("20 * * * *", "UTC")?,
+            job: NewJob::of(&ExpireSignUps {})?,
         },
         ScheduleSpec {
             name: "expire-credits".to_owned(),
@@ -135,7 +151,7 @@ fn send_failure(error: portico_kernel::EmailError) -> HandlerError {
 #[must_use]
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Registry {
     let (store, keys_store, identity_store) = (store.clone(), store.clone(), store.clone());
-    let (alert_store, expire_store) = (store.clone(), store.clone());
+    let (alert_store, expire_store, sign_up_store) = (store.clone(), store.clone(), store.clone());
     Registry::new()
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
@@ -181,6 +197,21 @@ pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Re
                     .await
                     .map_err(HandlerError::new)?;
                 tracing::info!(settled, "expired due credit holds and grants");
+                Ok(())
+            }
+        })
+        .on(move |_: ExpireSignUps, ctx| {
+            let store = sign_up_store.clone();
+            async move {
+                // It reads every tenant's onboarding: only the platform's own job may.
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("tenancy.expire_sign_ups runs only as a platform job"));
+                }
+                let closed = store
+                    .expire_sign_ups(&PlatformContext::system(ExpireSignUps::KIND), SIGN_UP_BATCH)
+                    .await
+                    .map_err(HandlerError::new)?;
+                tracing::info!(closed, "closed sign-ups never confirmed");
                 Ok(())
             }
         })

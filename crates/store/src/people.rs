@@ -23,7 +23,7 @@ use crate::identity::{notify, scope, token_hash};
 use crate::rbac::{check_actor, last_owner, lock_membership};
 use crate::{Store, audit};
 
-type PeopleFailure = Failure<IdentityError>;
+pub(crate) type PeopleFailure = Failure<IdentityError>;
 
 fn resolve(failure: PeopleFailure) -> IdentityError {
     failure.resolve(|error| {
@@ -270,7 +270,7 @@ async fn end_sessions_in(
 
 /// Stores (or replaces) the invitation of membership `id` with `link` and
 /// enqueues its email; the connection stays scoped to `tenant`.
-async fn send_link(
+pub(crate) async fn send_link(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: MembershipId,
@@ -682,6 +682,10 @@ impl Store {
                     membership_audit("invitation.accept", MembershipId::from_uuid(open.membership_id), changes);
                 let by = audit::By { actor: &actor, request_id: &request_id, origin: &origin };
                 audit::record(conn, tenant, by, &entry, now).await?;
+                // The owner of a signed-up tenant has now confirmed the address.
+                let by = audit::By { actor: &actor, request_id: &request_id, origin: &origin };
+                let membership = MembershipId::from_uuid(open.membership_id);
+                crate::onboarding::confirm_owner(conn, tenant, membership, by, now).await?;
                 Ok(Accepted { user, tenant, new_account })
             })
         })

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use portico_kernel::{AuditEntry, FileKey, InfraError, TenantContext, TenantId};
+use portico_kernel::{AuditEntry, FileKey, FileStore, InfraError, TenantContext, TenantId};
 use portico_tenancy::logo::Logo;
 use portico_tenancy::{
     Branding, Catalogue, EffectiveConfig, LogoInfo, SetFeatures, TenancyError, UpdateBranding,
@@ -229,6 +229,21 @@ async fn logo_of(
     }
 }
 
+/// The file store failed: unavailable to the caller, the cause in the logs.
+fn file_store(error: portico_kernel::FileError) -> TenancyError {
+    tracing::error!(%error, "file store");
+    TenancyError::Store(InfraError::unavailable(error))
+}
+
+/// Deletes a file no longer used; a failure leaves an orphan file, logged, not an error.
+async fn forget(files: &dyn FileStore, key: Option<&FileKey>) {
+    if let Some(key) = key
+        && let Err(error) = files.delete(key).await
+    {
+        tracing::warn!(%key, %error, "an unused file could not be deleted");
+    }
+}
+
 /// A logo change: the branding after it, and the file it replaced (the
 /// caller removes that file once the change is committed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +316,8 @@ impl Store {
 
     /// Sets or removes feature overrides of tenant `id` (the platform's
     /// staff only; the caller checks the permission). Unknown features are
-    /// refused and nothing changes. Audits `tenant.features.update`.
+    /// refused and nothing changes; the platform tenant has every feature
+    /// and takes no overrides. Audits `tenant.features.update`.
     pub async fn set_features(
         &self,
         ctx: &TenantContext,
@@ -309,6 +325,10 @@ impl Store {
         changes: SetFeatures,
     ) -> Result<EffectiveConfig, TenancyError> {
         only_own(ctx, id)?;
+        if id == portico_kernel::PLATFORM_TENANT_ID {
+            // It has every feature, whatever its flags would say.
+            return Err(TenancyError::PlatformTenantProtected);
+        }
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(id, move |conn| {
             Box::pin(async move {
@@ -364,6 +384,49 @@ impl Store {
         })
         .await
         .map_err(resolve)
+    }
+
+    /// Uploads tenant `id`'s logo: checks the bytes against the declared
+    /// `content_type` (`portico_tenancy::logo::inspect`), writes the file
+    /// under a new tenant-prefixed key, records it, then deletes the file it
+    /// replaced. When the record fails the new file is deleted; a failed
+    /// delete leaves an orphan file (logged), never a record without its file.
+    pub async fn upload_logo(
+        &self,
+        ctx: &TenantContext,
+        id: TenantId,
+        files: &dyn FileStore,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<Branding, TenancyError> {
+        let logo = portico_tenancy::logo::inspect(bytes, content_type)?;
+        // Access first, so nothing is written for a caller who may not change this tenant.
+        self.branding(ctx, id).await?;
+        let path = LogoInfo::path(uuid::Uuid::now_v7(), logo.format);
+        let key = FileKey::new(id, &path).map_err(|e| TenancyError::Store(InfraError::internal(e)))?;
+        files.put(&key, logo.format.content_type(), bytes).await.map_err(file_store)?;
+        match self.set_logo(ctx, id, key.clone(), logo).await {
+            Ok(change) => {
+                forget(files, change.replaced.as_ref()).await;
+                Ok(change.branding)
+            }
+            Err(error) => {
+                forget(files, Some(&key)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Removes tenant `id`'s logo and then its file.
+    pub async fn delete_logo(
+        &self,
+        ctx: &TenantContext,
+        id: TenantId,
+        files: &dyn FileStore,
+    ) -> Result<Branding, TenancyError> {
+        let change = self.remove_logo(ctx, id).await?;
+        forget(files, change.replaced.as_ref()).await;
+        Ok(change.branding)
     }
 
     /// Records `logo`, stored under `key`, as tenant `id`'s logo. Audits `tenant.logo.update`.

@@ -61,6 +61,7 @@ fn by_week(rows: Vec<Weekly>) -> BTreeMap<NaiveDate, u64> {
 async fn analytics(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
+    with_credits: bool,
     now: DateTime<Utc>,
 ) -> Result<TenantAnalytics, TenantFailure> {
     crate::tenant_profile::load_profile(conn, tenant, false).await?;
@@ -104,6 +105,16 @@ async fn analytics(
         #[diesel(sql_type = BigInt)]
         consumed: i64,
     }
+    if !with_credits {
+        return Ok(TenantAnalytics {
+            tenant_id: tenant,
+            members_by_kind,
+            members_by_status,
+            active_sessions: count(sessions.count),
+            sign_ups: weekly(&by_week(sign_ups), now),
+            credits: None,
+        });
+    }
     let wallets: Vec<Wallet> = diesel::sql_query(
         "SELECT w.channel, w.balance, w.held, \
                 COALESCE(-sum(e.amount) FILTER (WHERE e.kind IN ('debit', 'capture')), 0)::bigint AS consumed \
@@ -121,21 +132,24 @@ async fn analytics(
         members_by_status,
         active_sessions: count(sessions.count),
         sign_ups: weekly(&by_week(sign_ups), now),
-        credits: wallets
-            .into_iter()
-            .map(|w| ChannelCredits {
-                channel: w.channel,
-                balance: w.balance,
-                held: w.held,
-                consumed_30d: w.consumed,
-            })
-            .collect(),
+        credits: Some(
+            wallets
+                .into_iter()
+                .map(|w| ChannelCredits {
+                    channel: w.channel,
+                    balance: w.balance,
+                    held: w.held,
+                    consumed_30d: w.consumed,
+                })
+                .collect(),
+        ),
     })
 }
 
 impl Store {
     /// Tenant `id` at a glance: members by kind and status, active
-    /// sessions, sign-ups per week, credits per channel.
+    /// sessions, sign-ups per week, credits per channel (for a caller
+    /// holding `credits:read`).
     pub async fn tenant_analytics(
         &self,
         ctx: &TenantContext,
@@ -145,20 +159,23 @@ impl Store {
             return Err(TenancyError::NotFound);
         }
         let now = self.now();
-        self.in_tenant(id, move |conn| Box::pin(async move { analytics(conn, id, now).await }))
+        // Credits are shown to those who may see them.
+        let with_credits = ctx.has("credits:read") || ctx.has("platform:credits:read");
+        self.in_tenant(id, move |conn| Box::pin(async move { analytics(conn, id, with_credits, now).await }))
             .await
             .map_err(resolve)
     }
 
     /// Every live tenant at a glance: counts by status and industry, new
-    /// tenants per week, trials ending in the next two weeks.
+    /// tenants per week, trials ending in the next two weeks (or ended
+    /// already, the tenant still in trial).
     pub async fn tenants_overview(&self, _ctx: &PlatformContext) -> Result<TenantsOverview, TenancyError> {
         let now = self.now();
         self.as_platform(move |conn| {
             Box::pin(async move {
                 let groups: Vec<Grouped> = diesel::sql_query(
-                    "SELECT status AS key, COALESCE(industry, 'none') AS other, count(*) AS count FROM tenants \
-                     WHERE deleted_at IS NULL GROUP BY 1, 2",
+                    "SELECT upper(status) AS key, COALESCE(industry, 'generic') AS other, count(*) AS count \
+                     FROM tenants WHERE deleted_at IS NULL GROUP BY 1, 2",
                 )
                 .load(conn)
                 .await?;
@@ -188,10 +205,9 @@ impl Store {
                 }
                 let ending: Vec<Ending> = diesel::sql_query(
                     "SELECT id, name, slug, trial_ends_at FROM tenants \
-                     WHERE status = 'trial' AND deleted_at IS NULL AND trial_ends_at >= $1 AND trial_ends_at < $2 \
+                     WHERE status = 'trial' AND deleted_at IS NULL AND trial_ends_at < $1 \
                      ORDER BY trial_ends_at, id LIMIT 50",
                 )
-                .bind::<Timestamptz, _>(now)
                 .bind::<Timestamptz, _>(now + Duration::days(TRIAL_ENDING_DAYS))
                 .load(conn)
                 .await?;

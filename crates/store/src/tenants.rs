@@ -108,7 +108,7 @@ pub(crate) async fn load_for_update(
 }
 
 /// Writes `after` over its row and audits the change, in the caller's transaction.
-async fn save_change(
+pub(crate) async fn save_change(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     action: &'static str,
@@ -119,6 +119,13 @@ async fn save_change(
         .set(TenantRow::from(after))
         .execute(conn)
         .await?;
+    if before.deleted_at.is_none() && after.deleted_at.is_some() {
+        // A deleted tenant serves no portal: its custom domain is free for another.
+        diesel::sql_query("UPDATE tenant_branding SET custom_domain = NULL WHERE tenant_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(after.id.into_uuid())
+            .execute(conn)
+            .await?;
+    }
     let entry = AuditEntry::between(action, "tenant", after.id, Some(before), Some(after));
     audit::record(conn, ctx.tenant_id, ctx.into(), &entry, after.updated_at).await?;
     Ok(())
@@ -258,7 +265,8 @@ impl TenantStore for Store {
         command: UpdateTenant,
     ) -> Result<Tenant, TenancyError> {
         let command = command.validated()?;
-        self.change(ctx, id, "tenant.update", move |tenant, now| tenant.update(command, now)).await
+        let platform = ctx.platform().is_ok() || matches!(ctx.actor, portico_kernel::Actor::System { .. });
+        self.change(ctx, id, "tenant.update", move |tenant, now| tenant.update(command, platform, now)).await
     }
 
     async fn transition(

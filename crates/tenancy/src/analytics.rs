@@ -73,8 +73,8 @@ pub struct TenantAnalytics {
     pub active_sessions: u64,
     /// New memberships per week, the last 12 weeks.
     pub sign_ups: Vec<WeekCount>,
-    /// Credits per channel.
-    pub credits: Vec<ChannelCredits>,
+    /// Credits per channel; `null` for a caller who may not see credits (`credits:read`).
+    pub credits: Option<Vec<ChannelCredits>>,
 }
 
 /// A trial that ends soon.
@@ -101,7 +101,7 @@ pub const TRIAL_ENDING_DAYS: i64 = 14;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "total": 42,
-    "byStatus": {"active": 30, "trial": 9, "suspended": 2, "inactive": 1},
+    "byStatus": {"ACTIVE": 30, "TRIAL": 9, "SUSPENDED": 2, "INACTIVE": 1},
     "byIndustry": {"generic": 5, "property_management": 20, "trucking": 17},
     "newPerWeek": [{"week": "2026-11-30", "count": 3}],
     "trialsEndingSoon": [{"id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e5f", "name": "Speedy Haulage",
@@ -111,13 +111,13 @@ pub const TRIAL_ENDING_DAYS: i64 = 14;
 pub struct TenantsOverview {
     /// Live (not deleted) tenants.
     pub total: u64,
-    /// Live tenants by status.
+    /// Live tenants by status (`ACTIVE`, `TRIAL`, ...).
     pub by_status: BTreeMap<String, u64>,
-    /// Live tenants by industry (`none` for tenants without one).
+    /// Live tenants by industry (`generic` for tenants without one, which follow it).
     pub by_industry: BTreeMap<String, u64>,
     /// Tenants created per week, the last 12 weeks.
     pub new_per_week: Vec<WeekCount>,
-    /// Tenants in trial whose trial ends in the next 14 days, soonest first (at most 50).
+    /// Tenants in trial whose trial ends in the next 14 days or has ended, soonest first (at most 50).
     pub trials_ending_soon: Vec<TrialEnding>,
 }
 

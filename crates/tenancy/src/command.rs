@@ -77,7 +77,8 @@ pub struct UpdateTenant {
     #[garde(pattern(r"^\+[1-9][0-9]{6,14}$"))]
     #[serde(default)]
     pub phone: Option<String>,
-    /// Industry profile key, one of `GET /api/v1/industries`; absent clears it (the generic profile applies).
+    /// Industry profile key, one of `GET /api/v1/industries`; absent clears it (the generic profile
+    /// applies). Only the platform's staff change it: others send the tenant's own.
     #[garde(inner(custom(industry_rules)))]
     #[serde(default)]
     pub industry: Option<String>,

@@ -90,8 +90,9 @@ impl From<EffectiveConfig> for SettingsView {
 /// The configuration of a tenant of `industry` with its own `settings` and
 /// the feature `overrides` set for it: each known feature is the override
 /// if there is one, else the profile's default (off when the profile does
-/// not list it). An override of a feature the catalogue does not know is
-/// refused, as is an unknown industry.
+/// not list it). An override of a feature the catalogue no longer knows
+/// plays no part (and can be removed with `null`); an unknown industry is
+/// refused (a migration maps industries the catalogue drops).
 pub fn effective_config(
     catalogue: &Catalogue,
     industry: Option<&str>,
@@ -99,9 +100,6 @@ pub fn effective_config(
     overrides: &BTreeMap<String, bool>,
 ) -> Result<EffectiveConfig, TenancyError> {
     let profile = catalogue.profile_of(industry)?;
-    if let Some(unknown) = overrides.keys().find(|key| catalogue.feature(key).is_none()) {
-        return Err(TenancyError::UnknownFeature(unknown.clone()));
-    }
     let features = catalogue
         .features
         .iter()
@@ -135,7 +133,8 @@ pub struct SetFeatures {
     pub features: BTreeMap<String, Option<bool>>,
 }
 
-/// The overrides after `changes`, or the first feature the catalogue does not know.
+/// The overrides after `changes`, or the first feature the catalogue does
+/// not know that `changes` sets (removing an unknown one is allowed).
 pub fn change_features(
     catalogue: &Catalogue,
     current: &BTreeMap<String, bool>,
@@ -143,10 +142,10 @@ pub fn change_features(
 ) -> Result<BTreeMap<String, bool>, TenancyError> {
     let mut next = current.clone();
     for (key, value) in &changes.features {
-        if catalogue.feature(key).is_none() {
-            return Err(TenancyError::UnknownFeature(key.clone()));
-        }
         match value {
+            Some(_) if catalogue.feature(key).is_none() => {
+                return Err(TenancyError::UnknownFeature(key.clone()));
+            }
             Some(enabled) => next.insert(key.clone(), *enabled),
             None => next.remove(key),
         };
@@ -232,9 +231,17 @@ mod tests {
                 .unwrap();
         let err = change_features(catalogue(), &current, &changes).unwrap_err();
         assert!(matches!(err, TenancyError::UnknownFeature(ref key) if key == "teleportation"), "{err:?}");
-        let stored = overrides(&[("teleportation", true)]);
-        let err = effective_config(catalogue(), None, &UpdateSettings::default(), &stored).unwrap_err();
-        assert!(matches!(err, TenancyError::UnknownFeature(_)));
+    }
+
+    #[test]
+    fn a_stored_override_of_a_feature_no_longer_known_plays_no_part_and_can_be_removed() {
+        let stored = overrides(&[("teleportation", true), ("fleet", true)]);
+        let config = effective_config(catalogue(), None, &UpdateSettings::default(), &stored).unwrap();
+        assert!(!config.features.contains_key("teleportation"));
+        assert!(config.enabled("fleet"));
+        let changes: SetFeatures =
+            serde_json::from_value(serde_json::json!({"features": {"teleportation": null}})).unwrap();
+        assert_eq!(change_features(catalogue(), &stored, &changes).unwrap(), overrides(&[("fleet", true)]));
     }
 
     #[test]

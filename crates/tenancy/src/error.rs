@@ -51,6 +51,9 @@ pub enum TenancyError {
     /// The tenant was onboarded already, with other details.
     #[error("the tenant was onboarded already")]
     AlreadyOnboarded,
+    /// Only the platform's staff change a tenant's industry.
+    #[error("only the platform's staff change a tenant's industry")]
+    IndustryLocked,
     /// Another tenant uses this custom domain.
     #[error("the domain is used by another tenant")]
     DomainTaken,
@@ -90,7 +93,9 @@ impl DomainError for TenancyError {
             | Self::NotInService(_)
             | Self::AlreadyOnboarded
             | Self::DomainTaken => ErrorKind::Conflict,
-            Self::PlatformTenantProtected | Self::FeatureDisabled(_) => ErrorKind::Forbidden,
+            Self::PlatformTenantProtected | Self::FeatureDisabled(_) | Self::IndustryLocked => {
+                ErrorKind::Forbidden
+            }
             Self::Catalogue(_) => ErrorKind::Internal,
             Self::Owner(error) => error.kind(),
             Self::WelcomeCreditsUnavailable(_) => ErrorKind::Conflict,
@@ -114,6 +119,7 @@ impl DomainError for TenancyError {
             Self::NotInService(_) => "tenancy.not_in_service",
             Self::AlreadyOnboarded => "tenancy.already_onboarded",
             Self::DomainTaken => "tenancy.domain_taken",
+            Self::IndustryLocked => "tenancy.industry_locked",
             Self::LogoNotFound => "tenancy.logo_not_found",
             Self::Logo(error) => error.code(),
             Self::Catalogue(_) => "internal",
@@ -383,6 +389,7 @@ mod tests {
             ),
             (TenancyError::AlreadyOnboarded, ErrorKind::Conflict, "tenancy.already_onboarded"),
             (TenancyError::DomainTaken, ErrorKind::Conflict, "tenancy.domain_taken"),
+            (TenancyError::IndustryLocked, ErrorKind::Forbidden, "tenancy.industry_locked"),
             (TenancyError::LogoNotFound, ErrorKind::NotFound, "tenancy.logo_not_found"),
             (TenancyError::Logo(crate::logo::LogoError::Empty), ErrorKind::Validation, "tenancy.logo_empty"),
             (TenancyError::Catalogue("broken".into()), ErrorKind::Internal, "internal"),

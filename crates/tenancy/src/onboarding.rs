@@ -23,7 +23,7 @@ pub struct OwnerDetails {
     #[garde(length(chars, min = 1, max = 200), custom(plain_text))]
     pub name: String,
     /// Their email address: the invitation goes there, and accepting it confirms it.
-    #[garde(email, length(max = 254))]
+    #[garde(length(max = 254), custom(email_rules))]
     pub email: String,
     /// Their phone in E.164 form.
     #[serde(default)]
@@ -151,8 +151,11 @@ pub struct WelcomeCredit {
     pub channel: String,
     /// How many credits.
     pub amount: i64,
-    /// When they expire.
-    pub expires_at: DateTime<Utc>,
+    /// Days they stay usable once granted.
+    pub validity_days: u32,
+    /// When they expire: set once granted (at onboarding by the platform's
+    /// staff; for a sign-up, when the owner confirms the address).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What onboarding will do, decided before anything is written.
@@ -169,7 +172,8 @@ pub struct OnboardingPlan {
 /// Decides the onboarding of `tenant`: the industry (asked for, else the
 /// tenant's, else generic; unknown ones refused), the owner's settings
 /// (validated), the profile's welcome credits and, for a tenant in trial,
-/// when the trial ends. A tenant that is not in service cannot be onboarded.
+/// when the trial ends. The platform tenant, and a tenant that is not in
+/// service, cannot be onboarded.
 pub fn plan_onboarding(
     catalogue: &Catalogue,
     tenant: &Tenant,
@@ -177,16 +181,23 @@ pub fn plan_onboarding(
     settings: Option<UpdateSettings>,
     now: DateTime<Utc>,
 ) -> Result<OnboardingPlan, TenancyError> {
+    if tenant.is_platform() {
+        return Err(TenancyError::PlatformTenantProtected);
+    }
     if !matches!(tenant.status, TenantStatus::Trial | TenantStatus::Active) {
         return Err(TenancyError::NotInService(tenant.status));
     }
     let profile = catalogue.profile_of(industry.or(tenant.industry.as_deref()))?;
     let settings = settings.unwrap_or_default().validated()?;
-    let expires_at = now + Duration::days(i64::from(profile.welcome_credit_days));
     let welcome_credits = profile
         .welcome_credits
         .iter()
-        .map(|(channel, amount)| WelcomeCredit { channel: channel.clone(), amount: *amount, expires_at })
+        .map(|(channel, amount)| WelcomeCredit {
+            channel: channel.clone(),
+            amount: *amount,
+            validity_days: profile.welcome_credit_days,
+            expires_at: None,
+        })
         .collect();
     let trial_ends_at = (tenant.status == TenantStatus::Trial)
         .then(|| tenant.trial_ends_at.unwrap_or(now + Duration::days(i64::from(profile.trial_days))));
@@ -207,7 +218,8 @@ pub fn plan_onboarding(
     "trialEndsAt": "2026-12-20T09:00:00Z",
     "ownerMembershipId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60",
     "ownerEmail": "grace@speedy-haulage.example",
-    "welcomeCredits": [{"channel": "sms", "amount": 100, "expiresAt": "2027-02-04T09:00:00Z"}],
+    "welcomeCredits": [{"channel": "sms", "amount": 100, "validityDays": 60, "expiresAt": null}],
+    "welcomeCreditsGranted": false,
     "completedAt": "2026-12-06T09:00:00Z"
 })))]
 #[serde(rename_all = "camelCase")]
@@ -230,10 +242,18 @@ pub struct Onboarding {
     pub owner_membership_id: MembershipId,
     /// Where the invitation went.
     pub owner_email: String,
-    /// The credits it was welcomed with.
+    /// The credits it is welcomed with.
     pub welcome_credits: Vec<WelcomeCredit>,
+    /// Whether they were granted; a signed-up tenant gets them when its
+    /// owner confirms the address.
+    pub welcome_credits_granted: bool,
     /// When onboarding completed.
     pub completed_at: DateTime<Utc>,
+}
+
+/// An address people can sign in with (the identity rules, not only its shape).
+fn email_rules(value: &str, _: &()) -> garde::Result {
+    crate::Email::parse(value).map(|_| ()).map_err(|_| garde::Error::new("not a valid email address"))
 }
 
 #[cfg(test)]
@@ -270,12 +290,16 @@ mod tests {
                 .unwrap();
         assert_eq!(plan.tenant.industry.as_deref(), Some("trucking"));
         assert_eq!(plan.tenant.trial_ends_at, Some(now() + Duration::days(14)));
-        let expires_at = now() + Duration::days(60);
         assert_eq!(
             plan.welcome_credits,
             vec![
-                WelcomeCredit { channel: "sms".into(), amount: 100, expires_at },
-                WelcomeCredit { channel: "whatsapp".into(), amount: 100, expires_at },
+                WelcomeCredit { channel: "sms".into(), amount: 100, validity_days: 60, expires_at: None },
+                WelcomeCredit {
+                    channel: "whatsapp".into(),
+                    amount: 100,
+                    validity_days: 60,
+                    expires_at: None
+                },
             ]
         );
         assert!(plan.settings.is_empty());
@@ -303,6 +327,11 @@ mod tests {
         assert!(matches!(
             plan_onboarding(catalogue(), &t, None, Some(bad), now()),
             Err(TenancyError::InvalidSettings(_))
+        ));
+        let platform = Tenant { id: portico_kernel::PLATFORM_TENANT_ID, ..t.clone() };
+        assert!(matches!(
+            plan_onboarding(catalogue(), &platform, None, None, now()),
+            Err(TenancyError::PlatformTenantProtected)
         ));
         let suspended = tenant(TenantStatus::Suspended, None);
         assert!(matches!(
@@ -335,7 +364,7 @@ mod tests {
     #[test]
     fn a_sign_up_names_each_bad_field() {
         let sign_up: SignUp = serde_json::from_value(serde_json::json!({
-            "name": " ", "slug": "Bad Slug", "owner": {"name": "", "email": "no"}
+            "name": " ", "slug": "Bad Slug", "owner": {"name": "", "email": "ada@localhost"}
         }))
         .unwrap();
         let Err(TenancyError::InvalidOnboarding(errors)) = sign_up.validated() else { panic!("accepted") };

@@ -168,6 +168,32 @@ impl UpdateSettings {
         Ok(self)
     }
 
+    /// These own values with `later` laid over them: each value `later` sets
+    /// replaces this one (contact details as a whole, notification
+    /// preferences one by one); what it leaves out stays.
+    #[must_use]
+    pub fn overlaid_by(&self, later: &Self) -> Self {
+        let notifications = match (self.notifications, later.notifications) {
+            (Some(old), Some(new)) => Some(NotificationOverrides {
+                email: new.email.or(old.email),
+                sms: new.sms.or(old.sms),
+                whatsapp: new.whatsapp.or(old.whatsapp),
+                low_balance_alerts: new.low_balance_alerts.or(old.low_balance_alerts),
+                invoice_emails: new.invoice_emails.or(old.invoice_emails),
+                weekly_summary: new.weekly_summary.or(old.weekly_summary),
+            }),
+            (old, new) => new.or(old),
+        };
+        Self {
+            time_zone: later.time_zone.clone().or_else(|| self.time_zone.clone()),
+            locale: later.locale.clone().or_else(|| self.locale.clone()),
+            currency: later.currency.clone().or_else(|| self.currency.clone()),
+            invoice_prefix: later.invoice_prefix.clone().or_else(|| self.invoice_prefix.clone()),
+            contact: later.contact.clone().or_else(|| self.contact.clone()),
+            notifications,
+        }
+    }
+
     /// True when the tenant sets nothing of its own.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -279,6 +305,24 @@ mod tests {
         assert!(!merged.notifications.sms);
         assert!(merged.notifications.email, "a preference not set follows the profile");
         assert_eq!(defaults().overridden_by(&UpdateSettings::default()), defaults());
+    }
+
+    #[test]
+    fn later_own_values_are_laid_over_earlier_ones() {
+        let earlier: UpdateSettings = serde_json::from_value(serde_json::json!({
+            "timeZone": "Europe/Vienna", "notifications": {"sms": false, "email": true}
+        }))
+        .unwrap();
+        let later: UpdateSettings = serde_json::from_value(serde_json::json!({
+            "invoicePrefix": "ACME", "notifications": {"email": false}
+        }))
+        .unwrap();
+        let merged = earlier.overlaid_by(&later);
+        assert_eq!(merged.time_zone.as_deref(), Some("Europe/Vienna"), "kept");
+        assert_eq!(merged.invoice_prefix.as_deref(), Some("ACME"), "added");
+        let n = merged.notifications.unwrap();
+        assert_eq!((n.sms, n.email), (Some(false), Some(false)));
+        assert_eq!(earlier.overlaid_by(&UpdateSettings::default()), earlier);
     }
 
     #[test]

@@ -176,9 +176,19 @@ impl Tenant {
         self.id == PLATFORM_TENANT_ID
     }
 
-    /// The tenant with its editable fields replaced by `command` (validated here).
-    pub fn update(&self, command: UpdateTenant, now: DateTime<Utc>) -> Result<Self, TenancyError> {
+    /// The tenant with its editable fields replaced by `command` (validated
+    /// here). The industry decides a tenant's default features, so only the
+    /// platform (`platform_staff`) changes it; others must send it unchanged.
+    pub fn update(
+        &self,
+        command: UpdateTenant,
+        platform_staff: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TenancyError> {
         let command = command.validated()?;
+        if !platform_staff && command.industry != self.industry {
+            return Err(TenancyError::IndustryLocked);
+        }
         Ok(Self {
             name: command.name.trim().to_owned(),
             contact_email: command.contact_email.trim().to_owned(),
@@ -333,7 +343,7 @@ mod tests {
             industry: None,
             metadata: Some(serde_json::json!({"crmId": 7})),
         };
-        let after = before.update(command, at(12)).unwrap();
+        let after = before.update(command, true, at(12)).unwrap();
         assert_eq!(after.name, "Acme Homes");
         assert_eq!(after.phone, None);
         assert_eq!(after.metadata, serde_json::json!({"crmId": 7}));
@@ -342,6 +352,24 @@ mod tests {
             (before.id, "acme", before.status, at(9))
         );
         assert_eq!(after.updated_at, at(12));
+    }
+
+    #[test]
+    fn only_the_platform_changes_an_industry() {
+        let before = tenant();
+        let command = |industry: Option<&str>| UpdateTenant {
+            name: "Acme".into(),
+            contact_email: "ops@acme.example".into(),
+            phone: None,
+            industry: industry.map(str::to_owned),
+            metadata: None,
+        };
+        let err = before.update(command(Some("trucking")), false, at(12)).unwrap_err();
+        assert!(matches!(err, TenancyError::IndustryLocked), "{err:?}");
+        assert!(matches!(before.update(command(None), false, at(12)), Err(TenancyError::IndustryLocked)));
+        assert!(before.update(command(Some("property_management")), false, at(12)).is_ok(), "unchanged");
+        let changed = before.update(command(Some("trucking")), true, at(12)).unwrap();
+        assert_eq!(changed.industry.as_deref(), Some("trucking"));
     }
 
     #[test]

@@ -39,12 +39,13 @@ fn printable(name: &str) -> String {
             Sent again with the same details, the same answer and nothing new.", body = OnboardingEnvelope),
         (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
-        (status = 403, description = "The caller is not platform staff holding the permission.", body = ErrorEnvelope),
+        (status = 403, description = "The caller is not platform staff holding the permission, or the tenant is the \
+            platform's (`tenancy.platform_tenant_protected`).", body = ErrorEnvelope),
         (status = 404, description = "No such tenant.", body = ErrorEnvelope),
         (status = 409, description = "Onboarded already with other details (`tenancy.already_onboarded`), the tenant \
-            is out of service (`tenancy.not_in_service`), the owner is a member already \
-            (`people.already_member`), or the platform's stock cannot cover the welcome credits \
-            (`tenancy.welcome_credits_unavailable`).", body = ErrorEnvelope),
+            is out of service (`tenancy.not_in_service`), the owner is a member or invited already \
+            (`people.already_member`, `invitations.already_invited`), or the platform's stock cannot cover the \
+            welcome credits (`tenancy.welcome_credits_unavailable`).", body = ErrorEnvelope),
         (status = 422, description = "An unknown key (`request.invalid_body`, naming it), invalid fields (`tenancy.invalid_onboarding`, `tenancy.invalid_settings`) or \
             an unknown industry (`tenancy.unknown_industry`).", body = ErrorEnvelope),
     ),
@@ -87,11 +88,11 @@ pub async fn onboard(
     request_body = SignUp,
     responses(
         (status = 202, description = "Signed up: the tenant is in trial and its owner must confirm the address — a \
-            single-use link valid for 7 days is emailed, which also sets the password. Sent again with the same \
-            details, the same answer and nothing new.", body = OnboardingEnvelope),
+            single-use link valid for 7 days is emailed, which also sets the password and grants the welcome \
+            credits. Sent again with the same details, the same answer, nothing new, and (until the owner confirms) \
+            a new link. A sign-up never confirmed is closed a week after its last link expired.", body = OnboardingEnvelope),
         (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
-        (status = 409, description = "The slug is taken (`tenancy.slug_taken`), or the platform's stock cannot \
-            cover the welcome credits (`tenancy.welcome_credits_unavailable`).", body = ErrorEnvelope),
+        (status = 409, description = "The slug is taken (`tenancy.slug_taken`).", body = ErrorEnvelope),
         (status = 422, description = "An unknown key (`request.invalid_body`, naming it), invalid fields (`tenancy.invalid_onboarding`) or an unknown industry \
             (`tenancy.unknown_industry`).", body = ErrorEnvelope),
     ),
@@ -117,7 +118,7 @@ pub async fn sign_up(
         ),
     )?;
     let onboarding = store.sign_up(command, link, &request_id(&req), &origin(&req)).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"success": true, "data": onboarding})))
+    Ok(envelope::accepted(onboarding))
 }
 
 #[utoipa::path(

@@ -92,7 +92,8 @@ pub async fn tenant(slug: TenantSlug, store: Db) -> Result<HttpResponse, ApiErro
     tag = "public",
     params(("X-Tenant-Slug" = Option<String>, Header, description = "The tenant's slug; else the host's first label.")),
     responses(
-        (status = 200, description = "The logo's bytes, with its media type.", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The logo's bytes, with its media type.",
+            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/svg+xml"))),
         (status = 404, description = "No tenant in service has this slug, or it has no logo (`tenancy.logo_not_found`).", body = ErrorEnvelope),
         (status = 422, description = "Neither header nor host names a tenant.", body = ErrorEnvelope),
         (status = 503, description = "The file store is unavailable.", body = ErrorEnvelope),
@@ -105,7 +106,13 @@ pub async fn logo(
     files: actix_web::web::Data<crate::server::Files>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, content_type) = store.public_logo(&slug.0).await?;
-    super::tenant_profile::serve_logo(&files, &key, content_type).await
+    let mut response = super::tenant_profile::serve_logo(&files, &key, content_type).await?;
+    // One address, a logo per tenant: a cache must key on what names the tenant.
+    response.headers_mut().insert(
+        actix_web::http::header::VARY,
+        actix_web::http::header::HeaderValue::from_static("X-Tenant-Slug, Host"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]

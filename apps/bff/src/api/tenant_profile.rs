@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use portico_kernel::{FileKey, TenantId};
 use portico_tenancy::logo::{LOGO_MAX_BYTES, LogoError};
-use portico_tenancy::{LogoInfo, SetFeatures, SettingsView, TenancyError, UpdateBranding, UpdateSettings};
+use portico_tenancy::{SetFeatures, SettingsView, TenancyError, UpdateBranding, UpdateSettings};
 
 use crate::auth::{
     Permission, PlatformTenantsRead, PlatformTenantsWrite, Require, TenantsRead, TenantsWrite,
@@ -122,7 +122,8 @@ pub async fn config(
             removes it (the profile's default applies again).", body = ConfigEnvelope),
         (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
-        (status = 403, description = "The caller is not platform staff holding the permission.", body = ErrorEnvelope),
+        (status = 403, description = "The caller is not platform staff holding the permission, or the tenant is the \
+            platform's, which has every feature (`tenancy.platform_tenant_protected`).", body = ErrorEnvelope),
         (status = 404, description = "No such tenant.", body = ErrorEnvelope),
         (status = 422, description = "A feature the catalogue does not know (`tenancy.unknown_feature`); nothing changed.", body = ErrorEnvelope),
     ),
@@ -211,9 +212,10 @@ pub async fn update_branding(
         ("X-Tenant-ID" = Option<String>, Header, format = Uuid, description = "Platform staff: the tenant to act on."),
         ("Content-Type" = String, Header, description = "`image/png`, `image/jpeg` or `image/svg+xml`."),
     ),
-    request_body(content = Vec<u8>, description = "The image itself (at most 512 KiB, at most 4096 pixels a side). \
+    request_body(description = "The image itself (at most 512 KiB, at most 4096 pixels a side). \
         The content must be what the Content-Type says; an SVG must be static: no scripts, event handlers, \
-        external references or foreign content.", content_type = "image/png"),
+        external references or foreign content.",
+        content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/svg+xml"))),
     responses(
         (status = 200, description = "The branding with the new logo; the old one is deleted.", body = BrandingEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
@@ -247,33 +249,26 @@ pub async fn upload_logo(
     // Read at most one byte past the limit, so a large upload is refused without being kept.
     let mut bytes = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::from(TenancyError::Logo(LogoError::Empty)))?;
+        let chunk = chunk.map_err(|_| {
+            ApiError::with_status(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "request.malformed_body",
+                "The upload broke off or could not be read.",
+            )
+        })?;
         bytes.extend_from_slice(&chunk);
         if bytes.len() > LOGO_MAX_BYTES {
             return Err(too_large(bytes.len()));
         }
     }
-    let logo = portico_tenancy::logo::inspect(&bytes, &content_type).map_err(|error| match error {
-        LogoError::TooLarge { size, .. } => too_large(size),
-        other => ApiError::from(TenancyError::Logo(other)),
-    })?;
-    // Access checks first, so nothing is written for a caller who may not change this tenant.
-    store.branding(&ctx, id).await?;
-    let key = FileKey::new(id, &LogoInfo::path(uuid::Uuid::now_v7(), logo.format))
-        .map_err(|e| ApiError::from(TenancyError::Store(portico_kernel::InfraError::internal(e))))?;
-    files.0.put(&key, logo.format.content_type(), &bytes).await.map_err(file_error)?;
-    match store.set_logo(&ctx, id, key.clone(), logo).await {
-        Ok(change) => {
-            if let Some(old) = change.replaced {
-                forget(&files, &old).await;
+    let branding =
+        store.upload_logo(&ctx, id, files.0.as_ref(), &bytes, &content_type).await.map_err(|error| {
+            match error {
+                TenancyError::Logo(LogoError::TooLarge { size, .. }) => too_large(size),
+                other => other.into(),
             }
-            Ok(envelope::ok(change.branding))
-        }
-        Err(error) => {
-            forget(&files, &key).await;
-            Err(error.into())
-        }
-    }
+        })?;
+    Ok(envelope::ok(branding))
 }
 
 #[utoipa::path(
@@ -300,11 +295,8 @@ pub async fn remove_logo(
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let change = store.remove_logo(&auth.on_tenant(id, PlatformTenantsWrite::NAME), id).await?;
-    if let Some(old) = change.replaced {
-        forget(&files, &old).await;
-    }
-    Ok(envelope::ok(change.branding))
+    let ctx = auth.on_tenant(id, PlatformTenantsWrite::NAME);
+    Ok(envelope::ok(store.delete_logo(&ctx, id, files.0.as_ref()).await?))
 }
 
 #[utoipa::path(
@@ -316,7 +308,8 @@ pub async fn remove_logo(
         ("X-Tenant-ID" = Option<String>, Header, format = Uuid, description = "Platform staff: the tenant to act on."),
     ),
     responses(
-        (status = 200, description = "The logo's bytes, with its media type.", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The logo's bytes, with its media type.",
+            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/svg+xml"))),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
         (status = 403, description = "The token lacks the permission.", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller, or no logo (`tenancy.logo_not_found`).", body = ErrorEnvelope),
@@ -369,11 +362,4 @@ fn too_large(size: usize) -> ApiError {
 fn file_error(error: portico_kernel::FileError) -> ApiError {
     tracing::error!(%error, "file store");
     ApiError::from(TenancyError::Store(portico_kernel::InfraError::unavailable(error)))
-}
-
-/// Deletes a file no longer used; a failure leaves an orphan file, logged, not an error.
-async fn forget(files: &Files, key: &FileKey) {
-    if let Err(error) = files.0.delete(key).await {
-        tracing::warn!(%key, %error, "an unused file could not be deleted");
-    }
 }

@@ -153,7 +153,7 @@ pub(crate) fn tag(scope: TenantId, id: TenantId) -> Tag {
     responses(
         (status = 200, description = "The updated tenant.", body = TenantEnvelope),
         (status = 401, description = "No valid token.", body = ErrorEnvelope),
-        (status = 403, description = "The token lacks the permission, or names another tenant.", body = ErrorEnvelope),
+        (status = 403, description = "The token lacks the permission, or names another tenant; or a tenant's own people change its industry (`tenancy.industry_locked`: only the platform's staff do).", body = ErrorEnvelope),
         (status = 400, description = "The body is not JSON (`request.malformed_json`).", body = ErrorEnvelope),
         (status = 404, description = "No such tenant for this caller.", body = ErrorEnvelope),
         (status = 413, description = "The body is over 1 MiB.", body = ErrorEnvelope),

@@ -248,6 +248,57 @@ async fn an_onboarding_sent_again_answers_as_the_first_time_and_writes_nothing_t
     assert_eq!(rows(&app, "credit_grants", acme).await, 2, "email and sms of the generic profile, once");
     assert_eq!(emails_to(&app, "ada@acme.example").await, 1);
     assert_eq!(stored_balances(&app, acme).await, json!({"email": 500, "sms": 25}));
+
+    // The same key with other details is a mistake of the caller's, not a second onboarding.
+    let other = json!({"owner": owner("bob@acme.example")});
+    let reused = onboard(&app, &admin, acme, &other, Some("onboard-acme")).await;
+    assert_eq!(code(&reused), (422, json!("idempotency.key_reused")), "{}", reused.body);
+    assert_eq!(rows(&app, "memberships", acme).await, 1);
+}
+
+#[actix_web::test]
+async fn the_platform_tenant_is_not_onboarded_and_has_every_feature() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    stock(&app, &admin).await;
+    let platform = portico_kernel::PLATFORM_TENANT_ID;
+    let res = onboard(&app, &admin, platform, &json!({"owner": owner("ada@portico.example")}), None).await;
+    assert_eq!(code(&res), (403, json!("tenancy.platform_tenant_protected")), "{}", res.body);
+    let body = json!({"features": {"credits": false}});
+    let res =
+        app.call("PUT", &format!("/api/v1/tenants/{platform}/features"), Some(&admin), Some(body)).await;
+    assert_eq!(code(&res), (403, json!("tenancy.platform_tenant_protected")), "{}", res.body);
+    assert_eq!(stored_features(&app, platform).await, json!({}));
+    // Staff's platform-wide credit views stay open.
+    let res = app.call("GET", "/api/v1/credits/analytics", Some(&admin), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[actix_web::test]
+async fn only_platform_staff_change_a_tenants_industry() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let acme = app.tenant("acme").await;
+    let owner_token = app.user_token(acme, Role::Owner.permissions());
+    let update =
+        |industry: Value| json!({"name": "ACME", "contactEmail": "ops@acme.example", "industry": industry});
+    let path = format!("/api/v1/tenants/{acme}");
+    let res = app.call("PUT", &path, Some(&owner_token), Some(update(json!("trucking")))).await;
+    assert_eq!(code(&res), (403, json!("tenancy.industry_locked")), "{}", res.body);
+    let industry = "SELECT coalesce(industry, '-') AS t FROM tenants WHERE id = $1::uuid";
+    assert_eq!(text(&app, industry, &acme.to_string()).await, "-");
+    // Sending it unchanged is fine; staff change it.
+    let res = app.call("PUT", &path, Some(&owner_token), Some(update(json!(null)))).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = app.call("PUT", &path, Some(&admin), Some(update(json!("trucking")))).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(text(&app, industry, &acme.to_string()).await, "trucking");
+    let config = app.call("GET", &format!("{path}/config"), Some(&owner_token), None).await;
+    assert_eq!(
+        config.json["data"]["features"]["fleet"]["enabled"],
+        json!(true),
+        "the profile's features follow"
+    );
 }
 
 #[actix_web::test]
@@ -307,17 +358,19 @@ async fn a_sign_up_creates_a_trial_tenant_and_invites_its_owner_once() {
         "SELECT status || ' ' || industry || ' ' || contact_email AS t FROM tenants WHERE id = $1::uuid";
     assert_eq!(text(&app, stored, &tenant.to_string()).await, "trial trucking grace@speedy.example");
     assert!(app.last_subject("grace@speedy.example").await.contains("SPEEDY"));
-    assert_eq!(stored_balances(&app, tenant).await, json!({"sms": 100, "whatsapp": 100}));
+    assert_eq!(data["welcomeCreditsGranted"], json!(false));
+    assert_eq!(stored_balances(&app, tenant).await, json!({}), "no credits before the owner confirms");
 
     let again = sign_up(&app, &body).await;
     assert_eq!(again.status, 202, "{}", again.body);
     assert_eq!(again.json["data"], res.json["data"]);
     assert_eq!(number(&app, "SELECT count(*) AS n FROM tenants WHERE slug = $1", "speedy").await, 1);
     assert_eq!(rows(&app, "memberships", tenant).await, 1);
-    assert_eq!(emails_to(&app, "grace@speedy.example").await, 1);
+    assert_eq!(emails_to(&app, "grace@speedy.example").await, 2, "the owner gets a new link");
 
-    // The owner confirms with the link and runs the new tenant.
+    // The owner confirms with the (newest) link and runs the new tenant, with its welcome credits.
     let owner_token = accept_and_sign_in(&app, "grace@speedy.example", tenant).await;
+    assert_eq!(stored_balances(&app, tenant).await, json!({"sms": 100, "whatsapp": 100}));
     let settings =
         app.call("GET", &format!("/api/v1/tenants/{tenant}/settings"), Some(&owner_token), None).await;
     assert_eq!(settings.json["data"]["industry"], json!("trucking"));
@@ -620,6 +673,15 @@ async fn a_custom_domain_belongs_to_one_tenant() {
     assert_eq!(code(&res), (409, json!("tenancy.domain_taken")), "{}", res.body);
     assert_eq!(stored_branding(&app, globex).await, "none");
     assert_eq!(stored_branding(&app, acme).await, "-|-|-|portal.acme.example");
+
+    // A deleted tenant serves no portal: its domain is free again.
+    let admin = app.admin_token();
+    let deleted = app.call("DELETE", &format!("/api/v1/tenants/{acme}"), Some(&admin), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let claim = json!({"customDomain": "portal.acme.example"});
+    let res = put_branding(&app, &globex_owner, globex, claim).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(stored_branding(&app, globex).await, "-|-|-|portal.acme.example");
 }
 
 fn logo_path(tenant: TenantId) -> String {
@@ -732,6 +794,8 @@ async fn a_sign_in_page_gets_its_tenants_branding_and_logo_by_slug() {
     assert_eq!((status, bytes), (200, logo));
     assert_eq!(header(&headers, "content-type"), Some("image/png"));
     assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    let vary = header(&headers, "vary").unwrap_or_default();
+    assert!(vary.starts_with("X-Tenant-Slug, Host"), "one address, a logo per tenant: {vary}");
 
     // Another tenant's page shows its own (no logo), never Acme's.
     let (status, _, body) = fetch(&app, "/api/v1/public/tenant/logo", "X-Tenant-Slug: globex\r\n").await;
@@ -872,6 +936,13 @@ async fn tenant_analytics_count_members_and_credits_as_stored() {
     assert_eq!(Value::Object(credits), stored_balances(&app, acme).await);
     assert_eq!(stored_balances(&app, acme).await, json!({"email": 500, "sms": 25}));
 
+    // Someone who may see people but not credits sees no credits.
+    let people_only = app.user_token(acme, &["people:read"]);
+    let res = app.call("GET", &format!("/api/v1/tenants/{acme}/analytics"), Some(&people_only), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json["data"]["credits"], json!(null));
+    assert_eq!(res.json["data"]["membersByKind"], json!({"owner": 1}));
+
     let globex = app.tenant("globex").await;
     let globex_owner = app.user_token(globex, Role::Owner.permissions());
     let res = app.call("GET", &format!("/api/v1/tenants/{acme}/analytics"), Some(&globex_owner), None).await;
@@ -911,8 +982,8 @@ async fn the_overview_counts_tenants_and_lists_trials_ending_within_two_weeks() 
     assert_eq!(res.status, 200, "{}", res.body);
     let data = &res.json["data"];
     assert_eq!(data["total"], json!(total(&app, "tenants").await), "none deleted");
-    assert_eq!(data["byStatus"]["trial"], json!(2), "{data}");
-    assert_eq!(data["byStatus"]["suspended"], json!(1), "{data}");
+    assert_eq!(data["byStatus"]["TRIAL"], json!(2), "{data}");
+    assert_eq!(data["byStatus"]["SUSPENDED"], json!(1), "{data}");
     assert_eq!((&data["byIndustry"]["trucking"], &data["byIndustry"]["education"]), (&json!(1), &json!(1)));
     let ending = data["trialsEndingSoon"].as_array().unwrap();
     assert_eq!(ending.len(), 1, "{data}");

@@ -1,7 +1,9 @@
 //! A tenant's profile against real PostgreSQL: onboarding as one
 //! all-or-nothing transaction (replayable, racing-safe, refused when the
-//! platform's stock is short), settings over the industry profile, feature
-//! overrides, branding and its logo, and the tenant wall around all of it.
+//! platform's stock is short), sign-ups whose welcome credits wait for the
+//! owner's confirmation and which close when never confirmed, settings over
+//! the industry profile, feature overrides, branding and its logo, and the
+//! tenant wall around all of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,8 +193,18 @@ async fn onboarding_writes_everything_in_one_go() {
     assert_eq!(
         done.welcome_credits,
         vec![
-            WelcomeCredit { channel: "sms".into(), amount: 100, expires_at },
-            WelcomeCredit { channel: "whatsapp".into(), amount: 100, expires_at },
+            WelcomeCredit {
+                channel: "sms".into(),
+                amount: 100,
+                validity_days: 60,
+                expires_at: Some(expires_at)
+            },
+            WelcomeCredit {
+                channel: "whatsapp".into(),
+                amount: 100,
+                validity_days: 60,
+                expires_at: Some(expires_at)
+            },
         ]
     );
 
@@ -288,7 +300,9 @@ async fn onboarding_writes_everything_in_one_go() {
     let changes: serde_json::Value = serde_json::from_str(&changes).unwrap();
     assert_eq!(changes["industry"], json!({"before": "trucking", "after": "trucking"}));
     assert_eq!(changes["trialEndsAt"]["before"], json!(null));
-    assert_eq!(changes["source"], json!("platform"));
+    assert_eq!(changes["source"], json!({"before": null, "after": "platform"}));
+    assert_eq!(changes["welcomeCreditsGranted"], json!({"before": null, "after": true}));
+    assert!(done.welcome_credits_granted);
 }
 
 /// Makes the onboarding's last statement (its `tenant.onboard` audit row)
@@ -375,7 +389,8 @@ async fn a_failure_in_the_last_step_leaves_nothing_behind() {
     assert_eq!((joined.slug.as_str(), onboarded.industry.as_str()), ("joiner", "trucking"));
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM tenants WHERE slug = 'joiner'").await, 1);
     assert_eq!(actions(&mut conn, p).await.last().map(String::as_str), Some("tenant.onboard"));
-    assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (800, 800));
+    // The platform's onboarding granted its welcome credits; the sign-up's wait for its owner.
+    assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (900, 900));
 }
 
 #[tokio::test]
@@ -426,7 +441,19 @@ async fn onboarding_replayed_with_the_same_details_answers_the_same_and_writes_n
         .await
         .unwrap();
     assert_eq!(again, first);
-    assert_eq!(snapshot(&mut conn).await, after_first);
+    // Nothing new but the owner's new link: one more email job and its audit row.
+    let mut expected = after_first.clone();
+    for (table, rows) in &mut expected {
+        if table == "jobs" || table == "audit_log" {
+            *rows += 1;
+        }
+    }
+    assert_eq!(snapshot(&mut conn).await, expected);
+    assert_eq!(emails_to(&mut conn, "ada@haulage.example").await, 2, "a new link on each try");
+    assert!(
+        store.accept_invitation("haul-1", Some("hash".into()), &request, &origin).await.is_err(),
+        "the earlier link stops working"
+    );
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM tenants WHERE slug = 'haulage'").await, 1);
     let mut other = sign_up("haulage", "ada@haulage.example");
     other.name = "Another Haulage".into();
@@ -438,7 +465,7 @@ async fn onboarding_replayed_with_the_same_details_answers_the_same_and_writes_n
         matches!(&taken, Err(TenancyError::SlugTaken(slug)) if slug == "replay"),
         "a platform-made tenant's slug: {taken:?}"
     );
-    assert_eq!(snapshot(&mut conn).await, after_first);
+    assert_eq!(snapshot(&mut conn).await, expected, "refusals write nothing");
 
     // Twins racing each other: one tenant, and both answered with it.
     for slug in ["twin-a", "twin-b", "twin-c"] {
@@ -484,9 +511,6 @@ async fn a_short_master_wallet_fails_onboarding_cleanly() {
 
     // No stock at all: the first channel refuses.
     let before = snapshot(&mut conn).await;
-    let refused =
-        store.sign_up(sign_up("joiner", "ada@joiner.example"), link("j-1"), &request, &origin).await;
-    assert!(matches!(&refused, Err(TenancyError::WelcomeCreditsUnavailable(c)) if c == "sms"), "{refused:?}");
     let command = onboard_command("alan@placed.example", json!({}));
     let refused = store.onboard(&staff_on(placed), placed, command.clone(), link("p-1")).await;
     assert!(matches!(&refused, Err(TenancyError::WelcomeCreditsUnavailable(c)) if c == "sms"), "{refused:?}");
@@ -501,29 +525,139 @@ async fn a_short_master_wallet_fails_onboarding_cleanly() {
         matches!(&refused, Err(TenancyError::WelcomeCreditsUnavailable(c)) if c == "whatsapp"),
         "{refused:?}"
     );
-    let refused =
-        store.sign_up(sign_up("joiner", "ada@joiner.example"), link("j-2"), &request, &origin).await;
-    assert!(
-        matches!(&refused, Err(TenancyError::WelcomeCreditsUnavailable(c)) if c == "whatsapp"),
-        "{refused:?}"
-    );
     assert_eq!(snapshot(&mut conn).await, before);
     assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (1_000, 99));
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM tenants WHERE slug = 'joiner'").await, 0);
     assert_eq!(
         count(&mut conn, &format!("SELECT count(*) AS n FROM memberships WHERE tenant_id = '{placed}'"))
             .await,
         0
     );
-    assert_eq!(
-        emails_to(&mut conn, "alan@placed.example").await + emails_to(&mut conn, "ada@joiner.example").await,
-        0
-    );
+    assert_eq!(emails_to(&mut conn, "alan@placed.example").await, 0);
 
     // Once stocked, the same onboarding goes through.
     stock(&store, Channel::Whatsapp, 1_000).await;
     store.onboard(&staff_on(placed), placed, command, link("p-3")).await.unwrap();
     assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (900, 999));
+}
+
+/// The wallets' balances of `tenant`, by channel.
+async fn balances(conn: &mut AsyncPgConnection, tenant: TenantId) -> Vec<String> {
+    lines(
+        conn,
+        &format!(
+            "SELECT channel || '=' || balance AS line FROM credit_wallets WHERE tenant_id = '{tenant}' ORDER BY channel"
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_sign_up_moves_no_stock_until_its_owner_confirms() {
+    let db = TestDb::new().await;
+    let (store, now) = frozen(db.store().await);
+    let mut conn = connect(&db.urls.platform).await;
+    let (request, origin) = (RequestId::generate(), Origin::default());
+    stock(&store, Channel::Sms, 1_000).await;
+    stock(&store, Channel::Whatsapp, 1_000).await;
+
+    let done =
+        store.sign_up(sign_up("joiner", "ada@joiner.example"), link("j-1"), &request, &origin).await.unwrap();
+    assert!(!done.welcome_credits_granted);
+    assert!(done.welcome_credits.iter().all(|c| c.expires_at.is_none() && c.validity_days == 60));
+    assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (1_000, 1_000));
+    assert!(balances(&mut conn, done.tenant_id).await.is_empty(), "no wallet before the owner confirms");
+
+    // The owner follows the link: the address is confirmed and the credits arrive.
+    let accepted =
+        store.accept_invitation("j-1", Some("argon-hash".into()), &request, &origin).await.unwrap();
+    assert_eq!(accepted.tenant, done.tenant_id);
+    assert_eq!(balances(&mut conn, done.tenant_id).await, ["sms=100", "whatsapp=100"]);
+    assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (900, 900));
+    let expiry = (now + TimeDelta::days(60)).to_rfc3339();
+    let grants = format!(
+        "SELECT count(*) AS n FROM credit_grants WHERE tenant_id = '{}' AND source = 'promotional' \
+         AND expires_at = '{expiry}'::timestamptz",
+        done.tenant_id
+    );
+    assert_eq!(count(&mut conn, &grants).await, 2, "valid 60 days from the confirmation");
+    let confirmed = format!(
+        "SELECT count(*) AS n FROM onboardings WHERE tenant_id = '{}' AND confirmed_at IS NOT NULL \
+         AND welcome_granted_at IS NOT NULL",
+        done.tenant_id
+    );
+    assert_eq!(count(&mut conn, &confirmed).await, 1);
+    assert_eq!(
+        actions(&mut conn, done.tenant_id).await.last().map(String::as_str),
+        Some("tenant.owner_confirm")
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_the_stock_cannot_cover_still_signs_the_owner_in_and_says_what_is_missing() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut conn = connect(&db.urls.platform).await;
+    let (request, origin) = (RequestId::generate(), Origin::default());
+    stock(&store, Channel::Sms, 1_000).await;
+    stock(&store, Channel::Whatsapp, 99).await;
+    let done =
+        store.sign_up(sign_up("short", "ada@short.example"), link("s-1"), &request, &origin).await.unwrap();
+
+    store.accept_invitation("s-1", Some("argon-hash".into()), &request, &origin).await.unwrap();
+    assert_eq!(balances(&mut conn, done.tenant_id).await, ["sms=100"], "what the stock covers");
+    assert_eq!((master(&mut conn, "sms").await, master(&mut conn, "whatsapp").await), (900, 99));
+    let changes = lines(
+        &mut conn,
+        &format!(
+            "SELECT changes::text AS line FROM audit_log WHERE tenant_id = '{}' AND action = 'tenant.owner_confirm'",
+            done.tenant_id
+        ),
+    )
+    .await;
+    let changes: serde_json::Value = serde_json::from_str(&changes[0]).unwrap();
+    assert_eq!(changes["welcomeCreditsUnavailable"]["after"], json!(["whatsapp"]));
+    let members = format!(
+        "SELECT count(*) AS n FROM memberships WHERE tenant_id = '{}' AND status = 'active'",
+        done.tenant_id
+    );
+    assert_eq!(count(&mut conn, &members).await, 1, "the owner is in");
+}
+
+#[tokio::test]
+async fn sign_ups_never_confirmed_are_closed_and_confirmed_ones_stay() {
+    let db = TestDb::new().await;
+    let start = Utc::now().trunc_subsecs(6);
+    let clock = Arc::new(FixedClock::at(start));
+    let store = db.store().await.with_clock(clock.clone());
+    let mut conn = connect(&db.urls.platform).await;
+    let (request, origin) = (RequestId::generate(), Origin::default());
+    let lapsed =
+        store.sign_up(sign_up("lapsed", "ada@lapsed.example"), link("l-1"), &request, &origin).await.unwrap();
+    let kept =
+        store.sign_up(sign_up("kept", "ada@kept.example"), link("k-1"), &request, &origin).await.unwrap();
+    store.accept_invitation("k-1", Some("argon-hash".into()), &request, &origin).await.unwrap();
+
+    // Within the link's week nothing is closed.
+    clock.advance(TimeDelta::days(6));
+    assert_eq!(store.expire_sign_ups(&platform(), 100).await.unwrap(), 0);
+    // After it, the unconfirmed one is closed (soft-deleted, its slug kept), once.
+    clock.advance(TimeDelta::days(2));
+    assert_eq!(store.expire_sign_ups(&platform(), 100).await.unwrap(), 1);
+    assert_eq!(store.expire_sign_ups(&platform(), 100).await.unwrap(), 0);
+    let closed = format!(
+        "SELECT count(*) AS n FROM tenants WHERE id = '{}' AND deleted_at IS NOT NULL AND status = 'inactive'",
+        lapsed.tenant_id
+    );
+    assert_eq!(count(&mut conn, &closed).await, 1);
+    let live =
+        format!("SELECT count(*) AS n FROM tenants WHERE id = '{}' AND deleted_at IS NULL", kept.tenant_id);
+    assert_eq!(count(&mut conn, &live).await, 1);
+    assert_eq!(
+        actions(&mut conn, lapsed.tenant_id).await.last().map(String::as_str),
+        Some("tenant.sign_up_expire")
+    );
+    let again = store.sign_up(sign_up("lapsed", "ada@lapsed.example"), link("l-2"), &request, &origin).await;
+    assert!(matches!(&again, Err(TenancyError::SlugTaken(_))), "{again:?}");
 }
 
 #[tokio::test]
@@ -841,7 +975,7 @@ async fn welcome_grants_expire_when_the_onboarding_says_and_its_audit_row_is_the
             "SELECT count(*) AS n FROM credit_grants g JOIN credit_wallets w ON w.tenant_id = g.tenant_id AND w.id = g.wallet_id \
              WHERE g.tenant_id = '{id}' AND w.channel = '{}' AND g.expires_at = '{}'::timestamptz",
             promised.channel,
-            promised.expires_at.to_rfc3339()
+            promised.expires_at.unwrap().to_rfc3339()
         );
         assert_eq!(count(&mut conn, &grant).await, 1, "{} grant expires as promised", promised.channel);
     }
