@@ -507,7 +507,6 @@ async fn a_short_master_wallet_fails_onboarding_cleanly() {
     let store = db.store().await;
     let placed = created(&store, "placed", Some("trucking")).await.id;
     let mut conn = connect(&db.urls.platform).await;
-    let (request, origin) = (RequestId::generate(), Origin::default());
 
     // No stock at all: the first channel refuses.
     let before = snapshot(&mut conn).await;
