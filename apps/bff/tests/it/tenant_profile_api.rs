@@ -603,6 +603,38 @@ async fn a_disabled_feature_closes_its_routes_until_the_override_is_removed() {
 }
 
 #[actix_web::test]
+async fn a_feature_switched_off_on_one_instance_closes_its_routes_on_another() {
+    let a = TestApp::spawn().await;
+    let b = a.another_instance().await;
+    let admin = a.admin_token();
+    let acme = a.tenant("acme").await;
+    let acme_owner = b.user_token(acme, Role::Owner.permissions());
+    // B has the tenant's features in its cache.
+    assert_eq!(b.call("GET", "/api/v1/credits/wallets", Some(&acme_owner), None).await.status, 200);
+    let staff_on_acme = [("X-Tenant-ID", acme.to_string())];
+    let staff: Vec<(&str, &str)> = staff_on_acme.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(a.call_with("GET", "/api/v1/credits/wallets", Some(&admin), &staff, None).await.status, 200);
+
+    let off = json!({"features": {"credits": false}});
+    let res = a.call("PUT", &format!("/api/v1/tenants/{acme}/features"), Some(&admin), Some(off)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // B learns through the settings table's NOTIFY, within a bounded wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let res = b.call("GET", "/api/v1/credits/wallets", Some(&acme_owner), None).await;
+        if res.status == 403 {
+            assert_eq!(code(&res), (403, json!("tenancy.feature_disabled")));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "B still serves a disabled feature: {}", res.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Staff acting on the tenant meet its gate too.
+    let res = a.call_with("GET", "/api/v1/credits/wallets", Some(&admin), &staff, None).await;
+    assert_eq!(code(&res), (403, json!("tenancy.feature_disabled")), "{}", res.body);
+}
+
+#[actix_web::test]
 async fn only_platform_staff_set_features_and_unknown_ones_change_nothing() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token();
