@@ -107,3 +107,32 @@ async fn readiness_reports_whether_every_migration_is_applied() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn an_industry_the_catalogue_does_not_know_moves_into_the_tenants_metadata() {
+    let db = TestDb::empty().await;
+    // Everything before the tenant profile, then tenants as they were.
+    while let Some(version) = run_next_migration(&db.urls.owner).await.unwrap() {
+        if version.ends_with("000014") {
+            break;
+        }
+    }
+    let mut conn = connect(&db.urls.owner).await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        "INSERT INTO tenants (id, name, slug, contact_email, industry, status, metadata, created_at, updated_at) VALUES
+           ('00000000-0000-7000-8000-0000000000a1', 'Old', 'old-one', 'a@old.example', 'real_estate', 'active',
+            '{\"crmId\": 7}', now(), now()),
+           ('00000000-0000-7000-8000-0000000000a2', 'Kept', 'kept-one', 'a@kept.example', 'trucking', 'active',
+            '{}', now(), now())",
+    )
+    .await
+    .unwrap();
+    assert!(run_next_migration(&db.urls.owner).await.unwrap().is_some_and(|v| v.ends_with("000015")));
+    let rows = lines(
+        &mut conn,
+        "SELECT slug || ' ' || coalesce(industry, '-') || ' ' || metadata::text AS line FROM tenants ORDER BY slug",
+    )
+    .await;
+    assert_eq!(rows, ["kept-one trucking {}", r#"old-one - {"crmId": 7, "formerIndustry": "real_estate"}"#,]);
+}
