@@ -483,7 +483,10 @@ async fn onboarding_replayed_with_the_same_details_answers_the_same_and_writes_n
             count(&mut conn, &format!("SELECT count(*) AS n FROM tenants WHERE slug = '{slug}'")).await,
             1
         );
-        assert_eq!(emails_to(&mut conn, &email).await, 1, "{slug}");
+        // The twin that lost the race says nothing more; one that came just after (and found
+        // the first) sends the owner a new link, as any repeat does.
+        let emails = emails_to(&mut conn, &email).await;
+        assert!((1..=2).contains(&emails), "{slug}: {emails} emails");
     }
     // And the platform's staff completing one tenant twice at once.
     let racer = created(&store, "racer", Some("trucking")).await.id;
