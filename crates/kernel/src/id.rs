@@ -133,6 +133,22 @@ typed_id!(
     WalletId
 );
 typed_id!(
+    /// A place meters belong to: a property, a building, a unit.
+    SiteId
+);
+typed_id!(
+    /// A meter (a physical register, or a stream of usage quantities).
+    MeterId
+);
+typed_id!(
+    /// One reading of a meter.
+    ReadingId
+);
+typed_id!(
+    /// A billable metric: how usage events add up to a billable quantity.
+    MetricId
+);
+typed_id!(
     /// A grant of credits to a wallet (what a debit draws from).
     GrantId
 );

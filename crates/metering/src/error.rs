@@ -1,0 +1,101 @@
+//! Everything that can go wrong in the metering domain, each with a stable code.
+
+use chrono::{DateTime, Utc};
+use portico_kernel::{DomainError, ErrorKind, InfraError, ValidationErrors};
+use rust_decimal::Decimal;
+
+/// A failed metering operation.
+#[derive(Debug, thiserror::Error)]
+pub enum MeteringError {
+    /// The command's fields break the rules; each failing field is named.
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    /// No such site in the caller's tenant.
+    #[error("site not found")]
+    SiteNotFound,
+    /// The move would make a site its own ancestor.
+    #[error("a site cannot be placed below itself")]
+    SiteCycle,
+    /// The site still has sites or meters below it.
+    #[error("the site has sites or meters below it")]
+    SiteInUse,
+    /// No such meter in the caller's tenant.
+    #[error("meter not found")]
+    MeterNotFound,
+    /// The meter is not active at that time (before its start, after its replacement).
+    #[error("the meter is not active at {0}")]
+    MeterInactive(DateTime<Utc>),
+    /// The meter was replaced already.
+    #[error("the meter was replaced already")]
+    MeterReplaced,
+    /// A reading dated after now (beyond the allowed clock skew).
+    #[error("a reading cannot be in the future ({0})")]
+    ReadingInFuture(DateTime<Utc>),
+    /// A register reading below the previous one that no rollover explains.
+    #[error("the reading {value} is below the previous {previous} and no rollover explains it")]
+    ReadingBelowPrevious {
+        /// The previous reading's value.
+        previous: Decimal,
+        /// The refused value.
+        value: Decimal,
+    },
+    /// The meter's readings do not reach over the period asked for.
+    #[error("the readings do not cover {from} to {to}")]
+    NotCovered {
+        /// Start of the period.
+        from: DateTime<Utc>,
+        /// End of the period.
+        to: DateTime<Utc>,
+    },
+    /// A period whose end is not after its start, or too long.
+    #[error("the period is not valid: {0}")]
+    InvalidPeriod(&'static str),
+    /// No such billable metric in the caller's tenant.
+    #[error("metric not found")]
+    MetricNotFound,
+    /// Another metric of the tenant has this code.
+    #[error("a metric with code `{0}` exists")]
+    MetricCodeTaken(String),
+    /// The store failed; details go to the logs, not the caller.
+    #[error(transparent)]
+    Store(#[from] InfraError),
+}
+
+impl DomainError for MeteringError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_)
+            | Self::ReadingInFuture(_)
+            | Self::ReadingBelowPrevious { .. }
+            | Self::InvalidPeriod(_)
+            | Self::MeterInactive(_) => ErrorKind::Validation,
+            Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound => ErrorKind::NotFound,
+            Self::SiteCycle
+            | Self::SiteInUse
+            | Self::MeterReplaced
+            | Self::MetricCodeTaken(_)
+            | Self::NotCovered { .. } => ErrorKind::Conflict,
+            Self::Store(infra) => infra.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "metering.invalid",
+            Self::SiteNotFound => "metering.site_not_found",
+            Self::SiteCycle => "metering.site_cycle",
+            Self::SiteInUse => "metering.site_in_use",
+            Self::MeterNotFound => "metering.meter_not_found",
+            Self::MeterInactive(_) => "metering.meter_inactive",
+            Self::MeterReplaced => "metering.meter_replaced",
+            Self::ReadingInFuture(_) => "metering.reading_in_future",
+            Self::ReadingBelowPrevious { .. } => "metering.reading_below_previous",
+            Self::NotCovered { .. } => "metering.not_covered",
+            Self::InvalidPeriod(_) => "metering.invalid_period",
+            Self::MetricNotFound => "metering.metric_not_found",
+            Self::MetricCodeTaken(_) => "metering.metric_code_taken",
+            Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
+            Self::Store(_) => "internal",
+        }
+    }
+}
