@@ -50,6 +50,12 @@ pub enum MeteringError {
     /// A period whose end is not after its start, or too long.
     #[error("the period is not valid: {0}")]
     InvalidPeriod(&'static str),
+    /// The event falls in a period already closed for usage, past its grace.
+    #[error("usage through {closed_through} is closed")]
+    UsageClosed {
+        /// The instant before which usage is closed.
+        closed_through: DateTime<Utc>,
+    },
     /// No such billable metric in the caller's tenant.
     #[error("metric not found")]
     MetricNotFound,
@@ -68,7 +74,8 @@ impl DomainError for MeteringError {
             | Self::ReadingInFuture(_)
             | Self::ReadingBelowPrevious { .. }
             | Self::InvalidPeriod(_)
-            | Self::MeterInactive(_) => ErrorKind::Validation,
+            | Self::MeterInactive(_)
+            | Self::UsageClosed { .. } => ErrorKind::Validation,
             Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound => ErrorKind::NotFound,
             Self::SiteCycle
             | Self::SiteInUse
@@ -92,6 +99,7 @@ impl DomainError for MeteringError {
             Self::ReadingBelowPrevious { .. } => "metering.reading_below_previous",
             Self::NotCovered { .. } => "metering.not_covered",
             Self::InvalidPeriod(_) => "metering.invalid_period",
+            Self::UsageClosed { .. } => "metering.usage_closed",
             Self::MetricNotFound => "metering.metric_not_found",
             Self::MetricCodeTaken(_) => "metering.metric_code_taken",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",

@@ -98,7 +98,8 @@ pub struct Meter {
     pub active_from: DateTime<Utc>,
     /// When it stopped (replaced or removed); open while in service.
     pub active_until: Option<DateTime<Utc>>,
-    /// Its register's value when it started (registers only).
+    /// Its register's value when it started (registers only), as a decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1000.5"))]
     pub start_reading: Option<Decimal>,
     /// The meter it replaced, if any.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
