@@ -292,6 +292,11 @@ fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), MeteringEr
     if from >= to {
         return Err(MeteringError::InvalidPeriod("the end must be after the start"));
     }
+    // Years 1 to 9999: every time zone's local dates exist, and the database keeps them.
+    let calendar = |t: DateTime<Utc>| (1..=9999).contains(&chrono::Datelike::year(&t));
+    if !calendar(from) || !calendar(to) {
+        return Err(beyond_calendar());
+    }
     Ok(())
 }
 
@@ -573,5 +578,18 @@ mod tests {
             consumption_by(Granularity::Day, Tz::UTC, &place, jan(1, 0), utc(2040, 1, 1, 0)),
             Err(MeteringError::InvalidPeriod(_))
         ));
+    }
+
+    #[test]
+    fn periods_beyond_the_calendar_are_refused_not_panicked_on() {
+        let (meter, readings) = ten_a_day();
+        let place = [MeterReadings { meter: &meter, readings: &readings }];
+        let far = DateTime::<Utc>::MAX_UTC - TimeDelta::hours(1);
+        for tz in [chrono_tz::Asia::Tokyo, chrono_tz::America::New_York] {
+            let late = consumption_by(Granularity::Day, tz, &place, far, DateTime::<Utc>::MAX_UTC);
+            assert!(matches!(late, Err(MeteringError::InvalidPeriod(_))), "{late:?}");
+            let early = consumption_by(Granularity::Month, tz, &place, DateTime::<Utc>::MIN_UTC, jan(1, 0));
+            assert!(matches!(early, Err(MeteringError::InvalidPeriod(_))), "{early:?}");
+        }
     }
 }

@@ -130,6 +130,13 @@ impl Meter {
         if at <= self.active_from {
             return Err(MeteringError::MeterInactive(at));
         }
+        if matches!(self.mode, ReadingMode::Register { .. }) && start_reading.is_none() {
+            // Without it, no consumption of the new register could ever be computed.
+            return Err(MeteringError::Invalid(portico_kernel::ValidationErrors::field(
+                "startReading",
+                "a replacing register needs its start reading",
+            )));
+        }
         let closed = Self { active_until: Some(at), ..self.clone() };
         let successor = Self {
             id: new_id,
@@ -190,6 +197,8 @@ mod tests {
             old.replace(MeterId::new(), None, at(1), None),
             Err(MeteringError::MeterInactive(_))
         ));
+        let no_start = old.replace(MeterId::new(), None, at(10), None);
+        assert!(matches!(no_start, Err(MeteringError::Invalid(_))), "{no_start:?}");
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub const TIME_WEIGHTED_DP: u32 = 6;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Aggregation {
-    /// The number of events.
-    Count,
+    /// The number of events. (A struct variant with no fields, so that
+    /// `deny_unknown_fields` refuses a stray `property`.)
+    Count {},
     /// The sum of a numeric property.
     Sum {
         /// The property added up.
@@ -76,7 +77,7 @@ impl Aggregation {
     #[must_use]
     pub fn property(&self) -> Option<&str> {
         match self {
-            Self::Count => None,
+            Self::Count {} => None,
             Self::Sum { property }
             | Self::Max { property }
             | Self::UniqueCount { property }
@@ -257,7 +258,7 @@ fn figure(
     let window: Vec<&UsageEvent> = events.iter().copied().filter(|e| from <= e.at && e.at < to).collect();
     let numbers = |property: &str| numeric_values(&window, property);
     Ok(match aggregation {
-        Aggregation::Count => Some(Decimal::from(window.len())).filter(|n| !n.is_zero()),
+        Aggregation::Count {} => Some(Decimal::from(window.len())).filter(|n| !n.is_zero()),
         Aggregation::Sum { property } => {
             let mut sum = None;
             for (_, n) in numbers(property) {
@@ -482,8 +483,8 @@ mod tests {
     #[test]
     fn count_counts_the_matching_events_in_the_period() {
         // acme: e1, e2, e4, e9; all subjects: and globex's e5.
-        assert_eq!(figure(Aggregation::Count, Some("acme")), dec("4"));
-        assert_eq!(figure(Aggregation::Count, None), dec("5"));
+        assert_eq!(figure(Aggregation::Count {}, Some("acme")), dec("4"));
+        assert_eq!(figure(Aggregation::Count {}, None), dec("5"));
     }
 
     #[test]
@@ -614,7 +615,7 @@ mod tests {
     fn nothing_to_count_is_zero_for_every_aggregation() {
         let property = tokens;
         for aggregation in [
-            Aggregation::Count,
+            Aggregation::Count {},
             Aggregation::Sum { property: property() },
             Aggregation::Max { property: property() },
             Aggregation::UniqueCount { property: property() },
@@ -668,7 +669,7 @@ mod tests {
 
     #[test]
     fn a_period_must_end_after_it_starts() {
-        let metric = metric(Aggregation::Count, vec![]);
+        let metric = metric(Aggregation::Count {}, vec![]);
         for (from, to) in [(t(1, 0, 0), t(1, 0, 0)), (t(2, 0, 0), t(1, 0, 0))] {
             assert!(matches!(
                 aggregate(&metric, &events(), None, from, to),
@@ -691,7 +692,7 @@ mod tests {
         let expected = |acme: &str, globex: &str| {
             BTreeMap::from([("acme".to_owned(), dec(acme)), ("globex".to_owned(), dec(globex))])
         };
-        assert_eq!(by_subject(Aggregation::Count), expected("4", "1"));
+        assert_eq!(by_subject(Aggregation::Count {}), expected("4", "1"));
         assert_eq!(by_subject(Aggregation::Sum { property: tokens() }), expected("16.5", "100"));
         assert_eq!(by_subject(Aggregation::UniqueCount { property: "user".into() }), expected("2", "1"));
         assert_eq!(by_subject(Aggregation::TimeWeightedSum { property: tokens() }), expected("592", "1900"));
@@ -718,11 +719,15 @@ mod tests {
         let metric = draft.validated(id, t(1, 0, 0)).unwrap();
         assert_eq!(metric.aggregation, Aggregation::TimeWeightedSum { property: "seats".into() });
         assert_eq!((metric.id, metric.filters[0].values.len()), (id, 2));
+        let stray = serde_json::from_value::<MetricDraft>(
+            json!({"code": "calls", "name": "Calls", "aggregation": {"type": "count", "property": "x"}}),
+        );
+        assert!(stray.is_err(), "a count has no property: {stray:?}");
         let count: MetricDraft = serde_json::from_value(
             json!({"code": "calls", "name": "Calls", "aggregation": {"type": "count"}}),
         )
         .unwrap();
-        assert_eq!((count.aggregation, count.filters), (Aggregation::Count, vec![]));
+        assert_eq!((count.aggregation, count.filters), (Aggregation::Count {}, vec![]));
         for bad in [
             json!({"code": "calls", "name": "Calls", "aggregation": {"type": "median", "property": "n"}}),
             json!({"code": "calls", "name": "Calls", "aggregation": {"type": "sum"}}),

@@ -103,10 +103,12 @@ pub struct Checked {
 
 /// Checks a candidate reading `(at, value)` of `meter` before it is stored.
 ///
-/// `previous` is the meter's latest reading before the candidate (a rejected
-/// one, or another meter's, is ignored); a register without one is compared
-/// with its start reading. `trailing` holds recent consumptions per interval,
-/// for the spike rule.
+/// `previous` is the meter's latest counting reading before the candidate (a
+/// rejected one, or another meter's, is ignored); a register without one is
+/// compared with its start reading. `next` is its earliest counting reading
+/// after the candidate, when one is back-filled: the register must go on from
+/// the candidate to it as well. `trailing` holds recent consumptions per
+/// interval, for the spike rule.
 ///
 /// A register may be read from its start up to and including its end (the
 /// closing reading at a replacement); an interval's value covers the time
@@ -115,6 +117,7 @@ pub struct Checked {
 pub fn check_reading(
     meter: &Meter,
     previous: Option<&Reading>,
+    next: Option<&Reading>,
     trailing: &[Decimal],
     candidate: (DateTime<Utc>, Decimal),
     now: DateTime<Utc>,
@@ -153,6 +156,12 @@ pub fn check_reading(
                 }
                 (None, start) => start,
             };
+            if let Some(next) = next.filter(|n| n.meter_id == meter.id && n.status.counts()) {
+                if next.at <= at {
+                    return Err(invalid("at", "must be before the next reading"));
+                }
+                register_increment(meter.mode, value, next.value)?;
+            }
             match baseline {
                 Some(baseline) => {
                     let (used, rolled_over) = register_increment(meter.mode, baseline, value)?;
@@ -173,7 +182,9 @@ pub fn check_reading(
 
 /// What a register counted from `previous` to `value`, and whether it rolled
 /// over on the way: a lower value is a rollover only when the register has
-/// digits and both values fit in them.
+/// digits, both values fit in them, and the use it implies is under half the
+/// register's range (a register does not go round unnoticed; a small drop is
+/// a misreading, not a year of use).
 pub(crate) fn register_increment(
     mode: ReadingMode,
     previous: Decimal,
@@ -184,7 +195,11 @@ pub(crate) fn register_increment(
     }
     match mode.rollover_at() {
         // Both below the limit (at most 10^18), so neither sum can overflow.
-        Some(limit) if value < limit && previous < limit => Ok((limit - previous + value, true)),
+        Some(limit)
+            if value < limit && previous < limit && limit - previous + value < limit / Decimal::TWO =>
+        {
+            Ok((limit - previous + value, true))
+        }
         _ => Err(MeteringError::ReadingBelowPrevious { previous, value }),
     }
 }
@@ -295,6 +310,7 @@ mod tests {
         check_reading(
             meter,
             previous.as_ref(),
+            None,
             trailing,
             (day(10), dec(value)),
             day(20),
@@ -366,6 +382,7 @@ mod tests {
         let checked = check_reading(
             &meter,
             Some(&rejected),
+            None,
             &[],
             (day(10), dec(1_250)),
             day(20),
@@ -377,12 +394,41 @@ mod tests {
     }
 
     #[test]
+    fn a_small_drop_is_no_rollover_even_with_digits() {
+        // 6 digits: 1_000 -> 999 would mean 999_999 used, more than half the register's range.
+        let meter = register(Some(6));
+        let result = check(&meter, Some(1_000), &[], 999);
+        assert!(matches!(result, Err(MeteringError::ReadingBelowPrevious { .. })), "{result:?}");
+        // 999_990 -> 15 is 25 used: a rollover.
+        let rolled = check(&meter, Some(999_990), &[], 15).unwrap();
+        assert_eq!((rolled.consumption_since_previous, rolled.rolled_over), (Some(dec(25)), true));
+    }
+
+    #[test]
+    fn a_back_filled_reading_must_fit_before_the_next() {
+        let meter = register(None);
+        let (previous, next) = (reading(&meter, day(5), 1_000), reading(&meter, day(12), 1_100));
+        let rules = ReadingRules::default();
+        let fits =
+            check_reading(&meter, Some(&previous), Some(&next), &[], (day(10), dec(1_050)), day(20), &rules);
+        assert_eq!(fits.unwrap().consumption_since_previous, Some(dec(50)));
+        // 1_200 on day 10 would make the register fall to 1_100 on day 12.
+        let over =
+            check_reading(&meter, Some(&previous), Some(&next), &[], (day(10), dec(1_200)), day(20), &rules);
+        assert!(matches!(over, Err(MeteringError::ReadingBelowPrevious { .. })), "{over:?}");
+        let same_instant =
+            check_reading(&meter, Some(&previous), Some(&next), &[], (day(12), dec(1_050)), day(20), &rules);
+        assert_eq!(field_of(same_instant), ["at"]);
+    }
+
+    #[test]
     fn a_register_reading_not_after_the_previous_is_refused() {
         let meter = register(None);
         let previous = reading(&meter, day(10), 1_200);
         let result = check_reading(
             &meter,
             Some(&previous),
+            None,
             &[],
             (day(10), dec(1_250)),
             day(20),
@@ -398,18 +444,21 @@ mod tests {
         let rules = ReadingRules::default();
         let late = now + TimeDelta::minutes(6);
         assert!(matches!(
-            check_reading(&meter, None, &[], (late, dec(1)), now, &rules),
+            check_reading(&meter, None, None, &[], (late, dec(1)), now, &rules),
             Err(MeteringError::ReadingInFuture(at)) if at == late
         ));
         // Within the 5 minutes of skew a device's clock may be ahead.
-        assert!(check_reading(&meter, None, &[], (now + TimeDelta::minutes(4), dec(1)), now, &rules).is_ok());
+        assert!(
+            check_reading(&meter, None, None, &[], (now + TimeDelta::minutes(4), dec(1)), now, &rules)
+                .is_ok()
+        );
     }
 
     #[test]
     fn a_reading_outside_the_meters_service_is_refused() {
         let meter = Meter { active_from: day(5), active_until: Some(day(15)), ..register(None) };
         let rules = ReadingRules::default();
-        let at = |at| check_reading(&meter, None, &[], (at, dec(1)), day(20), &rules);
+        let at = |at| check_reading(&meter, None, None, &[], (at, dec(1)), day(20), &rules);
         assert!(matches!(at(day(4)), Err(MeteringError::MeterInactive(t)) if t == day(4)));
         assert!(matches!(at(day(16)), Err(MeteringError::MeterInactive(_))));
         // The closing reading at the end belongs to the meter, as does one at its start.
@@ -420,7 +469,7 @@ mod tests {
     fn an_interval_is_read_after_its_meters_start_up_to_its_end() {
         let meter = Meter { active_from: day(5), active_until: Some(day(15)), ..interval() };
         let rules = ReadingRules::default();
-        let at = |at| check_reading(&meter, None, &[], (at, dec(1)), day(20), &rules);
+        let at = |at| check_reading(&meter, None, None, &[], (at, dec(1)), day(20), &rules);
         // An interval ending at the start lies before the meter.
         assert!(matches!(at(day(5)), Err(MeteringError::MeterInactive(_))));
         assert!(at(day(15)).is_ok());

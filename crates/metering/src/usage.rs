@@ -92,7 +92,21 @@ fn within_limits(properties: &Map<String, Value>, _: &()) -> garde::Result {
     if bytes.len() > MAX_PROPERTIES_BYTES {
         return Err(garde::Error::new(format!("at most {MAX_PROPERTIES_BYTES} bytes as JSON")));
     }
+    // PostgreSQL's jsonb cannot hold a NUL character: refused here, not as a failed batch.
+    if properties.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)) {
+        return Err(garde::Error::new("must not contain NUL characters"));
+    }
     Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any string or key, at any depth.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 impl NewUsageEvent {
@@ -107,7 +121,9 @@ impl NewUsageEvent {
             id: self.id,
             subject: self.subject,
             metric_code: self.metric_code,
-            at: self.at.unwrap_or(now),
+            // Kept to the microsecond, as the database keeps it, so a window's edge
+            // falls on the same side here and in SQL.
+            at: chrono::SubsecRound::trunc_subsecs(self.at.unwrap_or(now), 6),
             properties: self.properties,
         }
     }
@@ -184,6 +200,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn nul_characters_in_properties_are_refused_and_times_keep_microseconds() {
+        let event = |properties: serde_json::Value| {
+            serde_json::from_value::<NewUsageEvent>(serde_json::json!({
+                "id": "e-1", "subject": "acme", "metricCode": "api.calls",
+                "at": "2026-03-01T23:59:59.9999996Z", "properties": properties
+            }))
+            .unwrap()
+        };
+        let now = chrono::Utc::now();
+        for bad in [
+            serde_json::json!({"k": "a\u{0}b"}),
+            serde_json::json!({"k\u{0}": 1}),
+            serde_json::json!({"k": [{"deep": "\u{0}"}]}),
+        ] {
+            let refused = event(bad.clone()).validated(now);
+            assert!(matches!(&refused, Err(MeteringError::Invalid(_))), "{bad}: {refused:?}");
+        }
+        let kept = event(serde_json::json!({"k": "fine"})).validated(now).unwrap();
+        assert_eq!(kept.at.to_rfc3339(), "2026-03-01T23:59:59.999999+00:00");
+    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
