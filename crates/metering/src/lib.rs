@@ -65,6 +65,6 @@ pub use reading::{Checked, Reading, ReadingRules, ReadingSource, ReadingStatus, 
 pub use site::{Site, SiteKind, check_parent};
 pub use source::{MeterDataSource, PullFuture, Pulled, PulledReading, SourceError};
 pub use usage::{
-    EventBatch, MAX_BATCH_EVENTS, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, NewUsageEvent, UsageEvent, accepts,
-    dedupe_in_batch,
+    EventBatch, IngestReport, MAX_BATCH_EVENTS, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, NewUsageEvent,
+    UsageEvent, accepts, dedupe_in_batch,
 };

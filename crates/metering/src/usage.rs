@@ -156,6 +156,21 @@ impl EventBatch {
     }
 }
 
+/// What ingesting a batch did: events stored, ids seen before (in the batch
+/// or stored earlier; nothing added), and events refused because their usage
+/// is closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IngestReport {
+    /// Events stored now.
+    pub accepted: u64,
+    /// Ids already stored, or repeated in the batch, in the order they came.
+    pub duplicates: Vec<String>,
+    /// Ids refused: their time is in usage closed past its grace (`metering.usage_closed`).
+    pub closed: Vec<String>,
+}
+
 /// Splits a batch into the first event of each id and the ids repeated after
 /// it, in the order they came (an id sent three times is listed twice).
 #[must_use]

@@ -26,6 +26,7 @@ mod store;
 mod tenant_profile;
 mod tenant_views;
 mod tenants;
+mod usage;
 
 /// The channel on which every committed change of a cached resource is
 /// announced as `resource:tenant_id:id` (a trigger per cached table sends it).

@@ -18,3 +18,4 @@ mod schedules;
 mod support;
 mod tenant_profile;
 mod tenants;
+mod usage;
