@@ -54,11 +54,19 @@ fn number_of(param: usize) -> String {
 }
 
 /// The events of one metric that count: its code, the subject if given, and
-/// every filter matched (JSON equality; an event without the property never matches).
-const COUNTED: &str = "tenant_id = $1 AND metric_code = $2 AND ($5::text IS NULL OR subject = $5) \
-     AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements($6::jsonb) f \
+/// every filter matched (JSON equality; an event without the property never
+/// matches). Without filters the filter test is left out (`$6` then folds
+/// away at planning), so no per-row subquery runs.
+fn counted(filtered: bool) -> String {
+    let filters = if filtered {
+        "NOT EXISTS (SELECT 1 FROM jsonb_array_elements($6::jsonb) f \
                      WHERE NOT coalesce(properties -> (f ->> 'property') IN \
-                                        (SELECT jsonb_array_elements(f -> 'values')), false))";
+                                        (SELECT jsonb_array_elements(f -> 'values')), false))"
+    } else {
+        "$6::jsonb IS NOT NULL"
+    };
+    format!("tenant_id = $1 AND metric_code = $2 AND ($5::text IS NULL OR subject = $5) AND {filters}")
+}
 
 impl Store {
     /// Ingests a batch of usage events of the context's tenant: the first of
@@ -177,28 +185,29 @@ impl Store {
         let filters = serde_json::to_value(&metric.filters)
             .map_err(|e| MeteringError::Store(InfraError::internal(e)))?;
         let window = "at >= $3 AND at < $4";
+        let counts = counted(!metric.filters.is_empty());
         let sql = match &metric.aggregation {
             Aggregation::Count {} => {
-                format!("SELECT count(*)::text AS figure FROM usage_events WHERE {COUNTED} AND {window}")
+                format!("SELECT count(*)::text AS figure FROM usage_events WHERE {counts} AND {window}")
             }
             Aggregation::Sum { .. } => {
                 format!(
-                    "SELECT sum({n})::text AS figure FROM usage_events WHERE {COUNTED} AND {window}",
+                    "SELECT sum({n})::text AS figure FROM usage_events WHERE {counts} AND {window}",
                     n = number_of(7)
                 )
             }
             Aggregation::Max { .. } => {
                 format!(
-                    "SELECT max({n})::text AS figure FROM usage_events WHERE {COUNTED} AND {window}",
+                    "SELECT max({n})::text AS figure FROM usage_events WHERE {counts} AND {window}",
                     n = number_of(7)
                 )
             }
             Aggregation::UniqueCount { .. } => format!(
                 "SELECT count(DISTINCT properties -> $7)::text AS figure FROM usage_events \
-                 WHERE {COUNTED} AND {window} AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb"
+                 WHERE {counts} AND {window} AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb"
             ),
             Aggregation::Latest { .. } => format!(
-                "SELECT {n}::text AS figure FROM usage_events WHERE {COUNTED} AND {window} AND {n} IS NOT NULL \
+                "SELECT {n}::text AS figure FROM usage_events WHERE {counts} AND {window} AND {n} IS NOT NULL \
                  ORDER BY at DESC, event_id COLLATE \"C\" DESC LIMIT 1",
                 n = number_of(7)
             ),
@@ -207,7 +216,7 @@ impl Store {
             Aggregation::TimeWeightedSum { .. } => format!(
                 "WITH levels AS ( \
                      SELECT subject, at, event_id, {n} AS level FROM usage_events \
-                     WHERE {COUNTED} AND at < $4 AND {n} IS NOT NULL), \
+                     WHERE {counts} AND at < $4 AND {n} IS NOT NULL), \
                  held AS ( \
                      (SELECT DISTINCT ON (subject) subject, $3::timestamptz AS at, 0 AS ord, event_id, level \
                       FROM levels WHERE at < $3 ORDER BY subject, at DESC, event_id COLLATE \"C\" DESC) \
