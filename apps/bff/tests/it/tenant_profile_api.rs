@@ -272,6 +272,18 @@ async fn the_platform_tenant_is_not_onboarded_and_has_every_feature() {
     // Staff's platform-wide credit views stay open.
     let res = app.call("GET", "/api/v1/credits/analytics", Some(&admin), None).await;
     assert_eq!(res.status, 200, "{}", res.body);
+    // Even an override stored by other means does not close the platform's own routes.
+    execute(
+        &app,
+        "INSERT INTO tenant_settings (tenant_id, features, updated_at) \
+         VALUES ($1::uuid, '{\"credits\": false}', now())",
+        &platform.to_string(),
+    )
+    .await;
+    let config = app.call("GET", &format!("/api/v1/tenants/{platform}/config"), Some(&admin), None).await;
+    assert_eq!(config.json["data"]["features"]["credits"]["enabled"], json!(false), "{}", config.body);
+    let res = app.call("GET", "/api/v1/credits/analytics", Some(&admin), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
 }
 
 #[actix_web::test]
