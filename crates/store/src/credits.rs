@@ -33,6 +33,7 @@ use portico_kernel::{
 use serde_json::json;
 
 use crate::error::{Failure, is_unique_violation};
+use crate::store::now_of;
 use crate::{Store, audit};
 
 pub(crate) type CreditsFailure = Failure<CreditsError>;
@@ -362,11 +363,6 @@ struct Ledger {
     reference: String,
     actor: String,
     now: DateTime<Utc>,
-}
-
-/// `clock`'s time at the precision PostgreSQL keeps (as `Store::now`).
-fn now_of(clock: &dyn Clock) -> DateTime<Utc> {
-    chrono::SubsecRound::trunc_subsecs(clock.now(), 6)
 }
 
 /// Who expiry entries are written by: the platform, whichever operation

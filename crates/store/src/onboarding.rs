@@ -9,7 +9,7 @@ use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_credits::{AddCredits, Channel, CreditsError, GrantSource, Reference, WalletRef};
 use portico_kernel::{
-    Actor, AuditEntry, Clock, MembershipId, Origin, PlatformContext, RequestId, TenantContext, TenantId,
+    Actor, AuditEntry, MembershipId, Origin, PlatformContext, RequestId, TenantContext, TenantId,
 };
 use portico_tenancy::people::{InvitationLink, person_name};
 use portico_tenancy::{
@@ -18,9 +18,9 @@ use portico_tenancy::{
     plan_onboarding,
 };
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Failure, is_unique_violation};
+use crate::store::now_of;
 use crate::tenant_profile::{corrupt, load_profile, save_profile};
 use crate::tenants::{TenantFailure, TenantRow, load_for_update};
 use crate::{Store, audit};
@@ -31,15 +31,12 @@ fn resolve(failure: TenantFailure) -> TenancyError {
     })
 }
 
-/// A hash of what was asked, to tell a replay from a different second attempt.
+/// A hash of what was asked (the idempotency records' fingerprint), to tell
+/// a replay from a different second attempt.
 fn fingerprint(source: OnboardingSource, command: &impl serde::Serialize) -> Result<Vec<u8>, TenancyError> {
     let body = serde_json::to_vec(command)
         .map_err(|e| TenancyError::Store(portico_kernel::InfraError::internal(e)))?;
-    let mut hash = Sha256::new();
-    hash.update(source.as_str().as_bytes());
-    hash.update([0]);
-    hash.update(&body);
-    Ok(hash.finalize().to_vec())
+    Ok(crate::fingerprint("onboarding", source.as_str(), &body).into_bytes())
 }
 
 #[derive(QueryableByName)]
@@ -318,7 +315,7 @@ impl Store {
                 if let Some(first) = earlier(conn, &before, &fingerprint).await? {
                     return Ok(first);
                 }
-                let now = self_now(&*clock);
+                let now = now_of(&*clock);
                 let plan = plan_onboarding(
                     catalogue,
                     &before,
@@ -379,7 +376,7 @@ impl Store {
                 let fingerprint = fingerprint.clone();
                 move |conn| {
                     Box::pin(async move {
-                        let now = self_now(&*clock);
+                        let now = now_of(&*clock);
                         let tenant = Tenant::create(command.tenant(), id, now).map_err(Failure::Domain)?;
                         diesel::insert_into(crate::schema::tenants::table)
                             .values(TenantRow::from(&tenant))
@@ -507,25 +504,12 @@ impl Store {
         request_id: &RequestId,
         origin: &Origin,
     ) -> Result<Option<Onboarding>, TenancyError> {
-        #[derive(QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
-            id: Option<uuid::Uuid>,
-        }
-        let wanted = slug.to_owned();
-        let found = self
-            .in_unscoped(move |conn| {
-                Box::pin(async move {
-                    let found: Found = diesel::sql_query("SELECT tenant_id_for_slug($1) AS id")
-                        .bind::<Text, _>(wanted)
-                        .get_result(conn)
-                        .await?;
-                    Ok(found.id)
-                })
-            })
-            .await
-            .map_err(resolve)?;
-        let Some(id) = found.map(TenantId::from_uuid) else { return Ok(None) };
+        let id = match self.in_service(slug).await {
+            Ok(id) => id,
+            // Free, or held by a tenant out of service (whose slug the insert then finds taken).
+            Err(TenancyError::NotFound) => return Ok(None),
+            Err(other) => return Err(other),
+        };
         let (fingerprint, now) = (fingerprint.to_vec(), self.now());
         let (request_id, origin) = (request_id.clone(), origin.clone());
         let replay = self
@@ -590,9 +574,4 @@ async fn resend(
     };
     audit::record(conn, tenant, by, &entry, now).await?;
     Ok(())
-}
-
-/// The time as the store keeps it (microseconds).
-fn self_now(clock: &dyn Clock) -> DateTime<Utc> {
-    chrono::SubsecRound::trunc_subsecs(clock.now(), 6)
 }

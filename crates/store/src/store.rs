@@ -138,7 +138,7 @@ impl Store {
     /// Now, at the precision PostgreSQL stores (microseconds), so what a
     /// method returns equals what a later read returns.
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6)
+        now_of(&*self.clock)
     }
 
     /// The clock, for work that must read the time later than its start
@@ -273,4 +273,10 @@ fn build_pool(
         }))
         .build()
         .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// `clock`'s time at the precision PostgreSQL stores (microseconds), for
+/// work that reads the time inside a transaction (after waiting for a lock).
+pub(crate) fn now_of(clock: &dyn Clock) -> chrono::DateTime<chrono::Utc> {
+    chrono::SubsecRound::trunc_subsecs(clock.now(), 6)
 }
