@@ -23,6 +23,7 @@
 mod audit;
 mod clock;
 mod context;
+pub mod csv;
 mod email;
 mod error;
 mod files;

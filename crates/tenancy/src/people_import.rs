@@ -33,8 +33,9 @@
 
 use std::collections::HashMap;
 
-use csv_core::{ReadRecordResult, Reader};
 use serde::Serialize;
+
+use portico_kernel::csv::{Framing, RecordSink};
 
 use crate::{Email, MembershipKind, Role};
 
@@ -50,12 +51,6 @@ const FIELD_MAX: usize = 1_000;
 const NAME_MAX: usize = 200;
 /// The longest kind or role value a reason repeats, in characters.
 const SHOWN_MAX: usize = 40;
-/// How many parsed bytes csv-core hands over per call: longer fields arrive
-/// in pieces, so memory does not grow with the field.
-const WINDOW: usize = 1_024;
-/// How many field ends csv-core hands over per call.
-const WINDOW_ENDS: usize = 32;
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The first characters that make a spreadsheet run a field as a formula:
 /// the export puts a `'` before them, and the import takes it away.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
@@ -220,132 +215,6 @@ pub fn export_record(fields: &[&str]) -> String {
     record
 }
 
-/// Turns bytes into fields and records (with csv-core) and numbers the
-/// physical lines they start on.
-struct Framing {
-    reader: Reader,
-    window: Vec<u8>,
-    ends: Vec<usize>,
-    /// The file's first bytes, while they may still be a byte order mark.
-    head: Vec<u8>,
-    /// Whether csv-core has been given bytes.
-    started: bool,
-    /// Line feeds consumed so far.
-    newlines: u64,
-    /// Whether nothing but line ends was consumed since the last record.
-    between_records: bool,
-    /// How many bytes of the current record were handed over before the
-    /// window: csv-core counts field ends from the record's start.
-    record_offset: usize,
-}
-
-impl Framing {
-    fn new() -> Self {
-        Self {
-            reader: Reader::new(),
-            window: vec![0; WINDOW],
-            ends: vec![0; WINDOW_ENDS],
-            head: Vec::new(),
-            started: false,
-            newlines: 0,
-            between_records: true,
-            record_offset: 0,
-        }
-    }
-
-    fn feed(&mut self, mut input: &[u8], batch: &mut Batch) {
-        // The byte order mark is skipped here: csv-core recognises it only
-        // in a first chunk of more than three bytes.
-        while !self.started {
-            let Some((&byte, rest)) = input.split_first() else { return };
-            input = rest;
-            self.head.push(byte);
-            if self.head == BOM {
-                self.head.clear();
-            } else if !BOM.starts_with(&self.head) {
-                self.start(batch);
-            }
-        }
-        self.read(input, batch);
-    }
-
-    fn start(&mut self, batch: &mut Batch) {
-        self.started = true;
-        let head = std::mem::take(&mut self.head);
-        self.read(&head, batch);
-    }
-
-    fn finish(&mut self, batch: &mut Batch) {
-        if !self.started {
-            self.start(batch);
-        }
-        // Empty input tells csv-core the file has ended: it gives the last
-        // record if one is open, and then `End`.
-        for _ in 0..2 {
-            if batch.is_stopped() {
-                return;
-            }
-            let (result, _, written, ended) = self.reader.read_record(&[], &mut self.window, &mut self.ends);
-            self.deliver(written, ended, batch);
-            if result != ReadRecordResult::Record {
-                return;
-            }
-            self.end_record(batch);
-        }
-    }
-
-    fn read(&mut self, mut input: &[u8], batch: &mut Batch) {
-        while !input.is_empty() && !batch.is_stopped() {
-            let (result, read, written, ended) =
-                self.reader.read_record(input, &mut self.window, &mut self.ends);
-            let (consumed, rest) = input.split_at(read.min(input.len()));
-            // One call never reads past the end of a record, so `consumed`
-            // holds at most one record's start.
-            self.count_lines(consumed, batch);
-            self.deliver(written, ended, batch);
-            if result == ReadRecordResult::Record {
-                self.end_record(batch);
-            }
-            input = rest;
-        }
-    }
-
-    fn count_lines(&mut self, mut consumed: &[u8], batch: &mut Batch) {
-        let line_feeds = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        if self.between_records {
-            // csv-core skips empty lines between records; the record starts
-            // at the first other byte.
-            if let Some(at) = consumed.iter().position(|&b| b != b'\r' && b != b'\n') {
-                let (blank, record) = consumed.split_at(at);
-                self.newlines += line_feeds(blank);
-                self.between_records = false;
-                batch.start_record(self.newlines + 1);
-                consumed = record;
-            }
-        }
-        self.newlines += line_feeds(consumed);
-    }
-
-    fn deliver(&mut self, written: usize, ended: usize, batch: &mut Batch) {
-        let window = self.window.get(..written).unwrap_or_default();
-        let mut from = 0;
-        for &end in self.ends.get(..ended).unwrap_or_default() {
-            let to = end.saturating_sub(self.record_offset).clamp(from, window.len());
-            batch.field_bytes(window.get(from..to).unwrap_or_default());
-            batch.end_field();
-            from = to;
-        }
-        batch.field_bytes(window.get(from..).unwrap_or_default());
-        self.record_offset += written;
-    }
-
-    fn end_record(&mut self, batch: &mut Batch) {
-        self.record_offset = 0;
-        self.between_records = true;
-        batch.end_record();
-    }
-}
-
 /// A column an import file may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -435,19 +304,7 @@ struct Batch {
 
 type Problem = (&'static str, String);
 
-impl Batch {
-    fn new() -> Self {
-        Self {
-            stage: Stage::Header { columns: Vec::new(), valid: true },
-            record: Draft::default(),
-            rows: Vec::new(),
-            row_count: 0,
-            emails: HashMap::new(),
-            errors: Vec::new(),
-            error_count: 0,
-        }
-    }
-
+impl RecordSink for Batch {
     fn is_stopped(&self) -> bool {
         matches!(self.stage, Stage::Stopped)
     }
@@ -507,6 +364,20 @@ impl Batch {
             Stage::Header { .. } => self.end_header(),
             Stage::Rows { .. } => self.end_row(),
             Stage::Stopped => {}
+        }
+    }
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            stage: Stage::Header { columns: Vec::new(), valid: true },
+            record: Draft::default(),
+            rows: Vec::new(),
+            row_count: 0,
+            emails: HashMap::new(),
+            errors: Vec::new(),
+            error_count: 0,
         }
     }
 
