@@ -9,6 +9,10 @@
 //! records are skipped and still counted.
 
 use csv_core::{ReadRecordResult, Reader};
+use serde::Serialize;
+
+/// The most errors a report lists; it counts those beyond.
+pub const MAX_REPORTED: usize = 1_000;
 
 /// How many parsed bytes csv-core hands over per call: longer fields arrive
 /// in pieces, so memory does not grow with the field.
@@ -16,6 +20,54 @@ const WINDOW: usize = 1_024;
 /// How many field ends csv-core hands over per call.
 const WINDOW_ENDS: usize = 32;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why one line of an import file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "line": 7, "code": "import.invalid_value", "reason": "value \"12,5\" is not a decimal number"
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct RowError {
+    /// The physical line the record starts on (the header is line 1).
+    pub line: u64,
+    /// Stable, machine-readable (`import.field_count`, `import.invalid_value`, …).
+    pub code: &'static str,
+    /// For people; never repeats personal data (an email address, a phone number).
+    pub reason: String,
+}
+
+/// Why a file was refused: every error counted, the first [`MAX_REPORTED`] listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "rows": 250,
+    "errorCount": 2,
+    "errors": [
+        {"line": 7, "code": "import.invalid_value", "reason": "value \"12,5\" is not a decimal number"},
+        {"line": 12, "code": "import.invalid_kind",
+         "reason": "kind \"teacher\" is not one of owner, admin, staff, student, parent, viewer"}
+    ]
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    /// Data records read (blank lines and the header not counted).
+    pub rows: u64,
+    /// Every error found, listed or not.
+    pub error_count: u64,
+    /// The first [`MAX_REPORTED`] errors, in line order.
+    pub errors: Vec<RowError>,
+}
+
+impl ImportReport {
+    /// Counts an error on `line`, listing it while fewer than [`MAX_REPORTED`] are.
+    pub fn add(&mut self, line: u64, code: &'static str, reason: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_REPORTED {
+            self.errors.push(RowError { line, code, reason });
+        }
+    }
+}
 
 /// What receives the records [`Framing`] reads, piece by piece.
 pub trait RecordSink {

@@ -39,6 +39,15 @@ pub enum MeteringError {
         /// The refused value.
         value: Decimal,
     },
+    /// The meter has another value at that instant.
+    #[error("the meter has another reading at {0}")]
+    ReadingConflict(DateTime<Utc>),
+    /// The meter has readings, so it cannot be deleted (replace it instead).
+    #[error("the meter has readings")]
+    MeterInUse,
+    /// No such meter data source in the caller's tenant.
+    #[error("meter data source not found")]
+    SourceNotFound,
     /// The meter's readings do not reach over the period asked for.
     #[error("the readings do not cover {from} to {to}")]
     NotCovered {
@@ -76,10 +85,14 @@ impl DomainError for MeteringError {
             | Self::InvalidPeriod(_)
             | Self::MeterInactive(_)
             | Self::UsageClosed { .. } => ErrorKind::Validation,
-            Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound => ErrorKind::NotFound,
+            Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound | Self::SourceNotFound => {
+                ErrorKind::NotFound
+            }
             Self::SiteCycle
             | Self::SiteInUse
             | Self::MeterReplaced
+            | Self::ReadingConflict(_)
+            | Self::MeterInUse
             | Self::MetricCodeTaken(_)
             | Self::NotCovered { .. } => ErrorKind::Conflict,
             Self::Store(infra) => infra.kind(),
@@ -96,6 +109,9 @@ impl DomainError for MeteringError {
             Self::MeterInactive(_) => "metering.meter_inactive",
             Self::MeterReplaced => "metering.meter_replaced",
             Self::ReadingInFuture(_) => "metering.reading_in_future",
+            Self::ReadingConflict(_) => "metering.reading_conflict",
+            Self::MeterInUse => "metering.meter_in_use",
+            Self::SourceNotFound => "metering.source_not_found",
             Self::ReadingBelowPrevious { .. } => "metering.reading_below_previous",
             Self::NotCovered { .. } => "metering.not_covered",
             Self::InvalidPeriod(_) => "metering.invalid_period",

@@ -45,24 +45,30 @@
 
 mod consumption;
 mod error;
+mod import;
 mod meter;
 mod metric;
 mod reading;
 mod site;
 mod source;
+mod text;
 mod usage;
 
 pub use consumption::{
     Bucket, CONSUMPTION_DECIMALS, Granularity, MeterReadings, consumption, consumption_by,
 };
 pub use error::MeteringError;
-pub use meter::{Meter, MeterKind, MeterPlace, ReadingMode};
+pub use import::{ImportedReading, MAX_IMPORT_ROWS, MeterRef, ReadingsImport};
+pub use meter::{Meter, MeterChanges, MeterDraft, MeterKind, MeterPlace, ReadingMode, Replacement};
 pub use metric::{
     Aggregation, BillableMetric, MAX_FILTERS, MetricDraft, PropertyFilter, TIME_WEIGHTED_DP, aggregate,
     aggregate_by_subject,
 };
-pub use reading::{Checked, Reading, ReadingRules, ReadingSource, ReadingStatus, check_reading};
-pub use site::{Site, SiteKind, check_parent};
+pub use reading::{
+    Checked, MAX_BATCH_READINGS, NewReading, Reading, ReadingBatch, ReadingRules, ReadingSource,
+    ReadingStatus, TRAILING_READINGS, Verdict, candidate, check_reading, check_series,
+};
+pub use site::{Site, SiteDraft, SiteKind, check_parent};
 pub use source::{MeterDataSource, PullFuture, Pulled, PulledReading, SourceError};
 pub use usage::{
     EventBatch, IngestReport, MAX_BATCH_EVENTS, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, NewUsageEvent,

@@ -2,10 +2,11 @@
 //! meters at one place (a replacement closes one and starts the next).
 
 use chrono::{DateTime, Utc};
-use portico_kernel::{MeterId, SiteId};
+use portico_kernel::{MeterId, SiteId, ValidationErrors};
 use rust_decimal::Decimal;
 
 use crate::MeteringError;
+use crate::text::{plain_text, plain_text_opt};
 
 /// What a meter measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -132,7 +133,7 @@ impl Meter {
         }
         if matches!(self.mode, ReadingMode::Register { .. }) && start_reading.is_none() {
             // Without it, no consumption of the new register could ever be computed.
-            return Err(MeteringError::Invalid(portico_kernel::ValidationErrors::field(
+            return Err(MeteringError::Invalid(ValidationErrors::field(
                 "startReading",
                 "a replacing register needs its start reading",
             )));
@@ -148,6 +149,198 @@ impl Meter {
             ..self.clone()
         };
         Ok((closed, successor))
+    }
+}
+
+/// Installs a meter (`POST /api/v1/metering/meters`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "place": {"type": "site", "siteId": "01937a8e-5f2c-7d40-9a1e-3b5c7d9e1f20"},
+    "kind": "electricity", "unit": "kWh", "mode": {"mode": "register", "digits": 6},
+    "serialNumber": "1ESY1160512345", "activeFrom": "2026-01-01T00:00:00Z", "startReading": "1000.5"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeterDraft {
+    /// Where it is.
+    #[garde(custom(place_rules))]
+    pub place: MeterPlace,
+    /// What it measures.
+    #[garde(skip)]
+    pub kind: MeterKind,
+    /// The unit of its values, 1 to 32 characters (`kWh`, `m3`).
+    #[garde(length(chars, min = 1, max = 32), custom(plain_text))]
+    pub unit: String,
+    /// How its values read; a register's `digits` are 1 to 18.
+    #[garde(custom(mode_rules))]
+    pub mode: ReadingMode,
+    /// The serial number printed on it, 1 to 64 characters.
+    #[serde(default)]
+    #[garde(length(chars, min = 1, max = 64), custom(plain_text_opt))]
+    pub serial_number: Option<String>,
+    /// When it started measuring; now when absent.
+    #[serde(default)]
+    #[garde(skip)]
+    pub active_from: Option<DateTime<Utc>>,
+    /// A register's value when it started, as a decimal string (default 0);
+    /// an interval meter has none.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    #[garde(skip)]
+    pub start_reading: Option<Decimal>,
+}
+
+fn place_rules(place: &MeterPlace, _: &()) -> garde::Result {
+    match place {
+        MeterPlace::Site { .. } => Ok(()),
+        MeterPlace::Subject { subject } if subject.is_empty() || subject.chars().count() > 256 => {
+            Err(garde::Error::new("the subject must have 1 to 256 characters"))
+        }
+        MeterPlace::Subject { subject } => plain_text(subject, &()),
+    }
+}
+
+fn mode_rules(mode: &ReadingMode, _: &()) -> garde::Result {
+    match mode {
+        ReadingMode::Register { digits: Some(digits) } if !(1..=18).contains(digits) => {
+            Err(garde::Error::new("a register has 1 to 18 digits"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The ways a start reading can be wrong for `mode`.
+fn check_start(mode: ReadingMode, start_reading: Option<Decimal>) -> Result<(), MeteringError> {
+    let Some(start) = start_reading else { return Ok(()) };
+    let field = "startReading";
+    match mode {
+        ReadingMode::Interval => Err(MeteringError::Invalid(ValidationErrors::field(
+            field,
+            "an interval meter has no start reading",
+        ))),
+        _ if start < Decimal::ZERO => {
+            Err(MeteringError::Invalid(ValidationErrors::field(field, "must not be negative")))
+        }
+        _ if mode.rollover_at().is_some_and(|limit| start >= limit) => {
+            Err(MeteringError::Invalid(ValidationErrors::field(field, "must fit in the register's digits")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl MeterDraft {
+    /// The meter `id` as the draft describes it, checked; `now` stands in
+    /// for a missing start, which may not lie in the future.
+    pub fn validated(self, id: MeterId, now: DateTime<Utc>) -> Result<Meter, MeteringError> {
+        garde::Validate::validate(&self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        let active_from = chrono::SubsecRound::trunc_subsecs(self.active_from.unwrap_or(now), 6);
+        if active_from > now {
+            return Err(MeteringError::Invalid(ValidationErrors::field(
+                "activeFrom",
+                "must not be in the future",
+            )));
+        }
+        // A register without a stated start starts at zero, so its first reading counts.
+        let start_reading = match self.mode {
+            ReadingMode::Register { .. } => Some(self.start_reading.unwrap_or(Decimal::ZERO)),
+            ReadingMode::Interval => self.start_reading,
+        };
+        check_start(self.mode, start_reading)?;
+        Ok(Meter {
+            id,
+            place: self.place,
+            kind: self.kind,
+            unit: self.unit,
+            mode: self.mode,
+            serial_number: self.serial_number,
+            active_from,
+            active_until: None,
+            start_reading,
+            replaces: None,
+        })
+    }
+}
+
+/// Changes what may change of a meter without touching its readings
+/// (`PUT /api/v1/metering/meters/{id}`): where it is and its serial number.
+/// What it measures, its unit and its mode stay; a different meter is a
+/// replacement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "place": {"type": "subject", "subject": "customer-42"}, "serialNumber": "1ESY1160512345"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeterChanges {
+    /// Where it is.
+    #[garde(custom(place_rules))]
+    pub place: MeterPlace,
+    /// The serial number printed on it, 1 to 64 characters; none removes it.
+    #[serde(default)]
+    #[garde(length(chars, min = 1, max = 64), custom(plain_text_opt))]
+    pub serial_number: Option<String>,
+}
+
+impl MeterChanges {
+    /// `meter` with the changes, checked.
+    pub fn apply(self, meter: &Meter) -> Result<Meter, MeteringError> {
+        garde::Validate::validate(&self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        Ok(Meter { place: self.place, serial_number: self.serial_number, ..meter.clone() })
+    }
+}
+
+/// Replaces a meter by a new one at an instant
+/// (`POST /api/v1/metering/meters/{id}/replace`): the old meter's closing
+/// reading, if given, is stored with the replacement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "at": "2026-06-30T09:15:00Z", "closingReading": "4711.2", "serialNumber": "1ESY1160599999",
+    "startReading": "0"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Replacement {
+    /// When the new meter took over.
+    #[garde(skip)]
+    pub at: DateTime<Utc>,
+    /// The old register's value at `at`, as a decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    #[garde(skip)]
+    pub closing_reading: Option<Decimal>,
+    /// The new meter's serial number, 1 to 64 characters.
+    #[serde(default)]
+    #[garde(length(chars, min = 1, max = 64), custom(plain_text_opt))]
+    pub serial_number: Option<String>,
+    /// The new register's value at `at`, as a decimal string (registers need it).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    #[garde(skip)]
+    pub start_reading: Option<Decimal>,
+}
+
+impl Replacement {
+    /// The old meter closed and its successor `new_id`, checked; the
+    /// instant may not lie in the future.
+    pub fn apply(
+        &self,
+        meter: &Meter,
+        new_id: MeterId,
+        now: DateTime<Utc>,
+    ) -> Result<(Meter, Meter), MeteringError> {
+        garde::Validate::validate(self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        let at = chrono::SubsecRound::trunc_subsecs(self.at, 6);
+        if at > now {
+            return Err(MeteringError::Invalid(ValidationErrors::field("at", "must not be in the future")));
+        }
+        check_start(meter.mode, self.start_reading)?;
+        if self.closing_reading.is_some() && meter.mode == ReadingMode::Interval {
+            return Err(MeteringError::Invalid(ValidationErrors::field(
+                "closingReading",
+                "an interval meter has no closing reading",
+            )));
+        }
+        meter.replace(new_id, self.serial_number.clone(), at, self.start_reading)
     }
 }
 
@@ -206,5 +399,75 @@ mod tests {
         assert_eq!(ReadingMode::Register { digits: Some(5) }.rollover_at(), Some(Decimal::from(100_000)));
         assert_eq!(ReadingMode::Register { digits: None }.rollover_at(), None);
         assert_eq!(ReadingMode::Interval.rollover_at(), None);
+    }
+
+    fn draft(mode: serde_json::Value, start: Option<&str>) -> MeterDraft {
+        serde_json::from_value(serde_json::json!({
+            "place": {"type": "subject", "subject": "customer-42"},
+            "kind": "electricity", "unit": "kWh", "mode": mode, "startReading": start
+        }))
+        .unwrap()
+    }
+
+    fn field_of(result: Result<impl std::fmt::Debug, MeteringError>) -> Vec<String> {
+        match result {
+            Err(MeteringError::Invalid(errors)) => errors.fields().into_iter().map(str::to_owned).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_register_starts_at_zero_unless_told_and_within_its_digits() {
+        let register = serde_json::json!({"mode": "register", "digits": 5});
+        let meter = draft(register.clone(), None).validated(MeterId::new(), at(2)).unwrap();
+        assert_eq!((meter.start_reading, meter.active_from), (Some(Decimal::ZERO), at(2)));
+        let meter = draft(register.clone(), Some("99999.9")).validated(MeterId::new(), at(2)).unwrap();
+        assert_eq!(meter.start_reading, Some("99999.9".parse().unwrap()));
+        assert_eq!(
+            field_of(draft(register.clone(), Some("100000")).validated(MeterId::new(), at(2))),
+            ["startReading"]
+        );
+        assert_eq!(field_of(draft(register, Some("-1")).validated(MeterId::new(), at(2))), ["startReading"]);
+        let interval = serde_json::json!({"mode": "interval"});
+        assert_eq!(
+            draft(interval.clone(), None).validated(MeterId::new(), at(2)).unwrap().start_reading,
+            None
+        );
+        assert_eq!(field_of(draft(interval, Some("1")).validated(MeterId::new(), at(2))), ["startReading"]);
+        let too_many = serde_json::json!({"mode": "register", "digits": 19});
+        assert_eq!(field_of(draft(too_many, None).validated(MeterId::new(), at(2))), ["mode"]);
+    }
+
+    #[test]
+    fn a_meter_cannot_start_in_the_future_or_on_a_blank_subject() {
+        let mut future = draft(serde_json::json!({"mode": "interval"}), None);
+        future.active_from = Some(at(3));
+        assert_eq!(field_of(future.validated(MeterId::new(), at(2))), ["activeFrom"]);
+        let mut blank = draft(serde_json::json!({"mode": "interval"}), None);
+        blank.place = MeterPlace::Subject { subject: "  ".into() };
+        assert_eq!(field_of(blank.validated(MeterId::new(), at(2))), ["place"]);
+    }
+
+    #[test]
+    fn a_replacement_is_checked_before_the_meter_is_replaced() {
+        let old = meter();
+        let replacement = |at_day: u32, closing: Option<i64>, start: Option<i64>| Replacement {
+            at: at(at_day),
+            closing_reading: closing.map(Decimal::from),
+            serial_number: Some("E-2".into()),
+            start_reading: start.map(Decimal::from),
+        };
+        let (closed, new) = replacement(10, Some(1500), Some(0)).apply(&old, MeterId::new(), at(20)).unwrap();
+        assert_eq!((closed.active_until, new.serial_number.as_deref()), (Some(at(10)), Some("E-2")));
+        assert_eq!(field_of(replacement(21, None, Some(0)).apply(&old, MeterId::new(), at(20))), ["at"]);
+        assert_eq!(
+            field_of(replacement(10, None, Some(-5)).apply(&old, MeterId::new(), at(20))),
+            ["startReading"]
+        );
+        let interval = Meter { mode: ReadingMode::Interval, start_reading: None, ..meter() };
+        assert_eq!(
+            field_of(replacement(10, Some(1), None).apply(&interval, MeterId::new(), at(20))),
+            ["closingReading"]
+        );
     }
 }

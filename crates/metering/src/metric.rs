@@ -24,6 +24,7 @@ use portico_kernel::{MetricId, ValidationErrors};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Number, Value};
 
+use crate::text::plain_text;
 use crate::{MeteringError, UsageEvent};
 
 /// Most filters on one metric.
@@ -135,8 +136,8 @@ pub struct MetricDraft {
     /// A lower-case letter, then up to 63 of `a-z 0-9 _ . -`.
     #[garde(pattern(r"^[a-z][a-z0-9_.-]{0,63}$"))]
     pub code: String,
-    /// 1 to 200 characters, not blank.
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    /// 1 to 200 characters, not blank, no control characters.
+    #[garde(length(chars, min = 1, max = 200), custom(plain_text))]
     pub name: String,
     /// How its events add up.
     #[garde(dive)]
@@ -145,15 +146,6 @@ pub struct MetricDraft {
     #[serde(default)]
     #[garde(length(max = MAX_FILTERS), dive)]
     pub filters: Vec<PropertyFilter>,
-}
-
-fn not_blank(value: &str, _: &()) -> garde::Result {
-    // An empty one fails its length already; one error a field.
-    if !value.is_empty() && value.trim().is_empty() {
-        Err(garde::Error::new("must not be blank"))
-    } else {
-        Ok(())
-    }
 }
 
 impl MetricDraft {

@@ -180,6 +180,162 @@ pub fn check_reading(
     })
 }
 
+/// How many of a meter's latest consumptions the spike rule averages.
+pub const TRAILING_READINGS: usize = 5;
+
+/// Most readings in one batch.
+pub const MAX_BATCH_READINGS: usize = 1_000;
+
+/// A reading as a client sends it (an item of `POST /api/v1/metering/readings`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "meterId": "01937a8e-6a10-7c3e-8f55-0a1b2c3d4e5f", "at": "2026-03-01T08:00:00Z", "value": "4711.25"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewReading {
+    /// The meter read.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub meter_id: MeterId,
+    /// When it was read (for an interval meter: the end of the interval).
+    pub at: DateTime<Utc>,
+    /// The value, as a decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub value: Decimal,
+    /// Whether the value is an estimate (no one could read the meter).
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+/// A batch of readings (the body of `POST /api/v1/metering/readings`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadingBatch {
+    /// 1 to 1,000 readings, of any meters, in any order.
+    pub readings: Vec<NewReading>,
+}
+
+impl ReadingBatch {
+    /// The batch's readings, as `source` sent them, each with a fresh id and
+    /// its time kept to the microsecond (as the database keeps it).
+    pub fn validated(self, source: ReadingSource) -> Result<Vec<Reading>, MeteringError> {
+        if self.readings.is_empty() || self.readings.len() > MAX_BATCH_READINGS {
+            return Err(invalid("readings", format!("1 to {MAX_BATCH_READINGS} readings in one batch")));
+        }
+        Ok(self
+            .readings
+            .into_iter()
+            .map(|new| candidate(new.meter_id, new.at, new.value, new.estimated, source))
+            .collect())
+    }
+}
+
+/// A reading to be checked: a fresh id, the time kept to the microsecond.
+#[must_use]
+pub fn candidate(
+    meter_id: MeterId,
+    at: DateTime<Utc>,
+    value: Decimal,
+    estimated: bool,
+    source: ReadingSource,
+) -> Reading {
+    Reading {
+        id: ReadingId::new(),
+        meter_id,
+        at: chrono::SubsecRound::trunc_subsecs(at, 6),
+        value,
+        source,
+        status: if estimated { ReadingStatus::Estimated } else { ReadingStatus::Valid },
+        flagged: None,
+    }
+}
+
+/// What became of a candidate reading.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Taken: stored with `status` and `flagged` as checked.
+    Accepted(Checked),
+    /// The meter has this very reading already (same instant and value): nothing to store.
+    Duplicate,
+    /// Refused, and why.
+    Refused(MeteringError),
+}
+
+/// Checks `candidates` of `meter` against its `known` readings (any order,
+/// any status), as [`check_reading`] does one by one in time order: each
+/// accepted candidate is known to the next. A candidate at the instant of a
+/// known reading (or an earlier candidate) is a [`Verdict::Duplicate`] when
+/// the value is the same and refused (`metering.reading_conflict`)
+/// otherwise. The verdicts come in the order of `candidates`.
+#[must_use]
+pub fn check_series(
+    meter: &Meter,
+    known: &[Reading],
+    candidates: &[Reading],
+    now: DateTime<Utc>,
+    rules: &ReadingRules,
+) -> Vec<Verdict> {
+    let mut series: Vec<&Reading> = known.iter().collect();
+    series.sort_by_key(|r| r.at);
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| candidates.get(i).map(|c| c.at));
+    let mut verdicts: Vec<Option<Verdict>> = candidates.iter().map(|_| None).collect();
+    for index in order {
+        let Some(candidate) = candidates.get(index) else { continue };
+        let place = series.partition_point(|r| r.at < candidate.at);
+        let verdict = match series.get(place).filter(|r| r.at == candidate.at) {
+            Some(same) if same.value == candidate.value => Verdict::Duplicate,
+            Some(_) => Verdict::Refused(MeteringError::ReadingConflict(candidate.at)),
+            None => {
+                let counting = |r: &&&Reading| r.status.counts();
+                let before = series.get(..place).unwrap_or_default();
+                let previous = before.iter().rev().find(counting).copied();
+                let next = series.get(place..).unwrap_or_default().iter().find(counting).copied();
+                let trailing = trailing(meter, before);
+                match check_reading(
+                    meter,
+                    previous,
+                    next,
+                    &trailing,
+                    (candidate.at, candidate.value),
+                    now,
+                    rules,
+                ) {
+                    Ok(mut checked) => {
+                        checked.status = candidate.status.clone();
+                        series.insert(place, candidate);
+                        Verdict::Accepted(checked)
+                    }
+                    Err(error) => Verdict::Refused(error),
+                }
+            }
+        };
+        if let Some(slot) = verdicts.get_mut(index) {
+            *slot = Some(verdict);
+        }
+    }
+    verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Duplicate)).collect()
+}
+
+/// The latest [`TRAILING_READINGS`] consumptions before a candidate, from
+/// the counting readings `before` it (time order): a register's increases,
+/// an interval meter's values.
+fn trailing(meter: &Meter, before: &[&Reading]) -> Vec<Decimal> {
+    let counted: Vec<&Reading> = before.iter().filter(|r| r.status.counts()).copied().collect();
+    let recent = counted.get(counted.len().saturating_sub(TRAILING_READINGS + 1)..).unwrap_or_default();
+    match meter.mode {
+        ReadingMode::Interval => recent.iter().rev().take(TRAILING_READINGS).rev().map(|r| r.value).collect(),
+        ReadingMode::Register { .. } => recent
+            .windows(2)
+            .filter_map(|pair| match pair {
+                [a, b] => register_increment(meter.mode, a.value, b.value).ok().map(|(used, _)| used),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
 /// What a register counted from `previous` to `value`, and whether it rolled
 /// over on the way: a lower value is a rollover only when the register has
 /// digits, both values fit in them, and the use it implies is under half the
@@ -509,5 +665,105 @@ mod tests {
         // Average (2 + 3) / 2 = 2.5, times 10 = 25: 30 is 12x.
         let flagged = check(&interval(), None, &[dec(2), dec(3)], 30).unwrap().flagged;
         assert_eq!(flagged.as_deref(), Some("spike: 12x the trailing average"));
+    }
+
+    fn verdicts(meter: &Meter, known: &[Reading], candidates: &[Reading]) -> Vec<String> {
+        check_series(meter, known, candidates, day(28), &ReadingRules::default())
+            .into_iter()
+            .map(|verdict| match verdict {
+                Verdict::Accepted(checked) => format!(
+                    "ok {} {:?}{}",
+                    checked.consumption_since_previous.map(|c| c.to_string()).unwrap_or_default(),
+                    checked.status,
+                    checked.flagged.map(|f| format!(" {f}")).unwrap_or_default()
+                ),
+                Verdict::Duplicate => "duplicate".into(),
+                Verdict::Refused(error) => portico_kernel::DomainError::code(&error).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_series_is_checked_in_time_order_whatever_order_it_came_in() {
+        let meter = Meter { start_reading: Some(dec(100)), ..register(Some(4)) };
+        let known = [reading(&meter, day(2), 110)];
+        // Sent newest first: day 4 is checked after day 3, which it follows.
+        let candidates = [reading(&meter, day(4), 130), reading(&meter, day(3), 120)];
+        assert_eq!(verdicts(&meter, &known, &candidates), ["ok 10 Valid", "ok 10 Valid"]);
+        // Day 3 below day 2's value: refused, and day 4 then counts from day 2.
+        let candidates = [reading(&meter, day(4), 130), reading(&meter, day(3), 105)];
+        assert_eq!(verdicts(&meter, &known, &candidates), ["ok 20 Valid", "metering.reading_below_previous"]);
+    }
+
+    #[test]
+    fn the_same_reading_again_is_a_duplicate_and_another_value_then_a_conflict() {
+        let meter = register(None);
+        let known = [reading(&meter, day(2), 110)];
+        let candidates = [
+            reading(&meter, day(2), 110),
+            reading(&meter, day(2), 111),
+            reading(&meter, day(3), 115),
+            reading(&meter, day(3), 115),
+            reading(&meter, day(3), 116),
+        ];
+        assert_eq!(
+            verdicts(&meter, &known, &candidates),
+            [
+                "duplicate",
+                "metering.reading_conflict",
+                "ok 5 Valid",
+                "duplicate",
+                "metering.reading_conflict"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_series_flags_a_spike_against_the_trailing_consumptions_and_keeps_estimates() {
+        let meter = interval();
+        let known: Vec<Reading> = (2..=6).map(|d| reading(&meter, day(d), 10)).collect();
+        let mut estimate = reading(&meter, day(7), 12);
+        estimate.status = ReadingStatus::Estimated;
+        let candidates = [estimate, reading(&meter, day(8), 500)];
+        assert_eq!(
+            verdicts(&meter, &known, &candidates),
+            ["ok 12 Estimated", "ok 500 Valid spike: 48.1x the trailing average"]
+        );
+        // Only the latest five consumptions count: 10, 10, 10, 12 and 10 average 10.4.
+        assert_eq!(trailing(&meter, &known.iter().collect::<Vec<_>>()).len(), TRAILING_READINGS);
+    }
+
+    #[test]
+    fn a_register_series_averages_its_increases() {
+        let meter = Meter { start_reading: Some(dec(0)), ..register(Some(3)) };
+        let known: Vec<Reading> = [(2, 900), (3, 950), (4, 990), (5, 30)]
+            .iter()
+            .map(|&(d, v)| reading(&meter, day(d), v))
+            .collect();
+        // 50, 40, and 40 across the rollover: a trailing average of 43.3.
+        assert_eq!(trailing(&meter, &known.iter().collect::<Vec<_>>()), [dec(50), dec(40), dec(40)]);
+        let candidates = [reading(&meter, day(6), 480)];
+        assert_eq!(verdicts(&meter, &known, &candidates), ["ok 450 Valid spike: 10.4x the trailing average"]);
+    }
+
+    #[test]
+    fn a_batch_holds_one_to_a_thousand_readings_kept_to_the_microsecond() {
+        let new = |at: &str| NewReading {
+            meter_id: MeterId::new(),
+            at: at.parse().unwrap(),
+            value: dec(1),
+            estimated: false,
+        };
+        let batch = ReadingBatch { readings: vec![new("2026-01-02T03:04:05.1234567Z")] };
+        let readings = batch.validated(ReadingSource::Import).unwrap();
+        assert_eq!(readings[0].at.to_rfc3339(), "2026-01-02T03:04:05.123456+00:00");
+        assert_eq!((readings[0].source, &readings[0].status), (ReadingSource::Import, &ReadingStatus::Valid));
+        for size in [0, MAX_BATCH_READINGS + 1] {
+            let batch = ReadingBatch { readings: vec![new("2026-01-02T00:00:00Z"); size] };
+            assert!(
+                matches!(batch.validated(ReadingSource::Manual), Err(MeteringError::Invalid(_))),
+                "{size}"
+            );
+        }
     }
 }

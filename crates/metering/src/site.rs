@@ -4,6 +4,7 @@
 use portico_kernel::SiteId;
 
 use crate::MeteringError;
+use crate::text::{plain_text, plain_text_opt};
 
 /// What a site is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,52 @@ pub struct Site {
     pub name: String,
     /// Its reference in the tenant's other systems.
     pub external_ref: Option<String>,
+}
+
+/// Creates a site or changes one (`POST`/`PUT /api/v1/metering/sites`): a
+/// change replaces every field, so moving a site is a change of `parentId`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "parentId": "01937a8e-5f2c-7d40-9a1e-3b5c7d9e1f20", "kind": "unit", "name": "Flat 3.2",
+    "externalRef": "HV-0032"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SiteDraft {
+    /// The site it belongs to; none for a top-level site.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    #[serde(default)]
+    #[garde(skip)]
+    pub parent_id: Option<SiteId>,
+    /// What it is.
+    #[garde(skip)]
+    pub kind: SiteKind,
+    /// 1 to 200 characters, not blank.
+    #[garde(length(chars, min = 1, max = 200), custom(plain_text))]
+    pub name: String,
+    /// Its reference in the tenant's other systems: 1 to 128 characters,
+    /// unique among the tenant's sites.
+    #[serde(default)]
+    #[garde(length(chars, min = 1, max = 128), custom(plain_text_opt))]
+    pub external_ref: Option<String>,
+}
+
+impl SiteDraft {
+    /// The site `id` as the draft describes it, checked (its place in the
+    /// tree is checked by [`check_parent`] against the stored sites).
+    pub fn validated(self, id: SiteId) -> Result<Site, MeteringError> {
+        garde::Validate::validate(&self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        if self.parent_id == Some(id) {
+            return Err(MeteringError::SiteCycle);
+        }
+        Ok(Site {
+            id,
+            parent_id: self.parent_id,
+            kind: self.kind,
+            name: self.name,
+            external_ref: self.external_ref,
+        })
+    }
 }
 
 /// Checks that placing `site` below `new_parent` keeps the tree a tree:

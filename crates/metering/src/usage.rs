@@ -8,6 +8,7 @@ use portico_kernel::ValidationErrors;
 use serde_json::{Map, Value};
 
 use crate::MeteringError;
+use crate::text::plain_text;
 
 /// Most events in one batch.
 pub const MAX_BATCH_EVENTS: usize = 1_000;
@@ -48,7 +49,7 @@ pub struct NewUsageEvent {
     #[garde(length(min = 1, max = 128), custom(visible_ascii))]
     pub id: String,
     /// Who did it, 1 to 256 characters, not blank, no control characters.
-    #[garde(length(chars, min = 1, max = 256), custom(subject_text))]
+    #[garde(length(chars, min = 1, max = 256), custom(plain_text))]
     pub subject: String,
     /// The metric's code: a lower-case letter, then up to 63 of `a-z 0-9 _ . -`.
     #[garde(pattern(r"^[a-z][a-z0-9_.-]{0,63}$"))]
@@ -69,18 +70,6 @@ fn visible_ascii(value: &str, _: &()) -> garde::Result {
         Ok(())
     } else {
         Err(garde::Error::new("only visible ASCII characters (no spaces)"))
-    }
-}
-
-fn subject_text(value: &str, _: &()) -> garde::Result {
-    // An empty one fails its length already; one error a field.
-    if !value.is_empty() && value.trim().is_empty() {
-        Err(garde::Error::new("must not be blank"))
-    } else if value.chars().any(char::is_control) {
-        // PostgreSQL refuses NUL, and no customer key needs a control character.
-        Err(garde::Error::new("must not contain control characters"))
-    } else {
-        Ok(())
     }
 }
 

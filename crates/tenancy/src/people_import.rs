@@ -36,14 +36,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use portico_kernel::csv::{Framing, RecordSink};
+pub use portico_kernel::csv::{ImportReport, MAX_REPORTED, RowError};
 
 use crate::{Email, MembershipKind, Role};
 
 /// The most data rows one file may hold.
 pub const MAX_ROWS: usize = 100_000;
-
-/// The most errors a report lists; it counts those beyond.
-pub const MAX_REPORTED: usize = 1_000;
 
 /// The longest field, in bytes: a longer one is refused, not buffered.
 const FIELD_MAX: usize = 1_000;
@@ -86,44 +84,6 @@ pub struct ImportRow {
     pub kind: MembershipKind,
     /// The role (from the kind when not given); never a platform role.
     pub role: Role,
-}
-
-/// Why one line of an import file was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({
-    "line": 7, "code": "import.duplicate_email", "reason": "email is also on line 3"
-})))]
-#[serde(rename_all = "camelCase")]
-pub struct RowError {
-    /// The physical line the record starts on (the header is line 1).
-    pub line: u64,
-    /// Stable, machine-readable (`import.invalid_email`, `import.field_count`, …).
-    pub code: &'static str,
-    /// For people; never repeats an email address or a phone number.
-    pub reason: String,
-}
-
-/// Why a file was refused: every error counted, the first [`MAX_REPORTED`] listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({
-    "rows": 250,
-    "errorCount": 2,
-    "errors": [
-        {"line": 7, "code": "import.duplicate_email", "reason": "email is also on line 3"},
-        {"line": 12, "code": "import.invalid_kind",
-         "reason": "kind \"teacher\" is not one of owner, admin, staff, student, parent, viewer"}
-    ]
-})))]
-#[serde(rename_all = "camelCase")]
-pub struct ImportReport {
-    /// Data records read (blank lines and the header not counted).
-    pub rows: u64,
-    /// Every error found, listed or not.
-    pub error_count: u64,
-    /// The first [`MAX_REPORTED`] errors, in line order.
-    pub errors: Vec<RowError>,
 }
 
 /// Reads an import file pushed in chunks and validates it as it goes.
