@@ -1,8 +1,26 @@
 //! Everything that can go wrong in the metering domain, each with a stable code.
 
 use chrono::{DateTime, Utc};
+use portico_kernel::csv::ImportReport;
 use portico_kernel::{DomainError, ErrorKind, InfraError, ValidationErrors};
 use rust_decimal::Decimal;
+
+/// One reading of a batch that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "index": 3, "code": "metering.reading_below_previous",
+    "reason": "the reading 4700 is below the previous 4711.25 and no rollover explains it"
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedReading {
+    /// Its place in the batch, from 0.
+    pub index: usize,
+    /// The stable code of the refusal (`metering.reading_in_future`, ...).
+    pub code: &'static str,
+    /// Why, for people.
+    pub reason: String,
+}
 
 /// A failed metering operation.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +57,12 @@ pub enum MeteringError {
         /// The refused value.
         value: Decimal,
     },
+    /// Readings of a batch were refused (and none of the batch was stored).
+    #[error("{} readings of the batch were refused", .0.len())]
+    ReadingsRefused(Vec<RefusedReading>),
+    /// Lines of an import file were refused (and nothing was stored).
+    #[error("{} lines of the file cannot be imported", .0.error_count)]
+    ImportRefused(ImportReport),
     /// The meter has another value at that instant.
     #[error("the meter has another reading at {0}")]
     ReadingConflict(DateTime<Utc>),
@@ -84,7 +108,9 @@ impl DomainError for MeteringError {
             | Self::ReadingBelowPrevious { .. }
             | Self::InvalidPeriod(_)
             | Self::MeterInactive(_)
-            | Self::UsageClosed { .. } => ErrorKind::Validation,
+            | Self::UsageClosed { .. }
+            | Self::ReadingsRefused(_)
+            | Self::ImportRefused(_) => ErrorKind::Validation,
             Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound | Self::SourceNotFound => {
                 ErrorKind::NotFound
             }
@@ -110,6 +136,8 @@ impl DomainError for MeteringError {
             Self::MeterReplaced => "metering.meter_replaced",
             Self::ReadingInFuture(_) => "metering.reading_in_future",
             Self::ReadingConflict(_) => "metering.reading_conflict",
+            Self::ReadingsRefused(_) => "metering.readings_refused",
+            Self::ImportRefused(_) => "import.invalid_rows",
             Self::MeterInUse => "metering.meter_in_use",
             Self::SourceNotFound => "metering.source_not_found",
             Self::ReadingBelowPrevious { .. } => "metering.reading_below_previous",

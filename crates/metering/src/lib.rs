@@ -57,7 +57,7 @@ mod usage;
 pub use consumption::{
     Bucket, CONSUMPTION_DECIMALS, Granularity, MeterReadings, consumption, consumption_by,
 };
-pub use error::MeteringError;
+pub use error::{MeteringError, RefusedReading};
 pub use import::{ImportedReading, MAX_IMPORT_ROWS, MeterRef, ReadingsImport};
 pub use meter::{Meter, MeterChanges, MeterDraft, MeterKind, MeterPlace, ReadingMode, Replacement};
 pub use metric::{

@@ -15,6 +15,7 @@ mod error;
 mod idempotency;
 mod identity;
 mod jobs;
+mod meters;
 mod migrations;
 mod onboarding;
 mod people;
@@ -48,6 +49,7 @@ pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
     Notifications, enqueue_in,
 };
+pub use meters::{Consumption, FlaggedReading, MeterFilter, Replaced, ReadingsAdded};
 pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
     run_next_migration,
