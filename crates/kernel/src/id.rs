@@ -145,6 +145,10 @@ typed_id!(
     ReadingId
 );
 typed_id!(
+    /// An external system a tenant's readings are pulled from (a charge controller).
+    MeterSourceId
+);
+typed_id!(
     /// A billable metric: how usage events add up to a billable quantity.
     MetricId
 );

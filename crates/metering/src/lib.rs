@@ -69,7 +69,10 @@ pub use reading::{
     ReadingStatus, TRAILING_READINGS, Verdict, candidate, check_reading, check_series,
 };
 pub use site::{Site, SiteDraft, SiteKind, check_parent};
-pub use source::{MeterDataSource, PullFuture, Pulled, PulledReading, SourceError};
+pub use source::{
+    MeterDataSource, MeterSource, PullFuture, Pulled, PulledReading, SourceDraft, SourceError, SourceKind,
+    readings_of_pull,
+};
 pub use usage::{
     EventBatch, IngestReport, MAX_BATCH_EVENTS, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, NewUsageEvent,
     UsageEvent, accepts, dedupe_in_batch,

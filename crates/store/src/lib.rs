@@ -15,6 +15,7 @@ mod error;
 mod idempotency;
 mod identity;
 mod jobs;
+mod meter_sources;
 mod meters;
 mod migrations;
 mod onboarding;
@@ -49,7 +50,8 @@ pub use jobs::{
     ClaimedJob, DeadJob, FailOutcome, JOBS_CHANNEL, JobCount, JobLatency, JobNotifications, JobOverview,
     Notifications, enqueue_in,
 };
-pub use meters::{Consumption, FlaggedReading, MeterFilter, Replaced, ReadingsAdded};
+pub use meter_sources::{PullOutcome, PullSource};
+pub use meters::{Consumption, FlaggedReading, MeterFilter, ReadingsAdded, Replaced};
 pub use migrations::{
     MIGRATIONS_DIGEST, embedded_versions, revert_all_migrations, revert_last_migration, run_migrations,
     run_next_migration,
@@ -60,3 +62,4 @@ pub use roles::{
 };
 pub use store::{PoolConfig, PoolStatus, Store};
 pub use tenant_profile::LogoChange;
+pub use usage::MetricKey;

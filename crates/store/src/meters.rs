@@ -11,9 +11,10 @@ use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{AuditEntry, InfraError, MeterId, Page, PageRequest, ReadingId, SiteId, TenantContext};
 use portico_metering::{
-    Bucket, Granularity, ImportedReading, Meter, MeterChanges, MeterDraft, MeterPlace, MeterReadings, MeterRef,
-    MeteringError, Reading, ReadingMode, ReadingRules, ReadingSource, ReadingStatus, RefusedReading, Replacement,
-    Site, SiteDraft, Verdict, candidate, check_parent, check_series, consumption, consumption_by,
+    Bucket, Granularity, ImportedReading, Meter, MeterChanges, MeterDraft, MeterPlace, MeterReadings,
+    MeterRef, MeteringError, Reading, ReadingMode, ReadingRules, ReadingSource, ReadingStatus,
+    RefusedReading, Replacement, Site, SiteDraft, Verdict, candidate, check_parent, check_series,
+    consumption, consumption_by,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -164,9 +165,9 @@ impl MeterRow {
             _ => return Err(corrupt("a meter on both or neither of a site and a subject")),
         };
         let mode = match self.mode.as_str() {
-            "register" => ReadingMode::Register {
-                digits: self.digits.map(u8::try_from).transpose().map_err(corrupt)?,
-            },
+            "register" => {
+                ReadingMode::Register { digits: self.digits.map(u8::try_from).transpose().map_err(corrupt)? }
+            }
             "interval" => ReadingMode::Interval,
             other => return Err(corrupt(format!("reading mode {other}"))),
         };
@@ -392,7 +393,7 @@ pub struct FlaggedReading {
 
 /// How refused readings are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnRefusal {
+pub(crate) enum OnRefusal {
     /// Refuse the whole batch (a person or a client sent it and can fix it).
     RefuseBatch,
     /// Keep them as rejected with the reason (an external source: nothing is lost).
@@ -402,7 +403,7 @@ enum OnRefusal {
 /// Checks and stores `candidates` (each already holding its meter), locking
 /// each meter in id order so concurrent batches of one meter run one after
 /// the other. Candidates of a meter not in the tenant are refused.
-async fn add_checked(
+pub(crate) async fn add_checked(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     candidates: Vec<Reading>,
@@ -434,7 +435,8 @@ async fn add_checked(
             Err(other) => return Err(other),
         };
         let batch: Vec<Reading> = indexes.iter().filter_map(|&i| candidates.get(i).cloned()).collect();
-        let (Some(first), Some(last)) = (batch.iter().map(|r| r.at).min(), batch.iter().map(|r| r.at).max()) else {
+        let (Some(first), Some(last)) = (batch.iter().map(|r| r.at).min(), batch.iter().map(|r| r.at).max())
+        else {
             continue;
         };
         let known = readings_around(conn, ctx, meter_id, first, last).await?;
@@ -482,7 +484,7 @@ async fn add_checked(
 }
 
 /// One audit row per meter that got readings.
-async fn audit_readings(
+pub(crate) async fn audit_readings(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     per_meter: &BTreeMap<MeterId, u64>,
@@ -625,7 +627,12 @@ impl Store {
     }
 
     /// Changes a site (every field; moving it keeps the tree a tree).
-    pub async fn update_site(&self, ctx: &TenantContext, id: SiteId, draft: SiteDraft) -> Result<Site, MeteringError> {
+    pub async fn update_site(
+        &self,
+        ctx: &TenantContext,
+        id: SiteId,
+        draft: SiteDraft,
+    ) -> Result<Site, MeteringError> {
         let site = draft.validated(id)?;
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
@@ -685,11 +692,12 @@ impl Store {
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let before = load_site(conn, &ctx, id).await?;
-                let deleted = diesel::sql_query("DELETE FROM metering_sites WHERE tenant_id = $1 AND id = $2")
-                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-                    .bind::<SqlUuid, _>(id.into_uuid())
-                    .execute(conn)
-                    .await;
+                let deleted =
+                    diesel::sql_query("DELETE FROM metering_sites WHERE tenant_id = $1 AND id = $2")
+                        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                        .bind::<SqlUuid, _>(id.into_uuid())
+                        .execute(conn)
+                        .await;
                 match deleted {
                     Err(error) if is_foreign_key_violation(&error) => {
                         return Err(Failure::Domain(MeteringError::SiteInUse));
@@ -730,13 +738,14 @@ impl Store {
                 .bind::<BigInt, _>(offset)
                 .load(conn)
                 .await?;
-                let total: Counted = diesel::sql_query(format!("SELECT count(*) AS total FROM meters WHERE {filters}"))
-                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-                    .bind::<Nullable<SqlUuid>, _>(filter.site_id.map(SiteId::into_uuid))
-                    .bind::<Nullable<Text>, _>(filter.subject.as_deref())
-                    .bind::<Nullable<diesel::sql_types::Bool>, _>(filter.active)
-                    .get_result(conn)
-                    .await?;
+                let total: Counted =
+                    diesel::sql_query(format!("SELECT count(*) AS total FROM meters WHERE {filters}"))
+                        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                        .bind::<Nullable<SqlUuid>, _>(filter.site_id.map(SiteId::into_uuid))
+                        .bind::<Nullable<Text>, _>(filter.subject.as_deref())
+                        .bind::<Nullable<diesel::sql_types::Bool>, _>(filter.active)
+                        .get_result(conn)
+                        .await?;
                 let meters = rows.into_iter().map(MeterRow::into_meter).collect::<Result<_, _>>()?;
                 Ok(Page::new(meters, page, u64::try_from(total.total).unwrap_or_default()))
             })
@@ -748,13 +757,19 @@ impl Store {
     /// One meter of the tenant.
     pub async fn meter(&self, ctx: &TenantContext, id: MeterId) -> Result<Meter, MeteringError> {
         let ctx = ctx.clone();
-        self.in_tenant(ctx.tenant_id, move |conn| Box::pin(async move { load_meter(conn, &ctx, id, false).await }))
-            .await
-            .map_err(resolve)
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move { load_meter(conn, &ctx, id, false).await })
+        })
+        .await
+        .map_err(resolve)
     }
 
     /// Installs a meter.
-    pub async fn install_meter(&self, ctx: &TenantContext, draft: MeterDraft) -> Result<Meter, MeteringError> {
+    pub async fn install_meter(
+        &self,
+        ctx: &TenantContext,
+        draft: MeterDraft,
+    ) -> Result<Meter, MeteringError> {
         let (ctx, now) = (ctx.clone(), self.now());
         let meter = draft.validated(MeterId::new(), now)?;
         self.in_tenant(ctx.tenant_id, move |conn| {
@@ -763,7 +778,8 @@ impl Store {
                     check_site_exists(conn, &ctx, site_id, "place.siteId").await?;
                 }
                 insert_meter(conn, &ctx, &meter, now).await?;
-                let entry = AuditEntry::between("metering.meter.create", "meter", meter.id, None, Some(&meter));
+                let entry =
+                    AuditEntry::between("metering.meter.create", "meter", meter.id, None, Some(&meter));
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(meter)
             })
@@ -803,7 +819,8 @@ impl Store {
                 .bind::<Timestamptz, _>(now)
                 .execute(conn)
                 .await?;
-                let entry = AuditEntry::between("metering.meter.update", "meter", id, Some(&before), Some(&after));
+                let entry =
+                    AuditEntry::between("metering.meter.update", "meter", id, Some(&before), Some(&after));
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(after)
             })
@@ -861,16 +878,28 @@ impl Store {
                     replacement.apply(&before, MeterId::new(), now).map_err(Failure::Domain)?;
                 let closing_reading = match replacement.closing_reading {
                     Some(value) => {
-                        let reading = candidate(id, closed.active_until.unwrap_or(now), value, false, ReadingSource::Manual);
+                        let reading = candidate(
+                            id,
+                            closed.active_until.unwrap_or(now),
+                            value,
+                            false,
+                            ReadingSource::Manual,
+                        );
                         let known = readings_around(conn, &ctx, id, reading.at, reading.at).await?;
                         // Checked against the meter still open; no reading may follow it.
-                        if known.iter().any(|r| r.at > reading.at && !matches!(r.status, ReadingStatus::Rejected { .. })) {
-                            return Err(Failure::Domain(MeteringError::Invalid(portico_kernel::ValidationErrors::field(
-                                "at",
-                                "the meter has readings after it",
-                            ))));
+                        if known
+                            .iter()
+                            .any(|r| r.at > reading.at && !matches!(r.status, ReadingStatus::Rejected { .. }))
+                        {
+                            return Err(Failure::Domain(MeteringError::Invalid(
+                                portico_kernel::ValidationErrors::field(
+                                    "at",
+                                    "the meter has readings after it",
+                                ),
+                            )));
                         }
-                        match check_series(&before, &known, std::slice::from_ref(&reading), now, &rules).pop() {
+                        match check_series(&before, &known, std::slice::from_ref(&reading), now, &rules).pop()
+                        {
                             Some(Verdict::Accepted(checked)) => {
                                 let reading = Reading { flagged: checked.flagged, ..reading };
                                 insert_readings(conn, &ctx, std::slice::from_ref(&reading), now).await?;
@@ -893,19 +922,24 @@ impl Store {
                         .await?;
                         if later.total > 0 {
                             return Err(Failure::Domain(MeteringError::Invalid(
-                                portico_kernel::ValidationErrors::field("at", "the meter has readings after it"),
+                                portico_kernel::ValidationErrors::field(
+                                    "at",
+                                    "the meter has readings after it",
+                                ),
                             )));
                         }
                         None
                     }
                 };
-                diesel::sql_query("UPDATE meters SET active_until = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-                    .bind::<SqlUuid, _>(id.into_uuid())
-                    .bind::<Nullable<Timestamptz>, _>(closed.active_until)
-                    .bind::<Timestamptz, _>(now)
-                    .execute(conn)
-                    .await?;
+                diesel::sql_query(
+                    "UPDATE meters SET active_until = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<Nullable<Timestamptz>, _>(closed.active_until)
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
                 insert_meter(conn, &ctx, &successor, now).await?;
                 let entry = AuditEntry {
                     action: "metering.meter.replace",
@@ -1022,8 +1056,10 @@ impl Store {
                 .bind::<Array<Text>, _>(&serials)
                 .load(conn)
                 .await?;
-                let numbered: Vec<Meter> = numbered.into_iter().map(MeterRow::into_meter).collect::<Result<_, _>>()?;
-                let mut report = portico_kernel::csv::ImportReport { rows: rows.len() as u64, ..Default::default() };
+                let numbered: Vec<Meter> =
+                    numbered.into_iter().map(MeterRow::into_meter).collect::<Result<_, _>>()?;
+                let mut report =
+                    portico_kernel::csv::ImportReport { rows: rows.len() as u64, ..Default::default() };
                 let mut candidates = Vec::with_capacity(rows.len());
                 let mut lines = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -1040,7 +1076,13 @@ impl Store {
                     };
                     match meter_id {
                         Some(meter_id) => {
-                            candidates.push(candidate(meter_id, row.at, row.value, row.estimated, ReadingSource::Import));
+                            candidates.push(candidate(
+                                meter_id,
+                                row.at,
+                                row.value,
+                                row.estimated,
+                                ReadingSource::Import,
+                            ));
                             lines.push(row.line);
                         }
                         None => report.add(

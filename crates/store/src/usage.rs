@@ -4,23 +4,36 @@
 //! SQL follows `portico_metering::aggregate`, the one definition, and the
 //! tests compare the two.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use portico_kernel::{InfraError, TenantContext};
+use portico_kernel::{AuditEntry, InfraError, MetricId, TenantContext};
 use portico_metering::{
-    Aggregation, BillableMetric, IngestReport, MeteringError, UsageEvent, accepts, dedupe_in_batch,
+    Aggregation, BillableMetric, IngestReport, MeteringError, MetricDraft, UsageEvent, accepts,
+    dedupe_in_batch,
 };
 use rust_decimal::Decimal;
 
-use crate::Store;
-use crate::error::Failure;
+use crate::error::{Failure, is_unique_violation};
+use crate::{Store, audit};
 
 type UsageFailure = Failure<MeteringError>;
 
 fn resolve(failure: UsageFailure) -> MeteringError {
     failure.resolve(|_| None)
+}
+
+/// [`resolve`] for a change that writes metric `code`, which another metric may have.
+fn resolve_code(code: String) -> impl FnOnce(UsageFailure) -> MeteringError {
+    move |failure| {
+        failure.resolve(|error| {
+            is_unique_violation(error, "billable_metrics_tenant_id_code_key")
+                .then_some(MeteringError::MetricCodeTaken(code))
+        })
+    }
 }
 
 /// The tenant's usage closing instant, if it closed any.
@@ -66,6 +79,136 @@ fn counted(filtered: bool) -> String {
         "$6::jsonb IS NOT NULL"
     };
     format!("tenant_id = $1 AND metric_code = $2 AND ($5::text IS NULL OR subject = $5) AND {filters}")
+}
+
+/// How a metric is named in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricKey {
+    /// By its id.
+    Id(MetricId),
+    /// By its code (`llm.tokens`).
+    Code(String),
+}
+
+#[derive(QueryableByName)]
+struct MetricRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Jsonb)]
+    aggregation: serde_json::Value,
+    #[diesel(sql_type = Jsonb)]
+    filters: serde_json::Value,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+const METRIC_COLUMNS: &str = "id, code, name, aggregation, filters, created_at";
+
+impl MetricRow {
+    fn into_metric(self) -> Result<BillableMetric, UsageFailure> {
+        let corrupt =
+            |e: serde_json::Error| Failure::Infra(InfraError::internal(format!("stored metric: {e}")));
+        Ok(BillableMetric {
+            id: MetricId::from_uuid(self.id),
+            code: self.code,
+            name: self.name,
+            aggregation: serde_json::from_value(self.aggregation).map_err(corrupt)?,
+            filters: serde_json::from_value(self.filters).map_err(corrupt)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn json_of(value: &impl serde::Serialize) -> Result<serde_json::Value, UsageFailure> {
+    serde_json::to_value(value).map_err(|e| Failure::Infra(InfraError::internal(e)))
+}
+
+async fn load_metric(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    key: &MetricKey,
+    lock: bool,
+) -> Result<BillableMetric, UsageFailure> {
+    let (by, id, code) = match key {
+        MetricKey::Id(id) => ("id = $2", Some(id.into_uuid()), None),
+        MetricKey::Code(code) => ("code = $3", None, Some(code.as_str())),
+    };
+    let row: Option<MetricRow> = diesel::sql_query(format!(
+        "SELECT {METRIC_COLUMNS} FROM billable_metrics WHERE tenant_id = $1 AND {by}{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+    .bind::<Nullable<SqlUuid>, _>(id)
+    .bind::<Nullable<Text>, _>(code)
+    .get_result(conn)
+    .await
+    .optional()?;
+    row.ok_or(Failure::Domain(MeteringError::MetricNotFound))?.into_metric()
+}
+
+/// The SQL of one aggregation over the counted events of `[$3, $4)`: rows
+/// of `(subject, figure)`, one in all (subject null) or, `grouped`, one per
+/// subject. A figure is null where nothing counts (a sum of no numbers).
+fn figure_sql(aggregation: &Aggregation, filtered: bool, grouped: bool) -> String {
+    let counts = counted(filtered);
+    let window = "at >= $3 AND at < $4";
+    let n = number_of(7);
+    let (subject, group) = if grouped { ("subject", " GROUP BY subject") } else { ("NULL::text", "") };
+    let simple = |figure: &str, extra: &str| {
+        format!(
+            "SELECT {subject} AS subject, {figure}::text AS figure FROM usage_events \
+             WHERE {counts} AND {window}{extra}{group}"
+        )
+    };
+    match aggregation {
+        Aggregation::Count {} => simple("count(*)", ""),
+        Aggregation::Sum { .. } => simple(&format!("sum({n})"), ""),
+        Aggregation::Max { .. } => simple(&format!("max({n})"), ""),
+        Aggregation::UniqueCount { .. } => simple(
+            "count(DISTINCT properties -> $7)",
+            " AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb",
+        ),
+        Aggregation::Latest { .. } if grouped => format!(
+            "SELECT DISTINCT ON (subject) subject, {n}::text AS figure FROM usage_events \
+             WHERE {counts} AND {window} AND {n} IS NOT NULL \
+             ORDER BY subject, at DESC, event_id COLLATE \"C\" DESC"
+        ),
+        Aggregation::Latest { .. } => format!(
+            "SELECT NULL::text AS subject, {n}::text AS figure FROM usage_events \
+             WHERE {counts} AND {window} AND {n} IS NOT NULL \
+             ORDER BY at DESC, event_id COLLATE \"C\" DESC LIMIT 1"
+        ),
+        // Each subject's levels, the one in force at `from` carried in (ordered before any
+        // event at `from` itself); a level holds until the subject's next one, or `to`.
+        Aggregation::TimeWeightedSum { .. } => {
+            let outer = if grouped {
+                "SELECT subject, figure::text AS figure FROM per_subject"
+            } else {
+                "SELECT NULL::text AS subject, sum(figure)::text AS figure FROM per_subject"
+            };
+            format!(
+                "WITH levels AS ( \
+                     SELECT subject, at, event_id, {n} AS level FROM usage_events \
+                     WHERE {counts} AND at < $4 AND {n} IS NOT NULL), \
+                 held AS ( \
+                     (SELECT DISTINCT ON (subject) subject, $3::timestamptz AS at, 0 AS ord, event_id, level \
+                      FROM levels WHERE at < $3 ORDER BY subject, at DESC, event_id COLLATE \"C\" DESC) \
+                     UNION ALL \
+                     SELECT subject, at, 1 AS ord, event_id, level FROM levels WHERE at >= $3), \
+                 spans AS ( \
+                     SELECT subject, level, extract(epoch FROM lead(at, 1, $4::timestamptz) \
+                         OVER (PARTITION BY subject ORDER BY at, ord, event_id COLLATE \"C\") - at) AS seconds \
+                     FROM held), \
+                 per_subject AS ( \
+                     SELECT subject, round(sum(level * seconds) / 3600, 6) AS figure FROM spans GROUP BY subject) \
+                 {outer}"
+            )
+        }
+    }
 }
 
 impl Store {
@@ -179,70 +322,55 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Decimal, MeteringError> {
+        let figures = self.figures(ctx, metric, subject, from, to, false).await?;
+        Ok(figures.into_iter().next().map(|(_, figure)| figure).unwrap_or_default())
+    }
+
+    /// `metric`'s figure over `[from, to)` per subject (`groupBy=subject`),
+    /// computed in SQL as `portico_metering::aggregate_by_subject` defines it:
+    /// each subject with something that counts, and no other.
+    pub async fn aggregate_usage_by_subject(
+        &self,
+        ctx: &TenantContext,
+        metric: &BillableMetric,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Decimal>, MeteringError> {
+        let figures = self.figures(ctx, metric, None, from, to, true).await?;
+        Ok(figures.into_iter().filter_map(|(subject, figure)| Some((subject?, figure))).collect())
+    }
+
+    /// The figures of one aggregation: one row in all (`grouped` false), or
+    /// one per subject with a figure.
+    async fn figures(
+        &self,
+        ctx: &TenantContext,
+        metric: &BillableMetric,
+        subject: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        grouped: bool,
+    ) -> Result<Vec<(Option<String>, Decimal)>, MeteringError> {
         if from >= to {
             return Err(MeteringError::InvalidPeriod("the end must be after the start"));
         }
         let filters = serde_json::to_value(&metric.filters)
             .map_err(|e| MeteringError::Store(InfraError::internal(e)))?;
-        let window = "at >= $3 AND at < $4";
-        let counts = counted(!metric.filters.is_empty());
-        let sql = match &metric.aggregation {
-            Aggregation::Count {} => {
-                format!("SELECT count(*)::text AS figure FROM usage_events WHERE {counts} AND {window}")
-            }
-            Aggregation::Sum { .. } => {
-                format!(
-                    "SELECT sum({n})::text AS figure FROM usage_events WHERE {counts} AND {window}",
-                    n = number_of(7)
-                )
-            }
-            Aggregation::Max { .. } => {
-                format!(
-                    "SELECT max({n})::text AS figure FROM usage_events WHERE {counts} AND {window}",
-                    n = number_of(7)
-                )
-            }
-            Aggregation::UniqueCount { .. } => format!(
-                "SELECT count(DISTINCT properties -> $7)::text AS figure FROM usage_events \
-                 WHERE {counts} AND {window} AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb"
-            ),
-            Aggregation::Latest { .. } => format!(
-                "SELECT {n}::text AS figure FROM usage_events WHERE {counts} AND {window} AND {n} IS NOT NULL \
-                 ORDER BY at DESC, event_id COLLATE \"C\" DESC LIMIT 1",
-                n = number_of(7)
-            ),
-            // Each subject's levels, the one in force at `from` carried in (ordered before any
-            // event at `from` itself); a level holds until the subject's next one, or `to`.
-            Aggregation::TimeWeightedSum { .. } => format!(
-                "WITH levels AS ( \
-                     SELECT subject, at, event_id, {n} AS level FROM usage_events \
-                     WHERE {counts} AND at < $4 AND {n} IS NOT NULL), \
-                 held AS ( \
-                     (SELECT DISTINCT ON (subject) subject, $3::timestamptz AS at, 0 AS ord, event_id, level \
-                      FROM levels WHERE at < $3 ORDER BY subject, at DESC, event_id COLLATE \"C\" DESC) \
-                     UNION ALL \
-                     SELECT subject, at, 1 AS ord, event_id, level FROM levels WHERE at >= $3), \
-                 spans AS ( \
-                     SELECT subject, level, extract(epoch FROM lead(at, 1, $4::timestamptz) \
-                         OVER (PARTITION BY subject ORDER BY at, ord, event_id COLLATE \"C\") - at) AS seconds \
-                     FROM held) \
-                 SELECT sum(figure)::text AS figure FROM ( \
-                     SELECT round(sum(level * seconds) / 3600, 6) AS figure FROM spans GROUP BY subject) per_subject",
-                n = number_of(7)
-            ),
-        };
+        let sql = figure_sql(&metric.aggregation, !metric.filters.is_empty(), grouped);
         #[derive(QueryableByName)]
         struct Figure {
+            #[diesel(sql_type = Nullable<Text>)]
+            subject: Option<String>,
             #[diesel(sql_type = Nullable<Text>)]
             figure: Option<String>,
         }
         let (ctx, code) = (ctx.clone(), metric.code.clone());
         let (subject, property) =
             (subject.map(str::to_owned), metric.aggregation.property().map(str::to_owned));
-        let figure = self
+        let rows: Vec<Figure> = self
             .in_tenant(ctx.tenant_id, move |conn| {
                 Box::pin(async move {
-                    let figure: Option<Figure> = diesel::sql_query(sql)
+                    let rows = diesel::sql_query(sql)
                         .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                         .bind::<Text, _>(code)
                         .bind::<Timestamptz, _>(from)
@@ -250,20 +378,138 @@ impl Store {
                         .bind::<Nullable<Text>, _>(subject)
                         .bind::<Jsonb, _>(filters)
                         .bind::<Nullable<Text>, _>(property)
-                        .get_result(conn)
-                        .await
-                        .optional()?;
-                    Ok(figure.and_then(|f| f.figure))
+                        .load(conn)
+                        .await?;
+                    Ok(rows)
                 })
             })
             .await
             .map_err(resolve)?;
-        match figure {
-            None => Ok(Decimal::ZERO),
-            Some(text) => text
-                .parse::<Decimal>()
-                .map(|d| d.normalize())
-                .map_err(|e| MeteringError::Store(InfraError::internal(format!("aggregate {text}: {e}")))),
-        }
+        rows.into_iter()
+            .filter_map(|row| Some((row.subject, row.figure?)))
+            .map(|(subject, text)| {
+                text.parse::<Decimal>()
+                    .map(|d| (subject, d.normalize()))
+                    .map_err(|e| MeteringError::Store(InfraError::internal(format!("aggregate {text}: {e}"))))
+            })
+            .collect()
+    }
+    /// The tenant's billable metrics, by code.
+    pub async fn metrics(&self, ctx: &TenantContext) -> Result<Vec<BillableMetric>, MeteringError> {
+        let ctx = ctx.clone();
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let rows: Vec<MetricRow> = diesel::sql_query(format!(
+                    "SELECT {METRIC_COLUMNS} FROM billable_metrics WHERE tenant_id = $1 ORDER BY code"
+                ))
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .load(conn)
+                .await?;
+                rows.into_iter().map(MetricRow::into_metric).collect()
+            })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// One billable metric of the tenant, by id or (`by_code`) by code.
+    pub async fn metric(&self, ctx: &TenantContext, key: MetricKey) -> Result<BillableMetric, MeteringError> {
+        let ctx = ctx.clone();
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move { load_metric(conn, &ctx, &key, false).await })
+        })
+        .await
+        .map_err(resolve)
+    }
+
+    /// Defines a billable metric.
+    pub async fn define_metric(
+        &self,
+        ctx: &TenantContext,
+        draft: MetricDraft,
+    ) -> Result<BillableMetric, MeteringError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        let metric = draft.validated(MetricId::new(), now)?;
+        let code = metric.code.clone();
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(
+                    "INSERT INTO billable_metrics (tenant_id, id, code, name, aggregation, filters, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<SqlUuid, _>(metric.id.into_uuid())
+                .bind::<Text, _>(&metric.code)
+                .bind::<Text, _>(&metric.name)
+                .bind::<Jsonb, _>(json_of(&metric.aggregation)?)
+                .bind::<Jsonb, _>(json_of(&metric.filters)?)
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                let entry = AuditEntry::between("metering.metric.create", "billable_metric", metric.id, None, Some(&metric));
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(metric)
+            })
+        })
+        .await
+        .map_err(resolve_code(code))
+    }
+
+    /// Redefines a billable metric: its figures are computed anew from the
+    /// events, so a change applies to every period asked about afterwards.
+    pub async fn redefine_metric(
+        &self,
+        ctx: &TenantContext,
+        id: MetricId,
+        draft: MetricDraft,
+    ) -> Result<BillableMetric, MeteringError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        let code = draft.code.clone();
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let before = load_metric(conn, &ctx, &MetricKey::Id(id), true).await?;
+                let after = draft.validated(id, before.created_at).map_err(Failure::Domain)?;
+                diesel::sql_query(
+                    "UPDATE billable_metrics SET code = $3, name = $4, aggregation = $5, filters = $6, updated_at = $7 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                .bind::<SqlUuid, _>(id.into_uuid())
+                .bind::<Text, _>(&after.code)
+                .bind::<Text, _>(&after.name)
+                .bind::<Jsonb, _>(json_of(&after.aggregation)?)
+                .bind::<Jsonb, _>(json_of(&after.filters)?)
+                .bind::<Timestamptz, _>(now)
+                .execute(conn)
+                .await?;
+                let entry =
+                    AuditEntry::between("metering.metric.update", "billable_metric", id, Some(&before), Some(&after));
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(after)
+            })
+        })
+        .await
+        .map_err(resolve_code(code))
+    }
+
+    /// Deletes a billable metric (its events stay).
+    pub async fn delete_metric(&self, ctx: &TenantContext, id: MetricId) -> Result<(), MeteringError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let before = load_metric(conn, &ctx, &MetricKey::Id(id), true).await?;
+                diesel::sql_query("DELETE FROM billable_metrics WHERE tenant_id = $1 AND id = $2")
+                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                    .bind::<SqlUuid, _>(id.into_uuid())
+                    .execute(conn)
+                    .await?;
+                let entry =
+                    AuditEntry::between("metering.metric.delete", "billable_metric", id, Some(&before), None);
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(resolve)
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use portico_kernel::{FixedClock, MetricId};
-use portico_metering::{Aggregation, BillableMetric, PropertyFilter, UsageEvent, aggregate};
+use portico_metering::{
+    Aggregation, BillableMetric, PropertyFilter, UsageEvent, aggregate, aggregate_by_subject,
+};
 use portico_testkit::TestDb;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -178,9 +180,13 @@ async fn sql_aggregations_equal_the_pure_definition() {
                 assert_eq!(got, expected, "{aggregation:?} filters={filters:?} subject={subject:?}");
                 compared += 1;
             }
+            let expected = aggregate_by_subject(&metric, &events, from, to).unwrap();
+            let got = store.aggregate_usage_by_subject(&ctx, &metric, from, to).await.unwrap();
+            assert_eq!(got, expected, "by subject: {aggregation:?} filters={filters:?}");
+            compared += 1;
         }
     }
-    assert_eq!(compared, 48);
+    assert_eq!(compared, 60);
     // Spot checks worked by hand (acme, no filter, 2 March):
     let sum = metric(Aggregation::Sum { property: "tokens".into() }, Vec::new());
     // 10 + 2.5 + 4 + 100 ("many" is no number; a0 and a6 are outside the window).
