@@ -555,6 +555,14 @@ permissions! {
     CreditsPurchase = "credits:purchase";
     /// Reserve, capture and release credits.
     CreditsSpend = "credits:spend";
+    /// See one's tenant's sites, meters, readings, consumption, metrics and usage.
+    MeteringRead = "metering:read";
+    /// Set up sites, meters, billable metrics and meter data sources.
+    MeteringWrite = "metering:write";
+    /// Send usage events and meter readings, and import readings.
+    MeteringIngest = "metering:ingest";
+    /// Close a period's usage.
+    MeteringClose = "metering:close";
     /// See the master wallet, every tenant's plans and the platform's credit analytics.
     PlatformCreditsRead = "platform:credits:read";
     /// Top up the master wallet, set prices, packages and custom plans, grant and adjust credits.

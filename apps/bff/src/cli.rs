@@ -266,7 +266,12 @@ async fn work(config: Config, admin_url: &str) -> Result<(), Failure> {
     for schedule in crate::jobs::platform_schedules()? {
         store.upsert_schedule(PLATFORM_TENANT_ID, schedule).await?;
     }
-    let registry = crate::jobs::registry(&store, config.email_sender()?, config.email_from());
+    let registry = crate::jobs::registry_with(
+        &store,
+        config.email_sender()?,
+        config.email_from(),
+        config.metering_rules(),
+    );
     tracing::info!(kinds = ?registry.kinds(), concurrency = config.worker.concurrency, "worker starting");
     println!("Portico worker is running ({} job kinds)", registry.kinds().len());
     portico_worker::Worker::new(store, registry, config.worker()).run(shutdown_signal()).await;

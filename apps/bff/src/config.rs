@@ -217,6 +217,20 @@ pub struct FilesSection {
     pub s3_path_style: bool,
 }
 
+/// Metering: the usage grace period and the thresholds readings are checked against.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeteringSection {
+    /// Hours after usage is closed during which late events for it are still taken.
+    pub usage_grace_hours: u32,
+    /// Seconds a reading may be dated after now (devices' clocks drift).
+    pub reading_future_skew_secs: u32,
+    /// A consumption more than this many times the meter's trailing average is flagged.
+    pub spike_factor: u32,
+    /// Seconds a meter data source (an evcc) has to answer a pull.
+    pub source_timeout_secs: u64,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +253,7 @@ struct Files {
     idempotency: IdempotencySection,
     cache: CacheSection,
     rate_limit: crate::rate_limit::RateLimits,
+    metering: MeteringSection,
 }
 
 /// Secrets, read from the environment only.
@@ -302,6 +317,8 @@ pub struct Config {
     pub cache: CacheSection,
     /// Rate limits per route class.
     pub rate_limit: crate::rate_limit::RateLimits,
+    /// Metering's grace period and reading checks.
+    pub metering: MeteringSection,
     /// Secrets from the environment.
     pub secrets: Secrets,
 }
@@ -372,6 +389,7 @@ impl Config {
             idempotency: files.idempotency,
             cache: files.cache,
             rate_limit: files.rate_limit,
+            metering: files.metering,
             secrets,
         };
         config.check()?;
@@ -563,6 +581,19 @@ impl Config {
         portico_tenancy::mfa::SecretBox::new(&key)
     }
 
+    /// Metering's rules as the handlers and jobs use them.
+    #[must_use]
+    pub fn metering_rules(&self) -> crate::server::MeteringRules {
+        crate::server::MeteringRules {
+            usage_grace: chrono::Duration::hours(i64::from(self.metering.usage_grace_hours)),
+            readings: portico_metering::ReadingRules {
+                future_skew: chrono::Duration::seconds(i64::from(self.metering.reading_future_skew_secs)),
+                spike_factor: rust_decimal::Decimal::from(self.metering.spike_factor),
+            },
+            source_timeout: Duration::from_secs(self.metering.source_timeout_secs.max(1)),
+        }
+    }
+
     /// The server's settings (building the file store can fail).
     pub fn server(&self) -> Result<crate::server::Settings, ConfigError> {
         Ok(crate::server::Settings {
@@ -582,6 +613,7 @@ impl Config {
                 .then(|| self.mailbox_dir()),
             trusted_proxies: self.http.trusted_proxies.clone(),
             rate_limits: self.rate_limit.clone(),
+            metering: self.metering_rules(),
             idempotency: portico_store::IdempotencyTimes {
                 lease: Duration::from_secs(self.idempotency.lease_secs),
                 retention: Duration::from_secs(self.idempotency.retention_hours * 3600),
@@ -730,8 +762,9 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
     let idempotency = section::<IdempotencySection>(figment, "idempotency", &mut problems);
     let cache = section::<CacheSection>(figment, "cache", &mut problems);
     let rate_limit = section::<crate::rate_limit::RateLimits>(figment, "rate_limit", &mut problems);
+    let metering = section::<MeteringSection>(figment, "metering", &mut problems);
     // Unknown sections, which no section above reads.
-    const SECTIONS: [&str; 11] = [
+    const SECTIONS: [&str; 12] = [
         "http",
         "auth",
         "log",
@@ -743,13 +776,14 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
         "idempotency",
         "cache",
         "rate_limit",
+        "metering",
     ];
     if let Ok(top) = figment.extract::<figment::value::Dict>() {
         for name in top.keys().filter(|name| !SECTIONS.contains(&name.as_str())) {
             problems.push(format!("{name}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    match (http, auth, log, database, worker, email, seed, files, idempotency, cache, rate_limit) {
+    match (http, auth, log, database, worker, email, seed, files, idempotency, cache, rate_limit, metering) {
         (
             Some(http),
             Some(auth),
@@ -762,6 +796,7 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
             Some(idempotency),
             Some(cache),
             Some(rate_limit),
+            Some(metering),
         ) if problems.is_empty() => Ok(Files {
             http,
             auth,
@@ -774,6 +809,7 @@ fn extract_every_section(figment: &Figment) -> Result<Files, ConfigError> {
             idempotency,
             cache,
             rate_limit,
+            metering,
         }),
         _ => Err(ConfigError(problems)),
     }

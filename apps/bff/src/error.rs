@@ -159,6 +159,26 @@ impl From<CreditsError> for ApiError {
     }
 }
 
+impl From<portico_metering::MeteringError> for ApiError {
+    fn from(error: portico_metering::MeteringError) -> Self {
+        use portico_metering::MeteringError;
+        match &error {
+            MeteringError::Invalid(fields) => Self::invalid(error.code(), fields),
+            MeteringError::ReadingsRefused(refused) => {
+                let message = format!("{} readings were refused; nothing was stored.", refused.len());
+                Self::new(ErrorKind::Validation, error.code(), message)
+                    .details(json!({ "readings": refused }))
+            }
+            MeteringError::ImportRefused(report) => {
+                let message = format!("{} rows cannot be imported; nothing was written.", report.error_count);
+                Self::new(ErrorKind::Validation, error.code(), message)
+                    .details(serde_json::to_value(report).unwrap_or_default())
+            }
+            _ => Self::from_domain(&error),
+        }
+    }
+}
+
 /// Bad path parameters (a malformed UUID, ...).
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     let actix_web::error::PathError::Deserialize(inner) = &error else {

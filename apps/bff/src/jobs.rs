@@ -5,11 +5,15 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use portico_credits::{Channel, LowBalanceAlert};
+use portico_kernel::{Clock, TenantContext};
 use portico_kernel::{
     EmailMessage, EmailSender, JobKind, Mailbox, NewJob, PLATFORM_TENANT_ID, PlatformContext, Recurrence,
     ScheduleSpec, SendEmail,
 };
-use portico_store::Store;
+use portico_metering::{MeterDataSource, MeterSource, MeteringError, SourceKind, readings_of_pull};
+use portico_store::{PullOutcome, PullSource, Store};
+
+use crate::server::MeteringRules;
 use portico_worker::{HandlerError, Registry};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +70,26 @@ const SIGN_UP_BATCH: i64 = 500;
 /// minutes later, takes the rest.
 const EXPIRE_BATCH: i64 = 1000;
 
+/// Queues a pull of every meter data source that is due (a platform job,
+/// each minute); each pull runs as a `metering.pull_source` job in its
+/// source's tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullMeterSources {}
+
+impl JobKind for PullMeterSources {
+    const KIND: &'static str = "metering.pull_sources";
+}
+
+/// Sources one sweep queues at most; the next sweep, a minute later, takes the rest.
+const PULL_BATCH: i64 = 1000;
+
+/// The name of the simulated charger's one charge point, as its source's
+/// `meters` map names it.
+pub const SIMULATED_CHARGE_POINT: &str = "simulated-charger";
+
+/// The simulated charger charges at a wallbox's 11 kW.
+const SIMULATED_POWER_KW: i64 = 11;
+
 /// An end-to-end check of the job pipeline: waits `delayMs` (at most a
 /// minute) and succeeds. Harmless to run twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +127,11 @@ pub fn platform_schedules() -> Result<Vec<ScheduleSpec>, Box<dyn std::error::Err
             name: "expire-sign-ups".to_owned(),
             recurrence: Recurrence::parse("20 * * * *", "UTC")?,
             job: NewJob::of(&ExpireSignUps {})?,
+        },
+        ScheduleSpec {
+            name: "pull-meter-sources".to_owned(),
+            recurrence: Recurrence::parse("* * * * *", "UTC")?,
+            job: NewJob::of(&PullMeterSources {})?,
         },
         ScheduleSpec {
             name: "expire-credits".to_owned(),
@@ -147,12 +176,106 @@ fn send_failure(error: portico_kernel::EmailError) -> HandlerError {
     if error.is_permanent() { HandlerError::permanent(error) } else { HandlerError::new(error) }
 }
 
-/// Every handler the platform runs; platform email is sent from `from`.
+/// The source a configured one stands for: an evcc at its address, or the
+/// simulated charger; `clock` stamps the readings.
+pub fn data_source(
+    source: &MeterSource,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+) -> Result<Box<dyn MeterDataSource>, String> {
+    match source.kind {
+        SourceKind::Evcc => {
+            let address = source.base_url.as_deref().unwrap_or_default();
+            let url = url::Url::parse(address).map_err(|e| format!("the address does not read: {e}"))?;
+            let evcc = portico_evcc::EvccSource::new(url, clock, timeout).map_err(|e| e.to_string())?;
+            Ok(Box::new(evcc))
+        }
+        SourceKind::Simulated => {
+            let power = rust_decimal::Decimal::from(SIMULATED_POWER_KW);
+            let charger =
+                portico_evcc::SimulatedCharger::new(SIMULATED_CHARGE_POINT, clock, source.created_at, power)
+                    .map_err(|e| e.to_string())?;
+            Ok(Box::new(charger))
+        }
+    }
+}
+
+/// Pulls one source and records what it brought (or why it failed).
+async fn pull_source(
+    store: &Store,
+    ctx: &TenantContext,
+    job: PullSource,
+    rules: MeteringRules,
+) -> Result<(), HandlerError> {
+    let source = match store.source_for_pull(ctx, job.source_id).await {
+        Ok(source) => source,
+        // Removed since the pull was queued: nothing to do.
+        Err(MeteringError::SourceNotFound) => return Ok(()),
+        Err(error) => return Err(HandlerError::new(error)),
+    };
+    let outcome = match data_source(&source, store.clock(), rules.source_timeout) {
+        Err(message) => PullOutcome::Failed(message),
+        Ok(data_source) => match data_source.pull(source.cursor.as_deref()).await {
+            Ok(pulled) => {
+                let (readings, ignored) = readings_of_pull(&source.meters, pulled.readings);
+                if ignored > 0 {
+                    tracing::info!(source = %source.id, ignored, "pulled values of meters the source does not map");
+                }
+                PullOutcome::Pulled { readings, cursor: pulled.cursor }
+            }
+            Err(error) => PullOutcome::Failed(error.to_string()),
+        },
+    };
+    let failed = matches!(outcome, PullOutcome::Failed(_));
+    let added =
+        store.record_pull(ctx, source.id, outcome, rules.readings).await.map_err(HandlerError::new)?;
+    tracing::info!(
+        source = %source.id, failed, accepted = added.accepted, rejected = added.rejected,
+        duplicates = added.duplicates, "meter data source pulled"
+    );
+    Ok(())
+}
+
+/// Every handler the platform runs; platform email is sent from `from`;
+/// metering's rules are the defaults (see [`registry_with`]).
 #[must_use]
 pub fn registry(store: &Store, email: Arc<dyn EmailSender>, from: Mailbox) -> Registry {
+    registry_with(store, email, from, MeteringRules::default())
+}
+
+/// Every handler the platform runs, with metering's rules as configured.
+#[must_use]
+pub fn registry_with(
+    store: &Store,
+    email: Arc<dyn EmailSender>,
+    from: Mailbox,
+    metering: MeteringRules,
+) -> Registry {
     let (store, keys_store, identity_store) = (store.clone(), store.clone(), store.clone());
     let (alert_store, expire_store, sign_up_store) = (store.clone(), store.clone(), store.clone());
+    let (sweep_store, pull_store) = (store.clone(), store.clone());
     Registry::new()
+        .on(move |_: PullMeterSources, ctx| {
+            let store = sweep_store.clone();
+            async move {
+                // It reads every tenant's sources: only the platform's own job may.
+                if ctx.ctx.tenant_id != PLATFORM_TENANT_ID {
+                    return Err(HandlerError::permanent("metering.pull_sources runs only as a platform job"));
+                }
+                let queued = store
+                    .queue_due_pulls(&PlatformContext::system(PullMeterSources::KIND), PULL_BATCH)
+                    .await
+                    .map_err(HandlerError::new)?;
+                if queued > 0 {
+                    tracing::info!(queued, "queued meter data source pulls");
+                }
+                Ok(())
+            }
+        })
+        .on(move |job: PullSource, ctx| {
+            let store = pull_store.clone();
+            async move { pull_source(&store, &ctx.ctx, job, metering).await }
+        })
         .on(move |job: SendEmail, ctx| {
             let email = email.clone();
             async move {

@@ -143,6 +143,32 @@ use crate::api;
         api::credits::reservation,
         api::credits::capture,
         api::credits::release,
+        api::metering::sites,
+        api::metering::create_site,
+        api::metering::site,
+        api::metering::update_site,
+        api::metering::delete_site,
+        api::metering::meters,
+        api::metering::create_meter,
+        api::metering::meter,
+        api::metering::update_meter,
+        api::metering::delete_meter,
+        api::metering::replace_meter,
+        api::metering::readings,
+        api::metering::consumption,
+        api::metering::add_readings,
+        api::metering::import_readings,
+        api::metering::ingest_events,
+        api::metering::usage,
+        api::metering::close_usage,
+        api::metering::metrics,
+        api::metering::create_metric,
+        api::metering::metric,
+        api::metering::update_metric,
+        api::metering::delete_metric,
+        api::metering::sources,
+        api::metering::create_source,
+        api::metering::delete_source,
     ),
     components(schemas(
         Tenant, TenantStatus, CreateTenant, UpdateTenant, PublicTenant, TenantEnvelope, TenantPageEnvelope,
@@ -191,7 +217,22 @@ use crate::api;
         portico_tenancy::LogoInfo, portico_tenancy::UpdateBranding, portico_tenancy::TenantAnalytics,
         portico_tenancy::ChannelCredits, portico_tenancy::WeekCount, portico_tenancy::TenantsOverview,
         portico_tenancy::TrialEnding, OnboardingEnvelope, CatalogueEnvelope, SettingsEnvelope, ConfigEnvelope,
-        BrandingEnvelope, TenantAnalyticsEnvelope, TenantsOverviewEnvelope
+        BrandingEnvelope, TenantAnalyticsEnvelope, TenantsOverviewEnvelope,
+        portico_metering::Site, portico_metering::SiteKind, portico_metering::SiteDraft, portico_metering::Meter,
+        portico_metering::MeterKind, portico_metering::MeterPlace, portico_metering::ReadingMode,
+        portico_metering::MeterDraft, portico_metering::MeterChanges, portico_metering::Replacement,
+        portico_metering::Reading, portico_metering::ReadingSource, portico_metering::ReadingStatus,
+        portico_metering::NewReading, portico_metering::ReadingBatch, portico_metering::RefusedReading,
+        portico_metering::Bucket, portico_metering::Granularity, portico_metering::NewUsageEvent,
+        portico_metering::EventBatch, portico_metering::IngestReport, portico_metering::BillableMetric,
+        portico_metering::MetricDraft, portico_metering::Aggregation, portico_metering::PropertyFilter,
+        portico_metering::MeterSource, portico_metering::SourceKind, portico_metering::SourceDraft,
+        portico_store::ReadingsAdded, portico_store::FlaggedReading, portico_store::Replaced,
+        portico_store::Consumption, api::metering::UsageFigure, api::metering::GroupBy, api::metering::CloseUsage,
+        api::metering::UsageClosed, SiteEnvelope, SitePageEnvelope, MeterEnvelope, MeterPageEnvelope,
+        ReplacedEnvelope, ReadingPageEnvelope, ConsumptionEnvelope, ReadingsAddedEnvelope, IngestReportEnvelope,
+        UsageFigureEnvelope, UsageClosedEnvelope, MetricListEnvelope, MetricEnvelope, MeterSourceListEnvelope,
+        MeterSourceEnvelope
     )),
     modifiers(&BearerScheme, &Guarantees),
     tags(
@@ -206,6 +247,7 @@ use crate::api;
         (name = "people", description = "A tenant's people and their invitations."),
         (name = "admin-users", description = "The platform's own staff."),
         (name = "credits", description = "Per-channel prepaid wallets, their ledger and reservations; packages, prices and the platform's stock."),
+        (name = "metering", description = "Sites, meters and their readings, consumption, usage events and billable metrics, and the sources readings are pulled from."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -475,6 +517,55 @@ envelopes! {
     TenantAnalyticsEnvelope => portico_tenancy::TenantAnalytics;
     /// `{"success": true, "data": TenantsOverview}`.
     TenantsOverviewEnvelope => portico_tenancy::TenantsOverview;
+    /// `{"success": true, "data": Site}`.
+    SiteEnvelope => portico_metering::Site;
+    /// `{"success": true, "data": Meter}`.
+    MeterEnvelope => portico_metering::Meter;
+    /// `{"success": true, "data": Replaced}`.
+    ReplacedEnvelope => portico_store::Replaced;
+    /// `{"success": true, "data": Consumption}`.
+    ConsumptionEnvelope => portico_store::Consumption;
+    /// `{"success": true, "data": ReadingsAdded}`.
+    ReadingsAddedEnvelope => portico_store::ReadingsAdded;
+    /// `{"success": true, "data": IngestReport}`.
+    IngestReportEnvelope => portico_metering::IngestReport;
+    /// `{"success": true, "data": UsageFigure}`.
+    UsageFigureEnvelope => api::metering::UsageFigure;
+    /// `{"success": true, "data": UsageClosed}`.
+    UsageClosedEnvelope => api::metering::UsageClosed;
+    /// `{"success": true, "data": [BillableMetric]}`.
+    MetricListEnvelope => Vec<portico_metering::BillableMetric>;
+    /// `{"success": true, "data": BillableMetric}`.
+    MetricEnvelope => portico_metering::BillableMetric;
+    /// `{"success": true, "data": [MeterSource]}`.
+    MeterSourceListEnvelope => Vec<portico_metering::MeterSource>;
+    /// `{"success": true, "data": MeterSource}`.
+    MeterSourceEnvelope => portico_metering::MeterSource;
+}
+
+/// Declares `{"success": true, "data": [T], "meta": PageMeta}` envelopes.
+macro_rules! page_envelopes {
+    ($($(#[$doc:meta])* $name:ident => $item:ty;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            /// Always true.
+            pub success: bool,
+            /// This page's items.
+            pub data: Vec<$item>,
+            /// The numbers to page on.
+            pub meta: PageMeta,
+        }
+    )*};
+}
+
+page_envelopes! {
+    /// `{"success": true, "data": [Site], "meta": PageMeta}`.
+    SitePageEnvelope => portico_metering::Site;
+    /// `{"success": true, "data": [Meter], "meta": PageMeta}`.
+    MeterPageEnvelope => portico_metering::Meter;
+    /// `{"success": true, "data": [Reading], "meta": PageMeta}`.
+    ReadingPageEnvelope => portico_metering::Reading;
 }
 
 /// `{"success": true, "data": [Entry], "meta": PageMeta}`.

@@ -242,6 +242,10 @@ pub struct RateLimits {
     pub write_per_principal: Quota,
     /// Per tenant, on changes.
     pub write_per_tenant: Quota,
+    /// Per user or API key, on usage and reading ingestion (batches of up to 1,000).
+    pub ingest_per_principal: Quota,
+    /// Per tenant, on usage and reading ingestion.
+    pub ingest_per_tenant: Quota,
     /// Per client address, on sign-in and token refresh.
     pub auth: Quota,
 }
@@ -257,6 +261,8 @@ impl Default for RateLimits {
             read_per_tenant: quota(3000, Duration::from_secs(60)),
             write_per_principal: quota(120, Duration::from_secs(60)),
             write_per_tenant: quota(600, Duration::from_secs(60)),
+            ingest_per_principal: quota(6000, Duration::from_secs(60)),
+            ingest_per_tenant: quota(12000, Duration::from_secs(60)),
             auth: quota(10, Duration::from_secs(60)),
         }
     }
@@ -279,6 +285,8 @@ impl RateLimiter {
             limits.read_per_tenant,
             limits.write_per_principal,
             limits.write_per_tenant,
+            limits.ingest_per_principal,
+            limits.ingest_per_tenant,
             limits.auth,
         ]
         .iter()
@@ -299,14 +307,19 @@ impl RateLimiter {
         let (per_principal, per_tenant) = match class {
             RateClass::Read => (limits.read_per_principal, limits.read_per_tenant),
             RateClass::Write => (limits.write_per_principal, limits.write_per_tenant),
+            RateClass::Ingest => (limits.ingest_per_principal, limits.ingest_per_tenant),
             RateClass::Public | RateClass::Auth => (limits.public, limits.public),
         };
         if class == RateClass::Auth {
             return vec![(format!("auth:{}", crate::client::client_key(ip)), limits.auth)];
         }
         match (class, who) {
-            (RateClass::Read | RateClass::Write, Some((principal, tenant))) => {
-                let name = if class == RateClass::Read { "read" } else { "write" };
+            (RateClass::Read | RateClass::Write | RateClass::Ingest, Some((principal, tenant))) => {
+                let name = match class {
+                    RateClass::Read => "read",
+                    RateClass::Ingest => "ingest",
+                    _ => "write",
+                };
                 vec![
                     (format!("{name}:principal:{principal}"), per_principal),
                     (format!("{name}:tenant:{tenant}"), per_tenant),

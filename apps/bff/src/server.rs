@@ -48,6 +48,29 @@ pub struct Settings {
     pub mfa: portico_tenancy::mfa::SecretBox,
     /// Where uploaded files (logos) are kept.
     pub files: Files,
+    /// Metering's grace period and reading checks.
+    pub metering: MeteringRules,
+}
+
+/// Metering's rules, as the handlers and jobs use them.
+#[derive(Debug, Clone, Copy)]
+pub struct MeteringRules {
+    /// How long after usage is closed late events for it are still taken.
+    pub usage_grace: chrono::Duration,
+    /// The thresholds readings are checked against.
+    pub readings: portico_metering::ReadingRules,
+    /// How long a meter data source has to answer a pull.
+    pub source_timeout: std::time::Duration,
+}
+
+impl Default for MeteringRules {
+    fn default() -> Self {
+        Self {
+            usage_grace: chrono::Duration::hours(72),
+            readings: portico_metering::ReadingRules::default(),
+            source_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// The file store the handlers share.
@@ -93,6 +116,7 @@ impl Settings {
             files: Files(std::sync::Arc::new(portico_files::LocalDirectory::new(
                 std::env::temp_dir().join("portico-test-files"),
             ))),
+            metering: MeteringRules::default(),
         }
     }
 }
@@ -192,6 +216,7 @@ pub fn configure(
     let links = web::Data::new(settings.links.clone());
     let mfa = web::Data::new(settings.mfa.clone());
     let files = web::Data::new(settings.files.clone());
+    let metering = web::Data::new(settings.metering);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(store.clone())
             .app_data(cache.clone())
@@ -201,6 +226,7 @@ pub fn configure(
             .app_data(links.clone())
             .app_data(mfa.clone())
             .app_data(files.clone())
+            .app_data(metering.clone())
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(mailbox.clone())

@@ -210,6 +210,10 @@ pub struct NewReading {
 /// A batch of readings (the body of `POST /api/v1/metering/readings`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"readings": [
+    {"meterId": "01937a8e-6a10-7c3e-8f55-0a1b2c3d4e5f", "at": "2026-03-01T08:00:00Z", "value": "4711.25"},
+    {"meterId": "01937a8e-6a10-7c3e-8f55-0a1b2c3d4e5f", "at": "2026-04-01T08:00:00Z", "value": "4890", "estimated": true}
+]})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadingBatch {
     /// 1 to 1,000 readings, of any meters, in any order.

@@ -121,6 +121,11 @@ impl NewUsageEvent {
 /// A batch of usage events (the body of `POST /api/v1/metering/events`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, garde::Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"events": [
+    {"id": "evt_01J9Z3", "subject": "customer-42", "metricCode": "llm.tokens",
+     "at": "2026-03-01T12:00:00Z", "properties": {"tokens": 812, "model": "large"}},
+    {"id": "evt_01J9Z4", "subject": "customer-7", "metricCode": "api.calls", "properties": {}}
+]})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBatch {
     /// Up to 1,000 events.

@@ -3,7 +3,7 @@
 //! under a lock of their meter, and consumption computed by the domain from
 //! the readings around a period.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid};
@@ -372,8 +372,10 @@ pub struct ReadingsAdded {
     pub accepted: u64,
     /// Readings the meters had already (same instant and value): nothing stored.
     pub duplicates: u64,
-    /// Readings kept as rejected, with their reason (only from a meter data source,
-    /// whose readings are never dropped; a person's batch is refused instead).
+    /// Readings refused but kept as rejected, with their reason (only from a meter
+    /// data source, whose readings are never dropped; a person's batch is refused
+    /// instead). One whose instant the meter has a reading for already is counted
+    /// but not kept: a meter has one reading per instant.
     pub rejected: u64,
     /// Accepted readings that deserve a second look, by their place in the batch
     /// (for an import, their line).
@@ -441,6 +443,12 @@ pub(crate) async fn add_checked(
         };
         let known = readings_around(conn, ctx, meter_id, first, last).await?;
         let verdicts = check_series(&meter, &known, &batch, now, rules);
+        // A meter has one reading per instant: a refused reading is kept only
+        // at an instant no stored, accepted or already kept reading holds.
+        let mut taken: HashSet<DateTime<Utc>> = known.iter().map(|r| r.at).collect();
+        taken.extend(
+            batch.iter().zip(&verdicts).filter(|(_, v)| matches!(v, Verdict::Accepted(_))).map(|(r, _)| r.at),
+        );
         let mut accepted_here = 0;
         for ((index, mut reading), verdict) in indexes.iter().copied().zip(batch).zip(verdicts) {
             match verdict {
@@ -462,10 +470,12 @@ pub(crate) async fn add_checked(
                         reason: error.to_string(),
                     }),
                     OnRefusal::KeepRejected => {
-                        reading.status = ReadingStatus::Rejected { reason: error.to_string() };
                         added.rejected += 1;
-                        accepted_here += 1;
-                        stored.push(reading);
+                        if taken.insert(reading.at) {
+                            reading.status = ReadingStatus::Rejected { reason: error.to_string() };
+                            accepted_here += 1;
+                            stored.push(reading);
+                        }
                     }
                 },
             }
@@ -1014,7 +1024,7 @@ impl Store {
         rules: ReadingRules,
     ) -> Result<ReadingsAdded, MeteringError> {
         let (ctx, now) = (ctx.clone(), self.now());
-        let source = readings.iter().next().map_or(ReadingSource::Manual, |r| r.source);
+        let source = readings.as_slice().first().map_or(ReadingSource::Manual, |r| r.source);
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let (added, per_meter) =
@@ -1049,8 +1059,11 @@ impl Store {
                     .collect();
                 serials.sort_unstable();
                 serials.dedup();
+                // Oldest first: at a replacement's instant a kept serial number names
+                // both meters, and a reading then is the old one's closing reading.
                 let numbered: Vec<MeterRow> = diesel::sql_query(format!(
-                    "SELECT {METER_COLUMNS} FROM meters WHERE tenant_id = $1 AND serial_number = ANY($2)"
+                    "SELECT {METER_COLUMNS} FROM meters WHERE tenant_id = $1 AND serial_number = ANY($2) \
+                     ORDER BY active_from, id"
                 ))
                 .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                 .bind::<Array<Text>, _>(&serials)

@@ -142,8 +142,9 @@ impl Store {
     }
 
     /// The clock, for work that must read the time later than its start
-    /// (after waiting for a lock).
-    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+    /// (after waiting for a lock), and for callers whose times must agree
+    /// with the store's (readings pulled from a source).
+    pub fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
     }
 

@@ -267,6 +267,20 @@ impl Store {
                 }
                 report.duplicates = duplicates;
                 report.closed = closed_out.into_iter().map(|e| e.id).collect();
+                // One row per batch that stored events (not per event: the events are their own record).
+                if report.accepted > 0 {
+                    let entry = AuditEntry {
+                        action: "metering.events.ingest",
+                        resource_type: "usage_events",
+                        resource_id: ctx.tenant_id.to_string(),
+                        changes: serde_json::json!({
+                            "accepted": { "after": report.accepted },
+                            "duplicates": { "after": report.duplicates.len() },
+                            "closed": { "after": report.closed.len() },
+                        }),
+                    };
+                    audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
+                }
                 Ok(report)
             })
         })
@@ -304,6 +318,13 @@ impl Store {
                 .bind::<Timestamptz, _>(now)
                 .get_result(conn)
                 .await?;
+                let entry = AuditEntry {
+                    action: "metering.usage.close",
+                    resource_type: "usage_closure",
+                    resource_id: ctx.tenant_id.to_string(),
+                    changes: serde_json::json!({ "closedThrough": { "after": closed.closed_through } }),
+                };
+                audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(closed.closed_through)
             })
         })

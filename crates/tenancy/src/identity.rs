@@ -171,6 +171,10 @@ const TENANT_OWNER: &[&str] = &[
     "credits:read",
     "credits:purchase",
     "credits:spend",
+    "metering:read",
+    "metering:write",
+    "metering:ingest",
+    "metering:close",
     "owners:manage",
 ];
 
@@ -203,6 +207,10 @@ const PLATFORM_OWNER: &[&str] = &[
     "credits:read",
     "credits:purchase",
     "credits:spend",
+    "metering:read",
+    "metering:write",
+    "metering:ingest",
+    "metering:close",
     "owners:manage",
 ];
 
@@ -228,12 +236,20 @@ impl Role {
                 "roles:read",
                 "people:read",
                 "credits:read",
+                "metering:read",
             ],
             Self::Owner => TENANT_OWNER,
             Self::Admin => TENANT_ADMIN,
-            // Staff send messages, which spend credits; viewers only look.
-            Self::Staff => &["tenants:read", "roles:read", "credits:read", "credits:spend"],
-            Self::Viewer => &["tenants:read", "roles:read", "credits:read"],
+            // Staff send messages, which spend credits, and read meters; viewers only look.
+            Self::Staff => &[
+                "tenants:read",
+                "roles:read",
+                "credits:read",
+                "credits:spend",
+                "metering:read",
+                "metering:ingest",
+            ],
+            Self::Viewer => &["tenants:read", "roles:read", "credits:read", "metering:read"],
             // A custom role's permissions are the tenant's, kept with the membership.
             Self::Custom => &[],
         }

@@ -48,6 +48,16 @@ pub const CATALOGUE: &[Permission] = &[
     tenant("credits:read", "See one's tenant's wallets, ledger, reservations, packages, prices and plans."),
     tenant("credits:purchase", "Buy credits and packages, and set wallets' low-balance alerts."),
     tenant("credits:spend", "Reserve, capture and release credits (services sending messages)."),
+    tenant("metering:read", "See one's tenant's sites, meters, readings, consumption, metrics and usage."),
+    tenant(
+        "metering:write",
+        "Set up sites, meters (install, change, replace), billable metrics and meter data sources.",
+    ),
+    tenant("metering:ingest", "Send usage events and meter readings, and import readings."),
+    tenant(
+        "metering:close",
+        "Close a period's usage, after which late events are refused once the grace has passed.",
+    ),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),

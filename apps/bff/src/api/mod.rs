@@ -13,6 +13,7 @@ pub mod credits;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
+pub mod metering;
 pub mod onboarding;
 pub mod people;
 pub mod public;
@@ -45,6 +46,9 @@ pub enum RateClass {
     Read,
     /// Authenticated changes: limited per principal and per tenant, more tightly.
     Write,
+    /// Usage and reading ingestion (machines sending batches): limited per
+    /// principal and per tenant, more loosely than changes.
+    Ingest,
     /// Sign-in and token refresh: limited per client address, tightly (guessing passwords).
     Auth,
 }
@@ -131,6 +135,19 @@ const fn upload(method: &'static str, path: &'static str) -> RouteSpec {
     RouteSpec { method, path, idempotency: Idempotency::Exempt, rate: RateClass::Write, feature: None }
 }
 
+/// A batch of usage events or readings sent by machines: limited as
+/// ingestion, not as changes. Events are idempotent by their own ids, so
+/// `Idempotency-Key` is ignored.
+const fn ingest(path: &'static str) -> RouteSpec {
+    RouteSpec {
+        method: "POST",
+        path,
+        idempotency: Idempotency::Exempt,
+        rate: RateClass::Ingest,
+        feature: None,
+    }
+}
+
 /// A change that moves credits (or money): a request without an
 /// `Idempotency-Key` is refused, and the key is the operation's reference.
 const fn money(path: &'static str) -> RouteSpec {
@@ -144,7 +161,7 @@ const fn money(path: &'static str) -> RouteSpec {
 }
 
 /// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 118] = [
+pub const ROUTES: [RouteSpec; 144] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     public("/api/v1/public/tenant/logo"),
@@ -272,7 +289,41 @@ pub const ROUTES: [RouteSpec; 118] = [
     read("/api/v1/credits/reservations/{id}").gated("credits"),
     money("/api/v1/credits/reservations/{id}/capture").gated("credits"),
     money("/api/v1/credits/reservations/{id}/release").gated("credits"),
+    read("/api/v1/metering/sites").gated("metering"),
+    write("POST", "/api/v1/metering/sites").gated("metering"),
+    read("/api/v1/metering/sites/{id}").gated("metering"),
+    write("PUT", "/api/v1/metering/sites/{id}").gated("metering"),
+    write("DELETE", "/api/v1/metering/sites/{id}").gated("metering"),
+    read("/api/v1/metering/meters").gated("metering"),
+    write("POST", "/api/v1/metering/meters").gated("metering"),
+    read("/api/v1/metering/meters/{id}").gated("metering"),
+    write("PUT", "/api/v1/metering/meters/{id}").gated("metering"),
+    write("DELETE", "/api/v1/metering/meters/{id}").gated("metering"),
+    write("POST", "/api/v1/metering/meters/{id}/replace").gated("metering"),
+    read("/api/v1/metering/meters/{id}/readings").gated("metering"),
+    read("/api/v1/metering/meters/{id}/consumption").gated("metering"),
+    // Readings change registers' history: a retried batch is answered from its first run.
+    RouteSpec { rate: RateClass::Ingest, ..write("POST", "/api/v1/metering/readings") }.gated("metering"),
+    RouteSpec { rate: RateClass::Ingest, ..bulk("/api/v1/metering/readings/import") }.gated("metering"),
+    ingest("/api/v1/metering/events").gated("metering"),
+    read("/api/v1/metering/usage").gated("metering"),
+    write("POST", "/api/v1/metering/usage/close").gated("metering"),
+    read("/api/v1/metering/metrics").gated("metering"),
+    write("POST", "/api/v1/metering/metrics").gated("metering"),
+    read("/api/v1/metering/metrics/{id}").gated("metering"),
+    write("PUT", "/api/v1/metering/metrics/{id}").gated("metering"),
+    write("DELETE", "/api/v1/metering/metrics/{id}").gated("metering"),
+    read("/api/v1/metering/sources").gated("metering"),
+    write("POST", "/api/v1/metering/sources").gated("metering"),
+    write("DELETE", "/api/v1/metering/sources/{id}").gated("metering"),
 ];
+
+/// Routes whose JSON bodies may be larger than the default limit: batches
+/// of up to 1,000 events or readings.
+const LARGE_BODIES: [&str; 2] = ["/api/v1/metering/events", "/api/v1/metering/readings"];
+
+/// The body limit of [`LARGE_BODIES`].
+pub const LARGE_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The declaration of `method` on `path` (a template), if listed.
 #[must_use]
@@ -403,6 +454,32 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/credits/reservations/{id}") => web::get().to(credits::reservation),
         ("POST", "/api/v1/credits/reservations/{id}/capture") => web::post().to(credits::capture),
         ("POST", "/api/v1/credits/reservations/{id}/release") => web::post().to(credits::release),
+        ("GET", "/api/v1/metering/sites") => web::get().to(metering::sites),
+        ("POST", "/api/v1/metering/sites") => web::post().to(metering::create_site),
+        ("GET", "/api/v1/metering/sites/{id}") => web::get().to(metering::site),
+        ("PUT", "/api/v1/metering/sites/{id}") => web::put().to(metering::update_site),
+        ("DELETE", "/api/v1/metering/sites/{id}") => web::delete().to(metering::delete_site),
+        ("GET", "/api/v1/metering/meters") => web::get().to(metering::meters),
+        ("POST", "/api/v1/metering/meters") => web::post().to(metering::create_meter),
+        ("GET", "/api/v1/metering/meters/{id}") => web::get().to(metering::meter),
+        ("PUT", "/api/v1/metering/meters/{id}") => web::put().to(metering::update_meter),
+        ("DELETE", "/api/v1/metering/meters/{id}") => web::delete().to(metering::delete_meter),
+        ("POST", "/api/v1/metering/meters/{id}/replace") => web::post().to(metering::replace_meter),
+        ("GET", "/api/v1/metering/meters/{id}/readings") => web::get().to(metering::readings),
+        ("GET", "/api/v1/metering/meters/{id}/consumption") => web::get().to(metering::consumption),
+        ("POST", "/api/v1/metering/readings") => web::post().to(metering::add_readings),
+        ("POST", "/api/v1/metering/readings/import") => web::post().to(metering::import_readings),
+        ("POST", "/api/v1/metering/events") => web::post().to(metering::ingest_events),
+        ("GET", "/api/v1/metering/usage") => web::get().to(metering::usage),
+        ("POST", "/api/v1/metering/usage/close") => web::post().to(metering::close_usage),
+        ("GET", "/api/v1/metering/metrics") => web::get().to(metering::metrics),
+        ("POST", "/api/v1/metering/metrics") => web::post().to(metering::create_metric),
+        ("GET", "/api/v1/metering/metrics/{id}") => web::get().to(metering::metric),
+        ("PUT", "/api/v1/metering/metrics/{id}") => web::put().to(metering::update_metric),
+        ("DELETE", "/api/v1/metering/metrics/{id}") => web::delete().to(metering::delete_metric),
+        ("GET", "/api/v1/metering/sources") => web::get().to(metering::sources),
+        ("POST", "/api/v1/metering/sources") => web::post().to(metering::create_source),
+        ("DELETE", "/api/v1/metering/sources/{id}") => web::delete().to(metering::delete_source),
         // A listed route without a handler answers 404, which the route test reports.
         _ => web::route().to(error::not_found),
     }
@@ -420,6 +497,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in paths {
         let declared: Vec<&'static RouteSpec> = ROUTES.iter().filter(|r| r.path == path).collect();
         let mut resource = web::resource(path);
+        if LARGE_BODIES.contains(&path) {
+            resource = resource
+                .app_data(web::PayloadConfig::new(LARGE_BODY_LIMIT))
+                .app_data(crate::json::BodyLimit(LARGE_BODY_LIMIT));
+        }
         for route in &declared {
             resource = resource.route(handler(route.method, path));
         }

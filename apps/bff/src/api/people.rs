@@ -705,20 +705,7 @@ pub async fn bulk_import(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = customer(&auth.ctx)?;
-    let csv = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
-        });
-    if !csv {
-        return Err(ApiError::with_status(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "import.not_csv",
-            "Send the file as Content-Type: text/csv.",
-        ));
-    }
+    require_csv(&req)?;
     let mut parser = ImportParser::new();
     let mut read = 0usize;
     while let Some(chunk) = payload.next().await {
@@ -740,6 +727,26 @@ pub async fn bulk_import(
         Ok(summary) => Ok(envelope::created(summary)),
         Err(portico_tenancy::people_import::ImportRefused::Rows(report)) => Err(invalid_rows(report)),
         Err(portico_tenancy::people_import::ImportRefused::Identity(error)) => Err(error.into()),
+    }
+}
+
+/// Refuses an import not sent as `text/csv` (415 `import.not_csv`).
+pub(crate) fn require_csv(req: &HttpRequest) -> Result<(), ApiError> {
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+        });
+    if csv {
+        Ok(())
+    } else {
+        Err(ApiError::with_status(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "import.not_csv",
+            "Send the file as Content-Type: text/csv.",
+        ))
     }
 }
 

@@ -49,6 +49,10 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
             "credits:read",
             "credits:purchase",
             "credits:spend",
+            "metering:read",
+            "metering:write",
+            "metering:ingest",
+            "metering:close",
             "owners:manage"
         ]
     );
@@ -138,7 +142,10 @@ async fn a_person_of_several_tenants_chooses_one() {
     let chosen = app.sign_in("both@example.com", PASSWORD, Some("globex")).await;
     assert_eq!(chosen.status, 200, "{}", chosen.body);
     assert_eq!(chosen.json["data"]["role"], json!("viewer"));
-    assert_eq!(chosen.json["data"]["permissions"], json!(["tenants:read", "roles:read", "credits:read"]));
+    assert_eq!(
+        chosen.json["data"]["permissions"],
+        json!(["tenants:read", "roles:read", "credits:read", "metering:read"])
+    );
     // Switching moves the session: new tokens for Acme, and the previous refresh token is spent.
     let access = data(&chosen, "accessToken");
     let switched =

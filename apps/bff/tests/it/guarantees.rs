@@ -532,6 +532,74 @@ async fn call_mutation(
         ("POST", "/api/v1/credits/reservations/{id}/release") => {
             (with_id(&reservation(app, admin, request_id).await), None, "credits.release")
         }
+        ("POST", "/api/v1/metering/sites") => {
+            (path.to_owned(), Some(json!({"kind": "property", "name": request_id})), "metering.site.create")
+        }
+        ("PUT", "/api/v1/metering/sites/{id}") => {
+            let id = metering_site(app, admin, request_id).await;
+            (with_id(&id), Some(json!({"kind": "building", "name": "Renamed"})), "metering.site.update")
+        }
+        ("DELETE", "/api/v1/metering/sites/{id}") => {
+            (with_id(&metering_site(app, admin, request_id).await), None, "metering.site.delete")
+        }
+        ("POST", "/api/v1/metering/meters") => {
+            (path.to_owned(), Some(meter_draft(request_id)), "metering.meter.create")
+        }
+        ("PUT", "/api/v1/metering/meters/{id}") => {
+            let id = metering_meter(app, admin, request_id).await;
+            let changes = json!({"place": {"type": "subject", "subject": "moved"}, "serialNumber": "S-2"});
+            (with_id(&id), Some(changes), "metering.meter.update")
+        }
+        ("DELETE", "/api/v1/metering/meters/{id}") => {
+            (with_id(&metering_meter(app, admin, request_id).await), None, "metering.meter.delete")
+        }
+        ("POST", "/api/v1/metering/meters/{id}/replace") => {
+            let id = metering_meter(app, admin, request_id).await;
+            let at = chrono::Utc::now().to_rfc3339();
+            let body = json!({"at": at, "closingReading": "10", "startReading": "0"});
+            (with_id(&id), Some(body), "metering.meter.replace")
+        }
+        ("POST", "/api/v1/metering/readings") => {
+            let id = metering_meter(app, admin, request_id).await;
+            let body = json!({"readings": [{"meterId": id, "at": chrono::Utc::now().to_rfc3339(), "value": "12.5"}]});
+            (path.to_owned(), Some(body), "metering.readings.add")
+        }
+        ("POST", "/api/v1/metering/readings/import") => {
+            let id = metering_meter(app, admin, request_id).await;
+            headers.push(("Content-Type", "text/csv"));
+            let csv = format!("meterId,at,value\r\n{id},{},7\r\n", chrono::Utc::now().to_rfc3339());
+            let res =
+                app.call_with(method, path, Some(&token), &headers, Some(csv.clone().into_bytes())).await;
+            let replay = Replay { path: path.to_owned(), body: Some(csv.into_bytes()), token };
+            return (res, "metering.readings.add", replay);
+        }
+        ("POST", "/api/v1/metering/events") => {
+            let event = json!({"id": request_id, "subject": "walker", "metricCode": "walk.steps"});
+            (path.to_owned(), Some(json!({"events": [event]})), "metering.events.ingest")
+        }
+        ("POST", "/api/v1/metering/usage/close") => {
+            (path.to_owned(), Some(json!({"through": "2026-01-01T00:00:00Z"})), "metering.usage.close")
+        }
+        ("POST", "/api/v1/metering/metrics") => {
+            (path.to_owned(), Some(metric_draft(request_id)), "metering.metric.create")
+        }
+        ("PUT", "/api/v1/metering/metrics/{id}") => {
+            let id = metering_metric(app, admin, request_id).await;
+            (with_id(&id), Some(metric_draft(&format!("{request_id}-renamed"))), "metering.metric.update")
+        }
+        ("DELETE", "/api/v1/metering/metrics/{id}") => {
+            (with_id(&metering_metric(app, admin, request_id).await), None, "metering.metric.delete")
+        }
+        ("POST", "/api/v1/metering/sources") => {
+            let body = json!({"kind": "simulated", "name": request_id});
+            (path.to_owned(), Some(body), "metering.source.create")
+        }
+        ("DELETE", "/api/v1/metering/sources/{id}") => {
+            let body = json!({"kind": "simulated", "name": request_id});
+            let key = format!("{request_id}-source");
+            let res = keyed_setup(app, admin, "/api/v1/metering/sources", key, Some(body)).await;
+            (with_id(res.json["data"]["id"].as_str().unwrap()), None, "metering.source.delete")
+        }
         _ => panic!("{method} {path}: a mutating route this test does not know; add it to call_mutation"),
     };
     let body = raw.or_else(|| body.map(|b| b.to_string().into_bytes()));
@@ -584,6 +652,37 @@ async fn reservation(app: &TestApp, admin: &str, request_id: &str) -> String {
         keyed_setup(app, admin, "/api/v1/credits/reservations", format!("{request_id}-hold"), Some(body))
             .await;
     res.json["data"]["reservation"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A site of the platform tenant, made for one walked request.
+async fn metering_site(app: &TestApp, admin: &str, request_id: &str) -> String {
+    let body = json!({"kind": "property", "name": request_id});
+    let res =
+        keyed_setup(app, admin, "/api/v1/metering/sites", format!("{request_id}-site"), Some(body)).await;
+    res.json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn meter_draft(subject: &str) -> Value {
+    json!({"place": {"type": "subject", "subject": subject}, "kind": "electricity", "unit": "kWh",
+           "mode": {"mode": "register", "digits": 6}, "activeFrom": "2026-01-01T00:00:00Z"})
+}
+
+/// A meter of the platform tenant, made for one walked request.
+async fn metering_meter(app: &TestApp, admin: &str, request_id: &str) -> String {
+    let key = format!("{request_id}-meter");
+    let res = keyed_setup(app, admin, "/api/v1/metering/meters", key, Some(meter_draft(request_id))).await;
+    res.json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn metric_draft(code: &str) -> Value {
+    json!({"code": format!("walk.{}", code.replace('-', "_")), "name": "Walked", "aggregation": {"type": "count"}})
+}
+
+/// A billable metric of the platform tenant, made for one walked request.
+async fn metering_metric(app: &TestApp, admin: &str, request_id: &str) -> String {
+    let key = format!("{request_id}-metric");
+    let res = keyed_setup(app, admin, "/api/v1/metering/metrics", key, Some(metric_draft(request_id))).await;
+    res.json["data"]["id"].as_str().unwrap().to_owned()
 }
 
 fn package_draft(name: &str) -> Value {
@@ -697,8 +796,13 @@ struct Audited {
 
 #[actix_web::test]
 async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
-    // The walk signs in many times from one address.
-    let app = TestApp::spawn_with(|s| s.rate_limits.auth = "1000/min".parse().unwrap()).await;
+    // The walk signs in many times from one address, and makes over a hundred changes as one admin.
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limits.auth = "1000/min".parse().unwrap();
+        s.rate_limits.write_per_principal = "1000/min".parse().unwrap();
+        s.rate_limits.write_per_tenant = "1000/min".parse().unwrap();
+    })
+    .await;
     let admin = app.admin_token();
     let document = app.call("GET", "/api/v1/openapi.json", None, None).await.json;
     let mut walked = 0;
@@ -766,7 +870,7 @@ async fn every_mutating_route_leaves_an_audit_row_with_its_request_id() {
             assert_eq!(count(&app, sql, action).await, before, "{method} {path}: ran once");
         }
     }
-    assert_eq!(walked, 64, "every mutating route was walked");
+    assert_eq!(walked, 80, "every mutating route was walked");
 }
 
 #[actix_web::test]

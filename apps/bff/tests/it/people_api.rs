@@ -283,7 +283,10 @@ async fn an_invitation_is_accepted_once_and_never_after_it_expires() {
     assert_eq!(code(&twice), (422, json!("invitations.invalid")));
     let signed = app.sign_in("new@acme.example", "a-long-passphrase", None).await;
     assert_eq!(signed.status, 200, "{}", signed.body);
-    assert_eq!(signed.json["data"]["permissions"], json!(["tenants:read", "roles:read", "credits:read"]));
+    assert_eq!(
+        signed.json["data"]["permissions"],
+        json!(["tenants:read", "roles:read", "credits:read", "metering:read"])
+    );
 
     // An expired link is refused like an unknown one, and accepts nothing.
     let invite = json!({"email": "late@acme.example", "name": "Late"});

@@ -11,6 +11,7 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod jobs;
+mod meters;
 mod migrations;
 mod people;
 mod pool;
