@@ -194,6 +194,86 @@ pub async fn demo_branding(store: &Store, tenants: &[Tenant]) -> Result<(), Tena
     Ok(())
 }
 
+/// Demo metering for the demo tenants whose industry meters (property
+/// management): a property with a building, two flats with electricity
+/// meters read daily for the last 60 days, a carport charge point pulled
+/// from the simulated charger every 15 minutes, and a billable metric with
+/// some usage events. Only for a tenant with no sites yet.
+pub async fn demo_metering(store: &Store, tenants: &[Tenant]) -> Result<(), Box<dyn std::error::Error>> {
+    use chrono::{Duration, DurationRound as _, Utc};
+    use portico_metering::{
+        EventBatch, MeterDraft, MetricDraft, ReadingRules, ReadingSource, SiteDraft, SourceDraft, candidate,
+    };
+    use serde_json::json;
+    for tenant in tenants.iter().filter(|t| t.industry.as_deref() == Some("property_management")) {
+        let ctx = TenantContext {
+            tenant_id: tenant.id,
+            actor: Actor::system("seed"),
+            permissions: std::collections::BTreeSet::new(),
+            request_id: RequestId::generate(),
+            origin: Origin::default(),
+        };
+        if store.sites(&ctx, PageRequest::default()).await?.total > 0 {
+            continue;
+        }
+        let site = |parent: Option<portico_kernel::SiteId>,
+                    kind: &str,
+                    name: &str|
+         -> Result<SiteDraft, serde_json::Error> {
+            serde_json::from_value(json!({"parentId": parent, "kind": kind, "name": name}))
+        };
+        let property = store.create_site(&ctx, site(None, "property", "Hauptstraße 12")?).await?;
+        let building = store.create_site(&ctx, site(Some(property.id), "building", "Haus A")?).await?;
+        let today = Utc::now().duration_trunc(Duration::days(1))?;
+        let start = today - Duration::days(61);
+        let mut readings = Vec::new();
+        for (flat, daily) in [("Flat 1", 7), ("Flat 2", 11)] {
+            let unit = store.create_site(&ctx, site(Some(building.id), "unit", flat)?).await?;
+            let draft: MeterDraft = serde_json::from_value(json!({
+                "place": {"type": "site", "siteId": unit.id}, "kind": "electricity", "unit": "kWh",
+                "mode": {"mode": "register", "digits": 6}, "serialNumber": format!("1ESY-{}", flat.replace(' ', "")),
+                "activeFrom": start, "startReading": "1000"
+            }))?;
+            let meter = store.install_meter(&ctx, draft).await?;
+            for day in 1..=60_i64 {
+                let value = rust_decimal::Decimal::from(1000 + daily * day + day % 3);
+                readings.push(candidate(
+                    meter.id,
+                    start + Duration::days(day),
+                    value,
+                    false,
+                    ReadingSource::Manual,
+                ));
+            }
+        }
+        store.add_readings(&ctx, readings, ReadingRules::default()).await?;
+        let carport = store.create_site(&ctx, site(Some(property.id), "other", "Carport")?).await?;
+        let charger: MeterDraft = serde_json::from_value(json!({
+            "place": {"type": "site", "siteId": carport.id}, "kind": "ev_charging", "unit": "kWh",
+            "mode": {"mode": "register"}, "activeFrom": start, "startReading": "0"
+        }))?;
+        let charger = store.install_meter(&ctx, charger).await?;
+        let source: SourceDraft = serde_json::from_value(json!({
+            "kind": "simulated", "name": "Carport charger (simulated)", "everyMinutes": 15,
+            "meters": {crate::jobs::SIMULATED_CHARGE_POINT: charger.id}
+        }))?;
+        store.create_meter_source(&ctx, source).await?;
+        let metric: MetricDraft = serde_json::from_value(json!({
+            "code": "portal.logins", "name": "Tenant portal sign-ins", "aggregation": {"type": "count"}
+        }))?;
+        store.define_metric(&ctx, metric).await?;
+        let events: Vec<serde_json::Value> = (0..200_i64)
+            .map(|n| json!({
+                "id": format!("demo-login-{n}"), "subject": format!("flat-{}", n % 2 + 1), "metricCode": "portal.logins",
+                "at": today - Duration::hours(n * 7)
+            }))
+            .collect();
+        let batch: EventBatch = serde_json::from_value(json!({ "events": events }))?;
+        store.ingest_usage(&ctx, batch.validated(Utc::now())?, Duration::hours(72)).await?;
+    }
+    Ok(())
+}
+
 /// `export NAME=value` lines for the demo tenants' ids, ready to paste into
 /// a shell (the README's examples use them).
 #[must_use]

@@ -191,7 +191,7 @@ fn total(series: &[Series<'_>], from: DateTime<Utc>, to: DateTime<Utc>) -> Resul
         };
         sum = sum.checked_add(used).ok_or_else(too_large)?;
     }
-    Ok(sum.round_dp(CONSUMPTION_DECIMALS))
+    Ok(sum.round_dp(CONSUMPTION_DECIMALS).normalize())
 }
 
 /// What a register counted from `start` to `end` (`start < end`), or none

@@ -62,7 +62,7 @@ impl ReadingMode {
 /// a SaaS operator).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
 pub enum MeterPlace {
     /// On a site of the tenant.
     Site {
@@ -468,6 +468,23 @@ mod tests {
         assert_eq!(
             field_of(replacement(10, Some(1), None).apply(&interval, MeterId::new(), at(20))),
             ["closingReading"]
+        );
+    }
+
+    #[test]
+    fn a_place_reads_and_writes_as_the_api_documents_it() {
+        let site = SiteId::new();
+        let place: MeterPlace =
+            serde_json::from_value(serde_json::json!({"type": "site", "siteId": site})).unwrap();
+        assert_eq!(place, MeterPlace::Site { site_id: site });
+        assert_eq!(
+            serde_json::to_value(&place).unwrap(),
+            serde_json::json!({"type": "site", "siteId": site})
+        );
+        let subject = serde_json::json!({"type": "subject", "subject": "customer-42"});
+        assert_eq!(
+            serde_json::from_value::<MeterPlace>(subject).unwrap(),
+            MeterPlace::Subject { subject: "customer-42".into() }
         );
     }
 }
