@@ -150,6 +150,19 @@ async fn load_metric(
     row.ok_or(Failure::Domain(MeteringError::MetricNotFound))?.into_metric()
 }
 
+/// The whole UTC hours `[first, last)` within `[from, to)`, which rollups
+/// answer for; both `to` when there is none, so the events answer for all.
+fn whole_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let hour = chrono::TimeDelta::hours(1);
+    let floor = |t: DateTime<Utc>| chrono::DurationRound::duration_trunc(t, hour).unwrap_or(t);
+    let first = match floor(from) {
+        start if start == from => from,
+        start => start + hour,
+    };
+    let last = floor(to);
+    if first < last { (first, last) } else { (to, to) }
+}
+
 /// The SQL of one aggregation over the counted events of `[$3, $4)`: rows
 /// of `(subject, figure)`, one in all (subject null) or, `grouped`, one per
 /// subject. A figure is null where nothing counts (a sum of no numbers).
@@ -164,7 +177,22 @@ fn figure_sql(aggregation: &Aggregation, filtered: bool, grouped: bool) -> Strin
              WHERE {counts} AND {window}{extra}{group}"
         )
     };
+    // Whole hours from the rollups ($8 to $9), the edges from the events.
+    let rolled = |figure: &str, rolled_part: &str, edge_part: &str| {
+        format!(
+            "SELECT {subject} AS subject, {figure}(n)::text AS figure FROM ( \
+                 SELECT subject, {rolled_part} AS n FROM usage_rollups \
+                 WHERE tenant_id = $1 AND metric_code = $2 AND hour >= $8 AND hour < $9 \
+                   AND ($5::text IS NULL OR subject = $5) \
+                 UNION ALL \
+                 SELECT subject, {edge_part} AS n FROM usage_events \
+                 WHERE {counts} AND ((at >= $3 AND at < $8) OR (at >= $9 AND at < $4))) parts{group}"
+        )
+    };
     match aggregation {
+        Aggregation::Count {} if !filtered => rolled("sum", "events", "1"),
+        Aggregation::Sum { .. } if !filtered => rolled("sum", "(sums ->> $7)::numeric", &n),
+        Aggregation::Max { .. } if !filtered => rolled("max", "(maxes ->> $7)::numeric", &n),
         Aggregation::Count {} => simple("count(*)", ""),
         Aggregation::Sum { .. } => simple(&format!("sum({n})"), ""),
         Aggregation::Max { .. } => simple(&format!("max({n})"), ""),
@@ -240,12 +268,39 @@ impl Store {
                 let times: Vec<DateTime<Utc>> = kept.iter().map(|e| e.at).collect();
                 let properties: Vec<serde_json::Value> =
                     kept.iter().map(|e| serde_json::Value::Object(e.properties.clone())).collect();
+                // The events in id order, so two batches racing over the same ids wait on
+                // each other in one order (never a deadlock), and the rollups they add to in
+                // key order for the same reason.
                 let stored: Vec<Stored> = diesel::sql_query(
-                    "INSERT INTO usage_events (tenant_id, event_id, metric_code, subject, at, properties, received_at) \
-                     SELECT $1, e.id, e.code, e.subject, e.at, e.properties, $7 \
-                     FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) \
-                          AS e (id, code, subject, at, properties) \
-                     ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
+                    "WITH stored AS ( \
+                         INSERT INTO usage_events (tenant_id, event_id, metric_code, subject, at, properties, received_at) \
+                         SELECT $1, e.id, e.code, e.subject, e.at, e.properties, $7 \
+                         FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) \
+                              AS e (id, code, subject, at, properties) \
+                         ORDER BY e.id COLLATE \"C\" \
+                         ON CONFLICT (tenant_id, event_id) DO NOTHING \
+                         RETURNING event_id, metric_code, subject, date_trunc('hour', at, 'UTC') AS hour, properties), \
+                     hours AS ( \
+                         SELECT metric_code, hour, subject, count(*) AS events FROM stored GROUP BY 1, 2, 3), \
+                     numbers AS ( \
+                         SELECT metric_code, hour, subject, jsonb_object_agg(key, total) AS sums, \
+                                jsonb_object_agg(key, top) AS maxes \
+                         FROM (SELECT s.metric_code, s.hour, s.subject, p.key, \
+                                      sum(usage_number(p.value)) AS total, max(usage_number(p.value)) AS top \
+                               FROM stored s CROSS JOIN LATERAL jsonb_each(s.properties) p \
+                               WHERE usage_number(p.value) IS NOT NULL GROUP BY 1, 2, 3, 4) per_key \
+                         GROUP BY 1, 2, 3), \
+                     rolled AS ( \
+                         INSERT INTO usage_rollups (tenant_id, metric_code, hour, subject, events, sums, maxes) \
+                         SELECT $1, h.metric_code, h.hour, h.subject, h.events, \
+                                coalesce(n.sums, '{}'), coalesce(n.maxes, '{}') \
+                         FROM hours h LEFT JOIN numbers n USING (metric_code, hour, subject) \
+                         ORDER BY h.metric_code, h.hour, h.subject \
+                         ON CONFLICT (tenant_id, metric_code, hour, subject) DO UPDATE \
+                             SET events = usage_rollups.events + EXCLUDED.events, \
+                                 sums = usage_add(usage_rollups.sums, EXCLUDED.sums), \
+                                 maxes = usage_greatest(usage_rollups.maxes, EXCLUDED.maxes)) \
+                     SELECT event_id FROM stored",
                 )
                 .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                 .bind::<Array<Text>, _>(&ids)
@@ -378,6 +433,7 @@ impl Store {
         let filters = serde_json::to_value(&metric.filters)
             .map_err(|e| MeteringError::Store(InfraError::internal(e)))?;
         let sql = figure_sql(&metric.aggregation, !metric.filters.is_empty(), grouped);
+        let (first_hour, last_hour) = whole_hours(from, to);
         #[derive(QueryableByName)]
         struct Figure {
             #[diesel(sql_type = Nullable<Text>)]
@@ -399,6 +455,8 @@ impl Store {
                         .bind::<Nullable<Text>, _>(subject)
                         .bind::<Jsonb, _>(filters)
                         .bind::<Nullable<Text>, _>(property)
+                        .bind::<Timestamptz, _>(first_hour)
+                        .bind::<Timestamptz, _>(last_hour)
                         .load(conn)
                         .await?;
                     Ok(rows)

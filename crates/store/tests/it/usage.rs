@@ -169,24 +169,38 @@ async fn sql_aggregations_equal_the_pure_definition() {
         Aggregation::Latest { property: "tokens".into() },
         Aggregation::TimeWeightedSum { property: "seats".into() },
     ];
-    let (from, to) = (t(2, 0), t(3, 0));
+    // A whole day (every hour from the rollups), periods that start or end inside an hour
+    // (rollups in the middle, events at the edges), and one inside a single hour (events only).
+    let minutes = |m| TimeDelta::minutes(m);
+    let windows = [
+        (t(2, 0), t(3, 0)),
+        (t(2, 1), t(2, 9) + minutes(30)),
+        (t(2, 0) + TimeDelta::microseconds(1), t(2, 10) + TimeDelta::microseconds(1)),
+        (t(2, 5) + minutes(45), t(2, 6) + minutes(1)),
+        (t(2, 6) + minutes(1), t(2, 6) + minutes(59)),
+    ];
     let mut compared = 0;
-    for aggregation in aggregations {
-        for filters in [Vec::new(), large.clone()] {
-            let metric = metric(aggregation.clone(), filters.clone());
-            for subject in [None, Some("acme"), Some("globex"), Some("nobody")] {
-                let expected = aggregate(&metric, &events, subject, from, to).unwrap();
-                let got = store.aggregate_usage(&ctx, &metric, subject, from, to).await.unwrap();
-                assert_eq!(got, expected, "{aggregation:?} filters={filters:?} subject={subject:?}");
+    for (from, to) in windows {
+        for aggregation in &aggregations {
+            for filters in [Vec::new(), large.clone()] {
+                let metric = metric(aggregation.clone(), filters.clone());
+                for subject in [None, Some("acme"), Some("globex"), Some("nobody")] {
+                    let expected = aggregate(&metric, &events, subject, from, to).unwrap();
+                    let got = store.aggregate_usage(&ctx, &metric, subject, from, to).await.unwrap();
+                    let case =
+                        format!("{aggregation:?} filters={filters:?} subject={subject:?} {from}..{to}");
+                    assert_eq!(got, expected, "{case}");
+                    compared += 1;
+                }
+                let expected = aggregate_by_subject(&metric, &events, from, to).unwrap();
+                let got = store.aggregate_usage_by_subject(&ctx, &metric, from, to).await.unwrap();
+                assert_eq!(got, expected, "by subject: {aggregation:?} filters={filters:?} {from}..{to}");
                 compared += 1;
             }
-            let expected = aggregate_by_subject(&metric, &events, from, to).unwrap();
-            let got = store.aggregate_usage_by_subject(&ctx, &metric, from, to).await.unwrap();
-            assert_eq!(got, expected, "by subject: {aggregation:?} filters={filters:?}");
-            compared += 1;
         }
     }
-    assert_eq!(compared, 60);
+    let (from, to) = (t(2, 0), t(3, 0));
+    assert_eq!(compared, 300);
     // Spot checks worked by hand (acme, no filter, 2 March):
     let sum = metric(Aggregation::Sum { property: "tokens".into() }, Vec::new());
     // 10 + 2.5 + 4 + 100 ("many" is no number; a0 and a6 are outside the window).
@@ -207,4 +221,80 @@ async fn sql_aggregations_equal_the_pure_definition() {
     let other = member_of(globex);
     let count = metric(Aggregation::Count {}, Vec::new());
     assert_eq!(store.aggregate_usage(&other, &count, None, from, to).await.unwrap(), Decimal::ZERO);
+}
+
+/// The rollups as the events say they should be: per metric, hour, subject,
+/// the count and each property's numeric sum and maximum, as text to compare.
+const ROLLUPS_NOW: &str = "SELECT count(*) AS n FROM usage_rollups";
+const ROLLUPS_DIFFER: &str = "SELECT count(*) AS n FROM ( \
+     (SELECT metric_code, hour, subject, events, sums::text, maxes::text FROM usage_rollups \
+      EXCEPT \
+      SELECT h.metric_code, h.hour, h.subject, h.events, coalesce(n.sums, '{}')::text, coalesce(n.maxes, '{}')::text \
+      FROM (SELECT metric_code, date_trunc('hour', at, 'UTC') AS hour, subject, count(*) AS events \
+            FROM usage_events GROUP BY 1, 2, 3) h \
+      LEFT JOIN (SELECT metric_code, hour, subject, jsonb_object_agg(key, total) AS sums, \
+                        jsonb_object_agg(key, top) AS maxes \
+                 FROM (SELECT e.metric_code, date_trunc('hour', e.at, 'UTC') AS hour, e.subject, p.key, \
+                              sum(usage_number(p.value)) AS total, max(usage_number(p.value)) AS top \
+                       FROM usage_events e CROSS JOIN LATERAL jsonb_each(e.properties) p \
+                       WHERE usage_number(p.value) IS NOT NULL GROUP BY 1, 2, 3, 4) k \
+                 GROUP BY 1, 2, 3) n USING (metric_code, hour, subject))) differing";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_built_batch_by_batch_and_by_racing_batches_equal_the_events() {
+    let db = TestDb::new().await;
+    let store = db.store().await.with_clock(Arc::new(FixedClock::at(Utc::now().trunc_subsecs(6))));
+    let acme = tenant(&store, "acme").await.id;
+    let ctx = member_of(acme);
+    let grace = TimeDelta::hours(1);
+    // One event a batch: every hour's rollup is added to, key by key, by later batches.
+    let mut events = events();
+    for event in &events {
+        store.ingest_usage(&ctx, vec![event.clone()], grace).await.unwrap();
+    }
+    // Two batches racing over the same hours and subjects, half of their ids shared.
+    let racing = |from: usize| -> Vec<UsageEvent> {
+        (from..from + 200)
+            .map(|n| {
+                let at = t(2, 6) + TimeDelta::seconds(i64::try_from(n).unwrap() * 37);
+                let subject = if n % 2 == 0 { "acme" } else { "globex" };
+                event(
+                    &format!("r{n}"),
+                    subject,
+                    "llm.tokens",
+                    at,
+                    json!({"tokens": n % 17, "model": "large"}),
+                )
+            })
+            .collect()
+    };
+    let (left, right) = (racing(0), racing(100));
+    let (a, b) = (store.clone(), store.clone());
+    let (ctx_a, ctx_b) = (ctx.clone(), ctx.clone());
+    let (left_batch, right_batch) = (left.clone(), right.clone());
+    let first = tokio::spawn(async move { a.ingest_usage(&ctx_a, left_batch, grace).await });
+    let second = tokio::spawn(async move { b.ingest_usage(&ctx_b, right_batch, grace).await });
+    let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert_eq!(first.accepted + second.accepted, 300, "each of the 300 ids once");
+    events.extend(left);
+    events.extend(right.into_iter().skip(100));
+
+    let mut conn = connect(&db.urls.platform).await;
+    assert!(count(&mut conn, ROLLUPS_NOW).await > 0);
+    assert_eq!(count(&mut conn, ROLLUPS_DIFFER).await, 0, "the rollups are the events'");
+    let windows = [(t(2, 0), t(3, 0)), (t(2, 6) + TimeDelta::minutes(10), t(2, 8) + TimeDelta::seconds(1))];
+    for (from, to) in windows {
+        for aggregation in [
+            Aggregation::Count {},
+            Aggregation::Sum { property: "tokens".into() },
+            Aggregation::Max { property: "tokens".into() },
+        ] {
+            let metric = metric(aggregation, Vec::new());
+            for subject in [None, Some("acme"), Some("globex")] {
+                let expected = aggregate(&metric, &events, subject, from, to).unwrap();
+                let got = store.aggregate_usage(&ctx, &metric, subject, from, to).await.unwrap();
+                assert_eq!(got, expected, "{:?} {subject:?} {from}..{to}", metric.aggregation);
+            }
+        }
+    }
 }
