@@ -31,6 +31,8 @@ use portico_kernel::MeterId;
 use portico_kernel::csv::{Framing, ImportReport, RecordSink};
 use rust_decimal::Decimal;
 
+use crate::Meter;
+
 /// The most data rows one file may hold.
 pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// The longest field, in bytes: a longer one is refused, not buffered.
@@ -58,6 +60,45 @@ pub struct ImportedReading {
     pub value: Decimal,
     /// Whether it is an estimate.
     pub estimated: bool,
+}
+
+/// What a serial number names at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialMatch<'m> {
+    /// One meter.
+    One(&'m Meter),
+    /// No meter with that number was in service then.
+    None,
+    /// Several meters in service then carry the number (at different places).
+    Several,
+}
+
+/// Which of `meters` `serial` names at `at`: the one with that number in
+/// service then (from its start up to and including its end). At a
+/// replacement's instant, where a meter keeping its number closes and its
+/// successor starts, the closing one: a reading then is its closing reading.
+#[must_use]
+pub fn meter_by_serial<'m>(meters: &'m [Meter], serial: &str, at: DateTime<Utc>) -> SerialMatch<'m> {
+    let in_service: Vec<&Meter> = meters
+        .iter()
+        .filter(|m| {
+            m.serial_number.as_deref() == Some(serial)
+                && m.active_from <= at
+                && m.active_until.is_none_or(|until| at <= until)
+        })
+        .collect();
+    match in_service.as_slice() {
+        [] => SerialMatch::None,
+        [one] => SerialMatch::One(one),
+        several => {
+            let closing: Vec<&&Meter> = several.iter().filter(|m| m.active_until == Some(at)).collect();
+            let successors = several.iter().filter(|m| m.active_from == at).count();
+            match closing.as_slice() {
+                [old] if successors + 1 == several.len() => SerialMatch::One(old),
+                _ => SerialMatch::Several,
+            }
+        }
+    }
 }
 
 /// A column a readings file may have.
@@ -414,5 +455,41 @@ mod tests {
         report.feed(file.as_bytes());
         let report = report.finish().unwrap_err();
         assert_eq!(codes(&report), [(MAX_IMPORT_ROWS as u64 + 2, "import.too_many_rows")]);
+    }
+
+    fn meter(serial: &str, from: u32, until: Option<u32>) -> Meter {
+        let day = |d| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, d, 0, 0, 0).unwrap();
+        Meter {
+            id: MeterId::new(),
+            place: crate::MeterPlace::Subject { subject: "s".into() },
+            kind: crate::MeterKind::Water,
+            unit: "m3".into(),
+            mode: crate::ReadingMode::Register { digits: None },
+            serial_number: Some(serial.into()),
+            active_from: day(from),
+            active_until: until.map(day),
+            start_reading: Some(Decimal::ZERO),
+            replaces: None,
+        }
+    }
+
+    #[test]
+    fn a_serial_number_names_the_meter_in_service_and_the_closing_one_at_a_replacement() {
+        let day = |d| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, d, 0, 0, 0).unwrap();
+        let old = meter("W-1", 1, Some(10));
+        let new = meter("W-1", 10, None);
+        let elsewhere = meter("W-2", 1, None);
+        let meters = [old.clone(), new.clone(), elsewhere];
+        assert_eq!(meter_by_serial(&meters, "W-1", day(5)), SerialMatch::One(&meters[0]));
+        assert_eq!(
+            meter_by_serial(&meters, "W-1", day(10)),
+            SerialMatch::One(&meters[0]),
+            "the closing reading"
+        );
+        assert_eq!(meter_by_serial(&meters, "W-1", day(11)), SerialMatch::One(&meters[1]));
+        assert_eq!(meter_by_serial(&meters, "W-3", day(11)), SerialMatch::None);
+        let twins = [meter("W-9", 1, None), meter("W-9", 3, None)];
+        assert_eq!(meter_by_serial(&twins, "W-9", day(2)), SerialMatch::One(&twins[0]));
+        assert_eq!(meter_by_serial(&twins, "W-9", day(5)), SerialMatch::Several);
     }
 }

@@ -58,7 +58,7 @@ pub use consumption::{
     Bucket, CONSUMPTION_DECIMALS, Granularity, MeterReadings, consumption, consumption_by,
 };
 pub use error::{MeteringError, RefusedReading};
-pub use import::{ImportedReading, MAX_IMPORT_ROWS, MeterRef, ReadingsImport};
+pub use import::{ImportedReading, MAX_IMPORT_ROWS, MeterRef, ReadingsImport, SerialMatch, meter_by_serial};
 pub use meter::{Meter, MeterChanges, MeterDraft, MeterKind, MeterPlace, ReadingMode, Replacement};
 pub use metric::{
     Aggregation, BillableMetric, MAX_FILTERS, MetricDraft, PropertyFilter, TIME_WEIGHTED_DP, aggregate,

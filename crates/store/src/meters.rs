@@ -13,8 +13,8 @@ use portico_kernel::{AuditEntry, InfraError, MeterId, Page, PageRequest, Reading
 use portico_metering::{
     Bucket, Granularity, ImportedReading, Meter, MeterChanges, MeterDraft, MeterPlace, MeterReadings,
     MeterRef, MeteringError, Reading, ReadingMode, ReadingRules, ReadingSource, ReadingStatus,
-    RefusedReading, Replacement, Site, SiteDraft, Verdict, candidate, check_parent, check_series,
-    consumption, consumption_by,
+    RefusedReading, Replacement, SerialMatch, Site, SiteDraft, Verdict, candidate, check_parent,
+    check_series, consumption, consumption_by, meter_by_serial,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -424,6 +424,12 @@ pub(crate) async fn add_checked(
     for (meter_id, indexes) in by_meter {
         let meter = match load_meter(conn, ctx, meter_id, true).await {
             Ok(meter) => meter,
+            // A source's map may name a meter deleted since: its values are dropped and
+            // counted, or every later pull would fail the same way.
+            Err(Failure::Domain(MeteringError::MeterNotFound)) if on_refusal == OnRefusal::KeepRejected => {
+                added.rejected += indexes.len() as u64;
+                continue;
+            }
             Err(Failure::Domain(error @ MeteringError::MeterNotFound)) => {
                 for &index in &indexes {
                     refused.push(RefusedReading {
@@ -1059,11 +1065,8 @@ impl Store {
                     .collect();
                 serials.sort_unstable();
                 serials.dedup();
-                // Oldest first: at a replacement's instant a kept serial number names
-                // both meters, and a reading then is the old one's closing reading.
                 let numbered: Vec<MeterRow> = diesel::sql_query(format!(
-                    "SELECT {METER_COLUMNS} FROM meters WHERE tenant_id = $1 AND serial_number = ANY($2) \
-                     ORDER BY active_from, id"
+                    "SELECT {METER_COLUMNS} FROM meters WHERE tenant_id = $1 AND serial_number = ANY($2)"
                 ))
                 .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                 .bind::<Array<Text>, _>(&serials)
@@ -1077,18 +1080,21 @@ impl Store {
                 let mut lines = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let meter_id = match &row.meter {
-                        MeterRef::Id(id) => Some(*id),
-                        MeterRef::SerialNumber(serial) => numbered
-                            .iter()
-                            .find(|m| {
-                                m.serial_number.as_deref() == Some(serial.as_str())
-                                    && m.active_from <= row.at
-                                    && m.active_until.is_none_or(|until| row.at <= until)
-                            })
-                            .map(|m| m.id),
+                        MeterRef::Id(id) => Ok(*id),
+                        MeterRef::SerialNumber(serial) => match meter_by_serial(&numbered, serial, row.at) {
+                            SerialMatch::One(meter) => Ok(meter.id),
+                            SerialMatch::None => Err((
+                                "import.unknown_meter",
+                                "no meter of this tenant has that serial number at that time",
+                            )),
+                            SerialMatch::Several => Err((
+                                "import.ambiguous_meter",
+                                "several meters in service at that time have that serial number; name it by meterId",
+                            )),
+                        },
                     };
                     match meter_id {
-                        Some(meter_id) => {
+                        Ok(meter_id) => {
                             candidates.push(candidate(
                                 meter_id,
                                 row.at,
@@ -1098,11 +1104,7 @@ impl Store {
                             ));
                             lines.push(row.line);
                         }
-                        None => report.add(
-                            row.line,
-                            "import.unknown_meter",
-                            "no meter of this tenant has that serial number at that time".to_owned(),
-                        ),
+                        Err((code, reason)) => report.add(row.line, code, reason.to_owned()),
                     }
                 }
                 let checked = add_checked(conn, &ctx, candidates, &rules, now, OnRefusal::RefuseBatch).await;

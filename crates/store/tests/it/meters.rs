@@ -1217,10 +1217,41 @@ async fn another_tenant_changes_none_of_a_tenants_sites_or_meters() {
     assert!(matches!(replaced, Err(MeteringError::MeterNotFound)), "{replaced:?}");
     let pulled =
         s.add_pulled_readings(&globex, vec![pulled(meter.id, mar(3, 0), 20)], ReadingRules::default()).await;
-    assert_eq!(refusals(pulled), [(0, "metering.meter_not_found")]);
+    // A source's values for a meter its tenant does not have are dropped (and counted), never stored.
+    assert_eq!(pulled.unwrap(), added(0, 0, 1, vec![]));
     let mut conn = w.conn().await;
     assert_eq!(tree(&mut conn).await, ["Flat 1 -"]);
     assert_eq!(w.store.meter(&w.ctx, meter.id).await.unwrap(), meter);
     assert_eq!(stored(&mut conn, meter.id).await, ["03-02 00:00 10 valid"]);
     assert_eq!(trail(&mut conn, &globex).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_serial_number_two_meters_in_service_share_refuses_its_lines_as_ambiguous() {
+    let w = World::new().await;
+    let numbered = |subject_key: &str| MeterDraft {
+        serial_number: Some("T-1".into()),
+        ..register(subject(subject_key), mar(1, 0), Some(0))
+    };
+    let first = w.install(numbered("flat-1")).await;
+    let second = w.install(numbered("flat-2")).await;
+    let rows = csv("serialNumber,at,value\nT-1,2026-03-02T00:00:00Z,10\n");
+    let refused = w.store.import_readings(&w.ctx, rows, ReadingRules::default()).await;
+    assert_eq!(import_errors(refused), [(2, "import.ambiguous_meter")]);
+    let mut conn = w.conn().await;
+    assert_eq!(stored(&mut conn, first.id).await, Vec::<String>::new());
+    assert_eq!(stored(&mut conn, second.id).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn pulled_readings_of_a_meter_deleted_since_are_dropped_not_failing_the_pull() {
+    let w = World::new().await;
+    let kept = w.counter().await;
+    let gone = w.counter().await;
+    w.store.delete_meter(&w.ctx, gone.id).await.unwrap();
+    let batch = vec![pulled(gone.id, mar(2, 0), 10), pulled(kept.id, mar(2, 0), 12)];
+    let report = w.store.add_pulled_readings(&w.ctx, batch, ReadingRules::default()).await.unwrap();
+    assert_eq!(report, added(1, 0, 1, vec![]));
+    let mut conn = w.conn().await;
+    assert_eq!(stored(&mut conn, kept.id).await, ["03-02 00:00 12 valid"]);
 }
