@@ -2,8 +2,10 @@
 //! a pull for each one due (across tenants), and the recording of a pull:
 //! its readings and its cursor in one transaction.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{
@@ -302,7 +304,10 @@ impl Store {
     /// Records a pull in one transaction: its readings checked and stored
     /// (a refused one kept as rejected with its reason) and the cursor moved
     /// on; or, for a failed pull, the error kept on the source and the
-    /// cursor left where it was.
+    /// cursor left where it was. Values of a meter deleted since the source
+    /// was configured cannot be kept: they are counted as rejected and the
+    /// stale name is kept on the source as its error, the pull otherwise
+    /// recorded as a success.
     pub async fn record_pull(
         &self,
         ctx: &TenantContext,
@@ -313,20 +318,24 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                load_source(conn, &ctx, id, true).await?;
-                let (added, cursor, error) = match outcome {
+                let source = load_source(conn, &ctx, id, true).await?;
+                let (added, pulled, cursor, error) = match outcome {
                     PullOutcome::Pulled { readings, cursor } => {
-                        let (added, per_meter) =
+                        // Left in, such a reading would refuse the whole batch, so the pull
+                        // would fail and be retried for ever without a word on the source.
+                        let (readings, gone) = without_deleted_meters(conn, &ctx, &source, readings).await?;
+                        let (mut added, per_meter) =
                             add_checked(conn, &ctx, readings, &rules, now, OnRefusal::KeepRejected).await?;
                         audit_readings(conn, &ctx, &per_meter, portico_metering::ReadingSource::Integration, now)
                             .await?;
-                        (added, cursor, None)
+                        added.rejected += gone.dropped;
+                        (added, true, cursor, gone.message())
                     }
-                    PullOutcome::Failed(message) => (ReadingsAdded::default(), None, Some(message)),
+                    PullOutcome::Failed(message) => (ReadingsAdded::default(), false, None, Some(message)),
                 };
                 diesel::sql_query(
-                    "UPDATE meter_sources SET cursor = CASE WHEN $4::text IS NULL THEN coalesce($3, cursor) ELSE cursor END, \
-                         last_pulled_at = CASE WHEN $4::text IS NULL THEN $5 ELSE last_pulled_at END, \
+                    "UPDATE meter_sources SET cursor = CASE WHEN $6 THEN coalesce($3, cursor) ELSE cursor END, \
+                         last_pulled_at = CASE WHEN $6 THEN $5 ELSE last_pulled_at END, \
                          last_error = $4, updated_at = $5 \
                      WHERE tenant_id = $1 AND id = $2",
                 )
@@ -335,6 +344,7 @@ impl Store {
                 .bind::<Nullable<Text>, _>(cursor)
                 .bind::<Nullable<Text>, _>(error.map(|e| e.chars().take(500).collect::<String>()))
                 .bind::<Timestamptz, _>(now)
+                .bind::<Bool, _>(pulled)
                 .execute(conn)
                 .await?;
                 Ok(added)
@@ -343,6 +353,61 @@ impl Store {
         .await
         .map_err(resolve)
     }
+}
+
+/// The readings of a pull whose meters were deleted since the source named them.
+#[derive(Debug, Default)]
+struct DeletedMeters {
+    /// The source's names of those meters.
+    names: Vec<String>,
+    /// Readings left out.
+    dropped: u64,
+}
+
+impl DeletedMeters {
+    /// What to show on the source, if anything was left out.
+    fn message(&self) -> Option<String> {
+        (!self.names.is_empty()).then(|| {
+            format!(
+                "no meter of this tenant for {}: the meter was deleted, its values are not kept",
+                self.names.join(", ")
+            )
+        })
+    }
+}
+
+/// `readings` without those of meters the tenant no longer has (a meter
+/// without readings may be deleted while a source still names it).
+async fn without_deleted_meters(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    source: &MeterSource,
+    readings: Vec<portico_metering::Reading>,
+) -> Result<(Vec<portico_metering::Reading>, DeletedMeters), SourceFailure> {
+    #[derive(QueryableByName)]
+    struct Known {
+        #[diesel(sql_type = SqlUuid)]
+        id: uuid::Uuid,
+    }
+    let named: Vec<uuid::Uuid> = readings.iter().map(|r| r.meter_id.into_uuid()).collect();
+    let known: HashSet<uuid::Uuid> =
+        diesel::sql_query("SELECT id FROM meters WHERE tenant_id = $1 AND id = ANY($2)")
+            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+            .bind::<Array<SqlUuid>, _>(&named)
+            .load::<Known>(conn)
+            .await?
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+    let (kept, dropped): (Vec<_>, Vec<_>) =
+        readings.into_iter().partition(|r| known.contains(&r.meter_id.into_uuid()));
+    let names = source
+        .meters
+        .iter()
+        .filter(|(_, meter)| dropped.iter().any(|r| r.meter_id == **meter))
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok((kept, DeletedMeters { names, dropped: dropped.len() as u64 }))
 }
 
 fn kind_text(source: &MeterSource) -> String {

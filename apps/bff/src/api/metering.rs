@@ -610,7 +610,13 @@ pub async fn usage(
         store.aggregate_usage(&auth.ctx, &metric, query.subject.as_deref(), query.from, query.to).await?;
     let by_subject = match query.group_by {
         Some(GroupBy::Subject) => {
-            Some(store.aggregate_usage_by_subject(&auth.ctx, &metric, query.from, query.to).await?)
+            let mut figures =
+                store.aggregate_usage_by_subject(&auth.ctx, &metric, query.from, query.to).await?;
+            // A question about one subject is answered about that subject only.
+            if let Some(subject) = &query.subject {
+                figures.retain(|of, _| of == subject);
+            }
+            Some(figures)
         }
         None => None,
     };

@@ -14,6 +14,7 @@ mod health;
 mod http;
 mod hygiene;
 mod jobs_api;
+mod metering_api;
 mod openapi;
 mod people_api;
 mod support;
