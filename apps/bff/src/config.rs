@@ -229,6 +229,9 @@ pub struct MeteringSection {
     pub spike_factor: u32,
     /// Seconds a meter data source (an evcc) has to answer a pull.
     pub source_timeout_secs: u64,
+    /// Let sources sit at loopback, private or link-local addresses (a self-hosted platform on
+    /// the chargers' network); off, a tenant cannot make the worker reach the platform's network.
+    pub allow_private_sources: bool,
 }
 
 /// Demo data.
@@ -591,6 +594,7 @@ impl Config {
                 spike_factor: rust_decimal::Decimal::from(self.metering.spike_factor),
             },
             source_timeout: Duration::from_secs(self.metering.source_timeout_secs.max(1)),
+            allow_private_sources: self.metering.allow_private_sources,
         }
     }
 

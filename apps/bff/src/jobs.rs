@@ -177,17 +177,25 @@ fn send_failure(error: portico_kernel::EmailError) -> HandlerError {
 }
 
 /// The source a configured one stands for: an evcc at its address, or the
-/// simulated charger; `clock` stamps the readings.
-pub fn data_source(
+/// simulated charger; `clock` stamps the readings. An evcc whose address
+/// resolves to a loopback, private, link-local or otherwise non-public
+/// address is refused unless `rules.allow_private_sources` (a self-hosted
+/// platform on the chargers' network): a tenant must not make the worker
+/// reach the platform's own network.
+pub async fn data_source(
     source: &MeterSource,
     clock: Arc<dyn Clock>,
-    timeout: Duration,
+    rules: &MeteringRules,
 ) -> Result<Box<dyn MeterDataSource>, String> {
     match source.kind {
         SourceKind::Evcc => {
             let address = source.base_url.as_deref().unwrap_or_default();
             let url = url::Url::parse(address).map_err(|e| format!("the address does not read: {e}"))?;
-            let evcc = portico_evcc::EvccSource::new(url, clock, timeout).map_err(|e| e.to_string())?;
+            if !rules.allow_private_sources {
+                check_public(&url).await?;
+            }
+            let evcc =
+                portico_evcc::EvccSource::new(url, clock, rules.source_timeout).map_err(|e| e.to_string())?;
             Ok(Box::new(evcc))
         }
         SourceKind::Simulated => {
@@ -197,6 +205,54 @@ pub fn data_source(
                     .map_err(|e| e.to_string())?;
             Ok(Box::new(charger))
         }
+    }
+}
+
+/// Refuses an address any of whose resolved IPs is not a public one.
+async fn check_public(url: &url::Url) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| "the address's host name does not resolve".to_owned())?
+        .collect();
+    if resolved.is_empty() || resolved.iter().any(|addr| !is_public(addr.ip())) {
+        return Err(
+            "the address is not a public one (loopback, private or link-local addresses are refused)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `ip` is reachable on the internet at large: not loopback,
+/// private, link-local, shared (carrier-grade NAT), unspecified, broadcast,
+/// multicast or documentation space.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
     }
 }
 
@@ -213,7 +269,15 @@ async fn pull_source(
         Err(MeteringError::SourceNotFound) => return Ok(()),
         Err(error) => return Err(HandlerError::new(error)),
     };
-    let outcome = match data_source(&source, store.clock(), rules.source_timeout) {
+    // A tenant whose metering was switched off keeps its sources, but nothing is pulled for it.
+    if ctx.tenant_id != PLATFORM_TENANT_ID {
+        let config = store.config_of(ctx.tenant_id).await.map_err(HandlerError::new)?;
+        if !config.enabled("metering") {
+            tracing::info!(source = %source.id, "metering is off for the tenant: not pulled");
+            return Ok(());
+        }
+    }
+    let outcome = match data_source(&source, store.clock(), &rules).await {
         Err(message) => PullOutcome::Failed(message),
         Ok(data_source) => match data_source.pull(source.cursor.as_deref()).await {
             Ok(pulled) => {
@@ -380,4 +444,30 @@ pub fn registry_with(
             tracing::info!(job = %ctx.job_id, attempt = ctx.attempt, "probe ran");
             Ok(())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.9",
+            "192.168.1.20",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(!super::is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "151.101.1.69", "2a00:1450:4001:80b::200e", "::ffff:8.8.4.4"] {
+            assert!(super::is_public(public.parse().unwrap()), "{public}");
+        }
+    }
 }

@@ -61,6 +61,9 @@ pub struct MeteringRules {
     pub readings: portico_metering::ReadingRules,
     /// How long a meter data source has to answer a pull.
     pub source_timeout: std::time::Duration,
+    /// Whether sources may be at loopback, private or link-local addresses
+    /// (a platform run on the chargers' own network); refused otherwise.
+    pub allow_private_sources: bool,
 }
 
 impl Default for MeteringRules {
@@ -69,6 +72,7 @@ impl Default for MeteringRules {
             usage_grace: chrono::Duration::hours(72),
             readings: portico_metering::ReadingRules::default(),
             source_timeout: std::time::Duration::from_secs(10),
+            allow_private_sources: false,
         }
     }
 }

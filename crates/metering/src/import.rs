@@ -31,7 +31,7 @@ use portico_kernel::MeterId;
 use portico_kernel::csv::{Framing, ImportReport, RecordSink};
 use rust_decimal::Decimal;
 
-use crate::Meter;
+use crate::{InService, Meter, in_service_at};
 
 /// The most data rows one file may hold.
 pub const MAX_IMPORT_ROWS: usize = 100_000;
@@ -62,43 +62,11 @@ pub struct ImportedReading {
     pub estimated: bool,
 }
 
-/// What a serial number names at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SerialMatch<'m> {
-    /// One meter.
-    One(&'m Meter),
-    /// No meter with that number was in service then.
-    None,
-    /// Several meters in service then carry the number (at different places).
-    Several,
-}
-
 /// Which of `meters` `serial` names at `at`: the one with that number in
-/// service then (from its start up to and including its end). At a
-/// replacement's instant, where a meter keeping its number closes and its
-/// successor starts, the closing one: a reading then is its closing reading.
+/// service then (see [`in_service_at`]).
 #[must_use]
-pub fn meter_by_serial<'m>(meters: &'m [Meter], serial: &str, at: DateTime<Utc>) -> SerialMatch<'m> {
-    let in_service: Vec<&Meter> = meters
-        .iter()
-        .filter(|m| {
-            m.serial_number.as_deref() == Some(serial)
-                && m.active_from <= at
-                && m.active_until.is_none_or(|until| at <= until)
-        })
-        .collect();
-    match in_service.as_slice() {
-        [] => SerialMatch::None,
-        [one] => SerialMatch::One(one),
-        several => {
-            let closing: Vec<&&Meter> = several.iter().filter(|m| m.active_until == Some(at)).collect();
-            let successors = several.iter().filter(|m| m.active_from == at).count();
-            match closing.as_slice() {
-                [old] if successors + 1 == several.len() => SerialMatch::One(old),
-                _ => SerialMatch::Several,
-            }
-        }
-    }
+pub fn meter_by_serial<'m>(meters: &'m [Meter], serial: &str, at: DateTime<Utc>) -> InService<'m> {
+    in_service_at(meters.iter().filter(|m| m.serial_number.as_deref() == Some(serial)), at)
 }
 
 /// A column a readings file may have.
@@ -480,16 +448,16 @@ mod tests {
         let new = meter("W-1", 10, None);
         let elsewhere = meter("W-2", 1, None);
         let meters = [old.clone(), new.clone(), elsewhere];
-        assert_eq!(meter_by_serial(&meters, "W-1", day(5)), SerialMatch::One(&meters[0]));
+        assert_eq!(meter_by_serial(&meters, "W-1", day(5)), InService::One(&meters[0]));
         assert_eq!(
             meter_by_serial(&meters, "W-1", day(10)),
-            SerialMatch::One(&meters[0]),
+            InService::One(&meters[0]),
             "the closing reading"
         );
-        assert_eq!(meter_by_serial(&meters, "W-1", day(11)), SerialMatch::One(&meters[1]));
-        assert_eq!(meter_by_serial(&meters, "W-3", day(11)), SerialMatch::None);
+        assert_eq!(meter_by_serial(&meters, "W-1", day(11)), InService::One(&meters[1]));
+        assert_eq!(meter_by_serial(&meters, "W-3", day(11)), InService::None);
         let twins = [meter("W-9", 1, None), meter("W-9", 3, None)];
-        assert_eq!(meter_by_serial(&twins, "W-9", day(2)), SerialMatch::One(&twins[0]));
-        assert_eq!(meter_by_serial(&twins, "W-9", day(5)), SerialMatch::Several);
+        assert_eq!(meter_by_serial(&twins, "W-9", day(2)), InService::One(&twins[0]));
+        assert_eq!(meter_by_serial(&twins, "W-9", day(5)), InService::Several);
     }
 }

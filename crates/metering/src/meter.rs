@@ -152,6 +152,40 @@ impl Meter {
     }
 }
 
+/// Which meter of several was in service at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InService<'m> {
+    /// One meter.
+    One(&'m Meter),
+    /// None of them.
+    None,
+    /// Several at once (the same serial number at different places).
+    Several,
+}
+
+/// The one of `meters` in service at `at` (from its start up to and
+/// including its end). At a replacement's instant, where one closes and its
+/// successor starts, the closing one: a reading then is its closing reading.
+#[must_use]
+pub fn in_service_at<'m>(meters: impl IntoIterator<Item = &'m Meter>, at: DateTime<Utc>) -> InService<'m> {
+    let serving: Vec<&Meter> = meters
+        .into_iter()
+        .filter(|m| m.active_from <= at && m.active_until.is_none_or(|until| at <= until))
+        .collect();
+    match serving.as_slice() {
+        [] => InService::None,
+        [one] => InService::One(one),
+        several => {
+            let closing: Vec<&&Meter> = several.iter().filter(|m| m.active_until == Some(at)).collect();
+            let successors = several.iter().filter(|m| m.active_from == at).count();
+            match closing.as_slice() {
+                [old] if successors + 1 == several.len() => InService::One(old),
+                _ => InService::Several,
+            }
+        }
+    }
+}
+
 /// Installs a meter (`POST /api/v1/metering/meters`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, garde::Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -14,6 +14,9 @@ use crate::text::plain_text;
 pub const MAX_BATCH_EVENTS: usize = 1_000;
 /// Most properties on one event.
 pub const MAX_PROPERTIES: usize = 32;
+/// How far after its receipt an event may be dated (clients' clocks drift);
+/// an event dated later would count in a period that has not begun.
+pub const MAX_EVENT_SKEW: Duration = Duration::minutes(5);
 /// Most bytes of an event's properties written as JSON.
 pub const MAX_PROPERTIES_BYTES: usize = 4 * 1024;
 
@@ -102,7 +105,15 @@ impl NewUsageEvent {
     /// The event, checked; `now` (the time it is received) stands in for a missing `at`.
     pub fn validated(self, now: DateTime<Utc>) -> Result<UsageEvent, MeteringError> {
         garde::Validate::validate(&self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        if self.is_future(now) {
+            return Err(MeteringError::Invalid(ValidationErrors::field("at", future_message())));
+        }
         Ok(self.into_event(now))
+    }
+
+    /// Whether it is dated more than [`MAX_EVENT_SKEW`] after `now`.
+    fn is_future(&self, now: DateTime<Utc>) -> bool {
+        self.at.is_some_and(|at| now.checked_add_signed(MAX_EVENT_SKEW).is_some_and(|limit| at > limit))
     }
 
     fn into_event(self, now: DateTime<Utc>) -> UsageEvent {
@@ -146,6 +157,16 @@ impl EventBatch {
             )));
         }
         garde::Validate::validate(&self).map_err(|report| MeteringError::Invalid(report.into()))?;
+        let future: Vec<_> = self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| event.is_future(now))
+            .map(|(index, _)| portico_kernel::FieldError { field: format!("events[{index}].at"), message: future_message() })
+            .collect();
+        if !future.is_empty() {
+            return Err(MeteringError::Invalid(ValidationErrors(future)));
+        }
         Ok(self.events.into_iter().map(|event| event.into_event(now)).collect())
     }
 }
@@ -163,6 +184,10 @@ pub struct IngestReport {
     pub duplicates: Vec<String>,
     /// Ids refused: their time is in usage closed past its grace (`metering.usage_closed`).
     pub closed: Vec<String>,
+}
+
+fn future_message() -> String {
+    format!("must not be more than {} minutes after now", MAX_EVENT_SKEW.num_minutes())
 }
 
 /// Splits a batch into the first event of each id and the ids repeated after
@@ -374,4 +399,20 @@ mod tests {
         assert!(!accepts(late, Some(closed), Duration::zero(), closed + Duration::nanoseconds(1)));
         assert!(accepts(late, Some(closed), Duration::MAX, closed + Duration::days(10_000)), "endless grace");
     }
+
+    #[test]
+    fn an_event_dated_beyond_the_skew_is_refused_by_its_place() {
+        let now = now();
+        let at = |minutes| Some(now + Duration::minutes(minutes));
+        let mut batch = EventBatch { events: vec![new_event("a"), new_event("b"), new_event("c")] };
+        batch.events[0].at = at(5);
+        batch.events[2].at = at(6);
+        assert_eq!(fields_of(batch.clone().validated(now)), ["events[2].at"]);
+        batch.events[2].at = at(-600);
+        assert!(batch.validated(now).is_ok(), "five minutes ahead, and the past, are taken");
+        let mut one = new_event("d");
+        one.at = at(60);
+        assert_eq!(fields_of(one.validated(now)), ["at"]);
+    }
+
 }

@@ -9,12 +9,12 @@ use diesel::sql_types::{Array, Bool, Integer, Jsonb, Nullable, Text, Timestamptz
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{
-    AuditEntry, InfraError, MeterSourceId, NewJob, PlatformContext, TenantContext, TenantId,
+    AuditEntry, InfraError, MeterId, MeterSourceId, NewJob, PlatformContext, TenantContext, TenantId,
 };
-use portico_metering::{MeterSource, MeteringError, ReadingRules, SourceDraft};
+use portico_metering::{InService, MeterSource, MeteringError, ReadingRules, SourceDraft, in_service_at};
 
 use crate::error::Failure;
-use crate::meters::{OnRefusal, ReadingsAdded, add_checked, audit_readings};
+use crate::meters::{OnRefusal, ReadingsAdded, add_checked, audit_readings, successions};
 use crate::{Store, audit, jobs};
 
 type SourceFailure = Failure<MeteringError>;
@@ -324,6 +324,7 @@ impl Store {
                         // Left in, such a reading would refuse the whole batch, so the pull
                         // would fail and be retried for ever without a word on the source.
                         let (readings, gone) = without_deleted_meters(conn, &ctx, &source, readings).await?;
+                        let readings = to_meters_in_service(conn, &ctx, readings).await?;
                         let (mut added, per_meter) =
                             add_checked(conn, &ctx, readings, &rules, now, OnRefusal::KeepRejected).await?;
                         audit_readings(conn, &ctx, &per_meter, portico_metering::ReadingSource::Integration, now)
@@ -353,6 +354,27 @@ impl Store {
         .await
         .map_err(resolve)
     }
+}
+
+/// `readings` each given to the meter in service at its time: the one the
+/// source names, or one that replaced it since (a source keeps naming the
+/// meter it was set up with; a replacement takes its place).
+async fn to_meters_in_service(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    mut readings: Vec<portico_metering::Reading>,
+) -> Result<Vec<portico_metering::Reading>, SourceFailure> {
+    let mut named: Vec<MeterId> = readings.iter().map(|r| r.meter_id).collect();
+    named.sort_unstable();
+    named.dedup();
+    let chains = successions(conn, ctx, &named).await?;
+    for reading in &mut readings {
+        let chain = chains.get(&reading.meter_id).map_or(&[][..], Vec::as_slice);
+        if let InService::One(meter) = in_service_at(chain, reading.at) {
+            reading.meter_id = meter.id;
+        }
+    }
+    Ok(readings)
 }
 
 /// The readings of a pull whose meters were deleted since the source named them.

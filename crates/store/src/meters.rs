@@ -11,10 +11,10 @@ use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{AuditEntry, InfraError, MeterId, Page, PageRequest, ReadingId, SiteId, TenantContext};
 use portico_metering::{
-    Bucket, Granularity, ImportedReading, Meter, MeterChanges, MeterDraft, MeterPlace, MeterReadings,
-    MeterRef, MeteringError, Reading, ReadingMode, ReadingRules, ReadingSource, ReadingStatus,
-    RefusedReading, Replacement, SerialMatch, Site, SiteDraft, Verdict, candidate, check_parent,
-    check_series, consumption, consumption_by, meter_by_serial,
+    Bucket, Granularity, ImportedReading, InService, Meter, MeterChanges, MeterDraft, MeterPlace,
+    MeterReadings, MeterRef, MeteringError, Reading, ReadingMode, ReadingRules, ReadingSource, ReadingStatus,
+    RefusedReading, Replacement, Site, SiteDraft, Verdict, candidate, check_parent, check_series,
+    consumption, consumption_by, meter_by_serial,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -240,6 +240,39 @@ async fn insert_meter(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Each of `roots` with the meters that replaced it since, one after the
+/// other (the root first).
+pub(crate) async fn successions(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    roots: &[MeterId],
+) -> Result<HashMap<MeterId, Vec<Meter>>, MeteringFailure> {
+    #[derive(QueryableByName)]
+    struct Rooted {
+        #[diesel(sql_type = SqlUuid)]
+        root: uuid::Uuid,
+        #[diesel(embed)]
+        meter: MeterRow,
+    }
+    let ids: Vec<uuid::Uuid> = roots.iter().map(|m| m.into_uuid()).collect();
+    let rows: Vec<Rooted> = diesel::sql_query(format!(
+        "WITH RECURSIVE chain AS ( \
+             SELECT id AS root, m.* FROM meters m WHERE tenant_id = $1 AND id = ANY($2) \
+             UNION ALL \
+             SELECT c.root, m.* FROM meters m JOIN chain c ON m.tenant_id = c.tenant_id AND m.replaces = c.id) \
+         SELECT root, {METER_COLUMNS} FROM chain ORDER BY root, active_from"
+    ))
+    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .load(conn)
+    .await?;
+    let mut chains: HashMap<MeterId, Vec<Meter>> = HashMap::new();
+    for row in rows {
+        chains.entry(MeterId::from_uuid(row.root)).or_default().push(row.meter.into_meter()?);
+    }
+    Ok(chains)
 }
 
 #[derive(QueryableByName)]
@@ -1082,12 +1115,12 @@ impl Store {
                     let meter_id = match &row.meter {
                         MeterRef::Id(id) => Ok(*id),
                         MeterRef::SerialNumber(serial) => match meter_by_serial(&numbered, serial, row.at) {
-                            SerialMatch::One(meter) => Ok(meter.id),
-                            SerialMatch::None => Err((
+                            InService::One(meter) => Ok(meter.id),
+                            InService::None => Err((
                                 "import.unknown_meter",
                                 "no meter of this tenant has that serial number at that time",
                             )),
-                            SerialMatch::Several => Err((
+                            InService::Several => Err((
                                 "import.ambiguous_meter",
                                 "several meters in service at that time have that serial number; name it by meterId",
                             )),

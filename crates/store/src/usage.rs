@@ -320,8 +320,31 @@ impl Store {
                         duplicates.push((*id).to_owned());
                     }
                 }
+                // A closed event stored before (a batch sent again after the period closed)
+                // is a duplicate: it was counted, and nothing is refused.
+                let closed_ids: Vec<&str> = closed_out.iter().map(|e| e.id.as_str()).collect();
+                let seen: std::collections::HashSet<String> = if closed_ids.is_empty() {
+                    std::collections::HashSet::new()
+                } else {
+                    diesel::sql_query(
+                        "SELECT event_id FROM usage_events WHERE tenant_id = $1 AND event_id = ANY($2)",
+                    )
+                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                    .bind::<Array<Text>, _>(&closed_ids)
+                    .load::<Stored>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.event_id)
+                    .collect()
+                };
+                for event in closed_out {
+                    if seen.contains(&event.id) {
+                        duplicates.push(event.id);
+                    } else {
+                        report.closed.push(event.id);
+                    }
+                }
                 report.duplicates = duplicates;
-                report.closed = closed_out.into_iter().map(|e| e.id).collect();
                 // One row per batch that stored events (not per event: the events are their own record).
                 if report.accepted > 0 {
                     let entry = AuditEntry {

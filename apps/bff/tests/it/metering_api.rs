@@ -1256,7 +1256,10 @@ impl Worker {
     async fn start(app: &TestApp) -> Self {
         let store = app.db.store().await;
         let sender = std::sync::Arc::new(portico_smtp::FileMailbox::new(&app.mailbox));
-        let registry = portico_bff::jobs::registry(&store, sender, crate::jobs_api::sender_address());
+        // The mock evcc listens on 127.0.0.1, as on a self-hosted platform's own network.
+        let rules = portico_bff::server::MeteringRules { allow_private_sources: true, ..Default::default() };
+        let registry =
+            portico_bff::jobs::registry_with(&store, sender, crate::jobs_api::sender_address(), rules);
         let config =
             portico_worker::WorkerConfig { poll_interval: Duration::from_millis(50), ..Default::default() };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1461,4 +1464,50 @@ async fn a_source_naming_a_deleted_meter_still_pulls_the_others_and_shows_the_st
         json!("no meter of this tenant for Garage: the meter was deleted, its values are not kept")
     );
     server.verify().await;
+}
+
+#[actix_web::test]
+async fn a_source_of_a_tenant_whose_metering_is_off_is_not_pulled() {
+    let app = TestApp::spawn().await;
+    let (tenant, owner) = metering_tenant(&app, "acme").await;
+    let meter = charge_point_meter(&app, &owner).await;
+    let point = portico_bff::jobs::SIMULATED_CHARGE_POINT;
+    let body = json!({"kind": "simulated", "name": "Demo charger", "meters": { point: meter }});
+    let created = app.call("POST", "/api/v1/metering/sources", Some(&owner), Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    set_metering(&app, tenant, false).await;
+
+    sweep_and_pull(&app, 1).await;
+
+    assert_eq!(stored_readings(&app, &meter).await, 0);
+    let last = "SELECT last_pulled_at::text AS t FROM meter_sources WHERE id = $1::uuid";
+    assert_eq!(text(&app, last, &id_of(&created)).await, None);
+}
+
+#[actix_web::test]
+async fn an_evcc_at_a_private_address_is_refused_unless_the_platform_allows_it() {
+    use portico_bff::server::MeteringRules;
+    let at = |address: &str| -> portico_metering::MeterSource {
+        let draft: portico_metering::SourceDraft =
+            serde_json::from_value(json!({"kind": "evcc", "name": "evcc", "baseUrl": address})).unwrap();
+        draft.validated(portico_kernel::MeterSourceId::new(), Utc::now()).unwrap()
+    };
+    let clock: std::sync::Arc<dyn portico_kernel::Clock> = std::sync::Arc::new(portico_kernel::SystemClock);
+    let refused = MeteringRules::default();
+    for address in [
+        "http://127.0.0.1:7070",
+        "http://localhost:7070",
+        "http://10.0.0.8",
+        "http://169.254.169.254",
+        "http://[::1]:7070",
+    ] {
+        let answer = portico_bff::jobs::data_source(&at(address), clock.clone(), &refused).await;
+        assert_eq!(
+            answer.err().as_deref(),
+            Some("the address is not a public one (loopback, private or link-local addresses are refused)"),
+            "{address}"
+        );
+    }
+    let allowed = MeteringRules { allow_private_sources: true, ..MeteringRules::default() };
+    assert!(portico_bff::jobs::data_source(&at("http://127.0.0.1:7070"), clock, &allowed).await.is_ok());
 }

@@ -1255,3 +1255,27 @@ async fn pulled_readings_of_a_meter_deleted_since_are_dropped_not_failing_the_pu
     let mut conn = w.conn().await;
     assert_eq!(stored(&mut conn, kept.id).await, ["03-02 00:00 12 valid"]);
 }
+
+#[tokio::test]
+async fn a_pull_gives_each_value_to_the_meter_in_service_then_even_after_a_replacement() {
+    let w = World::new().await;
+    let (old, new) = replaced_meter(&w, "E-2").await;
+    // The source was set up with the old meter and never changed.
+    let draft: portico_metering::SourceDraft = serde_json::from_value(serde_json::json!({
+        "kind": "simulated", "name": "Carport", "meters": {"carport": old.id}
+    }))
+    .unwrap();
+    let source = w.store.create_meter_source(&w.ctx, draft).await.unwrap();
+    let outcome = portico_store::PullOutcome::Pulled {
+        readings: vec![pulled(old.id, mar(8, 0), 1070), pulled(old.id, mar(13, 0), 20)],
+        cursor: Some("2026-03-13T00:00:00Z".into()),
+    };
+    let report = w.store.record_pull(&w.ctx, source.id, outcome, ReadingRules::default()).await.unwrap();
+    assert_eq!(report, added(2, 0, 0, vec![]));
+    let mut conn = w.conn().await;
+    assert_eq!(
+        stored(&mut conn, old.id).await,
+        ["03-05 00:00 1040 valid", "03-08 00:00 1070 valid", "03-11 00:00 1100 valid"]
+    );
+    assert_eq!(stored(&mut conn, new.id).await, ["03-13 00:00 20 valid"]);
+}

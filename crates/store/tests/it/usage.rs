@@ -114,6 +114,10 @@ async fn events_for_closed_usage_are_refused_once_the_grace_is_over() {
         count(&mut conn, "SELECT count(*) AS n FROM usage_events WHERE event_id = 'too-late'").await,
         0
     );
+    // The late event sent again after the grace: it was counted, so it is a duplicate, not refused.
+    let again = vec![event("late", "c", "api.calls", t(9, 23), json!({}))];
+    let report = store.ingest_usage(&ctx, again, grace).await.unwrap();
+    assert_eq!((report.accepted, report.duplicates, report.closed), (0, vec!["late".to_owned()], vec![]));
 }
 
 /// One set of events exercising every rule: subjects, a filter, numbers as
