@@ -39,13 +39,15 @@ openapi:
 # Load drivers (release build): the store's scoped transactions and credit debits, job
 # throughput, the HTTP API (GET /api/v1/tenants/{id} from the cache, without it, and a route
 # without database work), a bulk import of 100,000 people over HTTP beside its parse alone, and
-# credit debits over HTTP (one hot wallet, 1,000 wallets).
+# credit debits over HTTP (one hot wallet, 1,000 wallets), and usage events over HTTP (2 x
+# 1,000,000 in batches of 1,000, then aggregations over one tenant's month).
 bench:
     cargo bench -p portico-store
     cargo bench -p portico-worker
     cargo bench -p portico-bff --bench http
     cargo bench -p portico-bff --bench import
     cargo bench -p portico-bff --bench credits
+    cargo bench -p portico-bff --bench usage
 
 # What CI runs.
 ci:
