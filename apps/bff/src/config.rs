@@ -420,6 +420,14 @@ impl Config {
                 problems.push(format!("{key}: must be between 1 and 1000"));
             }
         }
+        if self.metering.spike_factor < 2 {
+            problems
+                .push("metering.spike_factor: must be at least 2 (1 would flag every reading)".to_owned());
+        }
+        // A pull must end before the next one of a source pulled every 5 minutes is due.
+        if !(1..=120).contains(&self.metering.source_timeout_secs) {
+            problems.push("metering.source_timeout_secs: must be between 1 and 120".to_owned());
+        }
         for (key, value) in [
             ("database.pool_wait_timeout_ms", db.pool_wait_timeout_ms),
             ("database.connect_timeout_ms", db.connect_timeout_ms),

@@ -169,6 +169,11 @@ impl From<portico_metering::MeteringError> for ApiError {
                 Self::new(ErrorKind::Validation, error.code(), message)
                     .details(json!({ "readings": refused }))
             }
+            MeteringError::UsageClosed { closed_through, events } => {
+                let message = "Every event of the batch falls in usage closed past its grace period; nothing was stored.";
+                Self::new(ErrorKind::Validation, error.code(), message)
+                    .details(json!({ "closed": events, "closedThrough": closed_through }))
+            }
             MeteringError::ImportRefused(report) => {
                 let message = format!("{} rows cannot be imported; nothing was written.", report.error_count);
                 Self::new(ErrorKind::Validation, error.code(), message)

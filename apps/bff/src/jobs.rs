@@ -191,11 +191,14 @@ pub async fn data_source(
         SourceKind::Evcc => {
             let address = source.base_url.as_deref().unwrap_or_default();
             let url = url::Url::parse(address).map_err(|e| format!("the address does not read: {e}"))?;
-            if !rules.allow_private_sources {
-                check_public(&url).await?;
+            let evcc = if rules.allow_private_sources {
+                portico_evcc::EvccSource::new(url, clock, rules.source_timeout)
+            } else {
+                // Connects only to the addresses checked here (no second lookup to rebind).
+                let addresses = public_addresses(&url).await?;
+                portico_evcc::EvccSource::at_addresses(url, &addresses, clock, rules.source_timeout)
             }
-            let evcc =
-                portico_evcc::EvccSource::new(url, clock, rules.source_timeout).map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
             Ok(Box::new(evcc))
         }
         SourceKind::Simulated => {
@@ -208,8 +211,8 @@ pub async fn data_source(
     }
 }
 
-/// Refuses an address any of whose resolved IPs is not a public one.
-async fn check_public(url: &url::Url) -> Result<(), String> {
+/// The resolved addresses of `url`'s host, when every one is public.
+async fn public_addresses(url: &url::Url) -> Result<Vec<std::net::SocketAddr>, String> {
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
     let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
@@ -221,7 +224,23 @@ async fn check_public(url: &url::Url) -> Result<(), String> {
             "the address is not a public one (loopback, private or link-local addresses are refused)".into(),
         );
     }
-    Ok(())
+    Ok(resolved)
+}
+
+/// Whether `address` names a loopback, private or link-local host by itself
+/// (an IP literal, `localhost`), without asking DNS.
+#[must_use]
+pub fn names_private_host(address: &str) -> bool {
+    let Ok(url) = url::Url::parse(address) else { return false };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !is_public(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// Whether `ip` is reachable on the internet at large: not loopback,
@@ -231,7 +250,7 @@ fn is_public(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -240,19 +259,40 @@ fn is_public(ip: std::net::IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && c == 0))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            // An IPv4 address inside (mapped, compatible, NAT64, 6to4) is judged as itself.
+            let embedded = match segments {
+                [0, 0, 0, 0, 0, 0xffff | 0, high, low] | [0x64, 0xff9b, 0, 0, 0, 0, high, low] => {
+                    let [a, b] = high.to_be_bytes();
+                    let [c, d] = low.to_be_bytes();
+                    Some(std::net::Ipv4Addr::new(a, b, c, d))
+                }
+                [0x2002, high, low, ..] => {
+                    let [a, b] = high.to_be_bytes();
+                    let [c, d] = low.to_be_bytes();
+                    Some(std::net::Ipv4Addr::new(a, b, c, d))
+                }
+                _ => None,
+            };
+            match embedded {
+                Some(v4) if !v6.is_loopback() && !v6.is_unspecified() => is_public(IpAddr::V4(v4)),
+                _ => {
+                    let first = segments[0];
+                    !(v6.is_loopback()
+                        || v6.is_unspecified()
+                        || v6.is_multicast()
+                        || (first & 0xfe00) == 0xfc00
+                        || (first & 0xffc0) == 0xfe80
+                        || (first & 0xffc0) == 0xfec0)
+                }
             }
-        },
+        }
     }
 }
 
@@ -285,7 +325,7 @@ async fn pull_source(
                 if ignored > 0 {
                     tracing::info!(source = %source.id, ignored, "pulled values of meters the source does not map");
                 }
-                PullOutcome::Pulled { readings, cursor: pulled.cursor }
+                PullOutcome::Pulled { from: source.cursor.clone(), readings, cursor: pulled.cursor }
             }
             Err(error) => PullOutcome::Failed(error.to_string()),
         },
@@ -463,10 +503,19 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "224.0.0.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.0.8",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+            "::10.0.0.1",
+            "fec0::1",
         ] {
             assert!(!super::is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "151.101.1.69", "2a00:1450:4001:80b::200e", "::ffff:8.8.4.4"] {
+        for public in
+            ["8.8.8.8", "151.101.1.69", "2a00:1450:4001:80b::200e", "::ffff:8.8.4.4", "64:ff9b::808:808"]
+        {
             assert!(super::is_public(public.parse().unwrap()), "{public}");
         }
     }

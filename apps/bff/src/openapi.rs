@@ -228,7 +228,7 @@ use crate::api;
         portico_metering::MetricDraft, portico_metering::Aggregation, portico_metering::PropertyFilter,
         portico_metering::MeterSource, portico_metering::SourceKind, portico_metering::SourceDraft,
         portico_store::ReadingsAdded, portico_store::FlaggedReading, portico_store::Replaced,
-        portico_store::Consumption, api::metering::UsageFigure, api::metering::GroupBy, api::metering::CloseUsage,
+        portico_store::Consumption, portico_store::UsageFigure, api::metering::GroupBy, api::metering::CloseUsage,
         api::metering::UsageClosed, SiteEnvelope, SitePageEnvelope, MeterEnvelope, MeterPageEnvelope,
         ReplacedEnvelope, ReadingPageEnvelope, ConsumptionEnvelope, ReadingsAddedEnvelope, IngestReportEnvelope,
         UsageFigureEnvelope, UsageClosedEnvelope, MetricListEnvelope, MetricEnvelope, MeterSourceListEnvelope,
@@ -530,7 +530,7 @@ envelopes! {
     /// `{"success": true, "data": IngestReport}`.
     IngestReportEnvelope => portico_metering::IngestReport;
     /// `{"success": true, "data": UsageFigure}`.
-    UsageFigureEnvelope => api::metering::UsageFigure;
+    UsageFigureEnvelope => portico_store::UsageFigure;
     /// `{"success": true, "data": UsageClosed}`.
     UsageClosedEnvelope => api::metering::UsageClosed;
     /// `{"success": true, "data": [BillableMetric]}`.

@@ -69,6 +69,9 @@ pub enum MeteringError {
     /// The meter has readings, so it cannot be deleted (replace it instead).
     #[error("the meter has readings")]
     MeterInUse,
+    /// The tenant has as many meter data sources as it may.
+    #[error("a tenant configures at most {0} meter data sources")]
+    TooManySources(u64),
     /// No such meter data source in the caller's tenant.
     #[error("meter data source not found")]
     SourceNotFound,
@@ -83,12 +86,17 @@ pub enum MeteringError {
     /// A period whose end is not after its start, or too long.
     #[error("the period is not valid: {0}")]
     InvalidPeriod(&'static str),
-    /// The event falls in a period already closed for usage, past its grace.
+    /// Every event of a batch falls in a period already closed for usage, past its grace.
     #[error("usage through {closed_through} is closed")]
     UsageClosed {
         /// The instant before which usage is closed.
         closed_through: DateTime<Utc>,
+        /// The ids of the events refused.
+        events: Vec<String>,
     },
+    /// A figure beyond what a decimal holds (about 7.9e28).
+    #[error("the figure is too large to compute")]
+    FigureTooLarge,
     /// No such billable metric in the caller's tenant.
     #[error("metric not found")]
     MetricNotFound,
@@ -110,6 +118,7 @@ impl DomainError for MeteringError {
             | Self::MeterInactive(_)
             | Self::UsageClosed { .. }
             | Self::ReadingsRefused(_)
+            | Self::FigureTooLarge
             | Self::ImportRefused(_) => ErrorKind::Validation,
             Self::SiteNotFound | Self::MeterNotFound | Self::MetricNotFound | Self::SourceNotFound => {
                 ErrorKind::NotFound
@@ -118,6 +127,7 @@ impl DomainError for MeteringError {
             | Self::SiteInUse
             | Self::MeterReplaced
             | Self::ReadingConflict(_)
+            | Self::TooManySources(_)
             | Self::MeterInUse
             | Self::MetricCodeTaken(_)
             | Self::NotCovered { .. } => ErrorKind::Conflict,
@@ -140,11 +150,13 @@ impl DomainError for MeteringError {
             Self::ImportRefused(_) => "import.invalid_rows",
             Self::MeterInUse => "metering.meter_in_use",
             Self::SourceNotFound => "metering.source_not_found",
+            Self::TooManySources(_) => "metering.too_many_sources",
             Self::ReadingBelowPrevious { .. } => "metering.reading_below_previous",
             Self::NotCovered { .. } => "metering.not_covered",
             Self::InvalidPeriod(_) => "metering.invalid_period",
             Self::UsageClosed { .. } => "metering.usage_closed",
             Self::MetricNotFound => "metering.metric_not_found",
+            Self::FigureTooLarge => "metering.figure_too_large",
             Self::MetricCodeTaken(_) => "metering.metric_code_taken",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",

@@ -37,6 +37,9 @@ use crate::{InService, Meter, in_service_at};
 pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// The longest field, in bytes: a longer one is refused, not buffered.
 const FIELD_MAX: usize = 200;
+/// Fields of a record kept: more are counted, not buffered (a line of
+/// commas must not fill the memory).
+const FIELDS_KEPT: usize = 16;
 
 /// How a row names its meter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -138,6 +141,8 @@ struct Rows {
     field: Vec<u8>,
     too_long: bool,
     fields: Vec<Option<String>>,
+    /// Fields of the current record, kept or not.
+    field_count: usize,
     read: Vec<ImportedReading>,
     report: ImportReport,
 }
@@ -150,6 +155,7 @@ impl RecordSink for Rows {
     fn start_record(&mut self, line: u64) {
         self.line = line;
         self.fields.clear();
+        self.field_count = 0;
         self.field.clear();
         self.too_long = false;
     }
@@ -173,15 +179,24 @@ impl RecordSink for Rows {
             String::from_utf8(std::mem::take(&mut self.field)).ok()
         };
         self.field.clear();
-        self.fields.push(text);
+        self.field_count += 1;
+        if self.fields.len() < FIELDS_KEPT {
+            self.fields.push(text);
+        }
     }
 
     fn end_record(&mut self) {
         let fields = std::mem::take(&mut self.fields);
-        if fields.iter().all(|f| f.as_deref().is_some_and(|t| t.trim().is_empty())) {
+        let count = self.field_count;
+        if count <= FIELDS_KEPT && fields.iter().all(|f| f.as_deref().is_some_and(|t| t.trim().is_empty())) {
             return;
         }
         match &self.columns {
+            None if count > FIELDS_KEPT => {
+                let reason = format!("the header has {count} columns; a readings file has at most 5");
+                self.report.add(self.line, "import.unknown_column", reason);
+                self.stopped = true;
+            }
             None => self.header(&fields),
             Some(columns) => {
                 self.report.rows += 1;
@@ -191,7 +206,7 @@ impl RecordSink for Rows {
                     self.stopped = true;
                     return;
                 }
-                match read_row(columns, &fields) {
+                match read_row(columns, &fields, count) {
                     Ok((meter, at, value, estimated)) if self.report.error_count == 0 => {
                         self.read.push(ImportedReading { line: self.line, meter, at, value, estimated });
                     }
@@ -259,12 +274,10 @@ type Problem = (&'static str, String);
 fn read_row(
     columns: &[Option<Column>],
     fields: &[Option<String>],
+    count: usize,
 ) -> Result<(MeterRef, DateTime<Utc>, Decimal, bool), Problem> {
-    if fields.len() != columns.len() {
-        return Err((
-            "import.field_count",
-            format!("expected {} fields, found {}", columns.len(), fields.len()),
-        ));
+    if count != columns.len() || fields.len() != columns.len() {
+        return Err(("import.field_count", format!("expected {} fields, found {count}", columns.len())));
     }
     let (mut meter, mut at, mut value, mut estimated) = (None, None, None, false);
     for (column, field) in columns.iter().zip(fields) {
@@ -459,5 +472,17 @@ mod tests {
         let twins = [meter("W-9", 1, None), meter("W-9", 3, None)];
         assert_eq!(meter_by_serial(&twins, "W-9", day(2)), InService::One(&twins[0]));
         assert_eq!(meter_by_serial(&twins, "W-9", day(5)), InService::Several);
+    }
+
+    #[test]
+    fn a_line_of_commas_is_counted_not_kept() {
+        let mut file = b"serialNumber,at,value\n".to_vec();
+        file.extend(std::iter::repeat_n(b',', 100_000));
+        file.extend_from_slice(b"\n");
+        let report = import(&file).unwrap_err();
+        assert_eq!(codes(&report), [(2, "import.field_count")]);
+        assert_eq!(report.errors[0].reason, "expected 3 fields, found 100001");
+        let header = vec![b','; 50];
+        assert_eq!(codes(&import(&header).unwrap_err()), [(1, "import.unknown_column")]);
     }
 }

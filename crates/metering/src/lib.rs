@@ -60,7 +60,8 @@ pub use consumption::{
 pub use error::{MeteringError, RefusedReading};
 pub use import::{ImportedReading, MAX_IMPORT_ROWS, MeterRef, ReadingsImport, meter_by_serial};
 pub use meter::{
-    InService, Meter, MeterChanges, MeterDraft, MeterKind, MeterPlace, ReadingMode, Replacement, in_service_at,
+    InService, Meter, MeterChanges, MeterDraft, MeterKind, MeterPlace, ReadingMode, Replacement,
+    in_service_at,
 };
 pub use metric::{
     Aggregation, BillableMetric, MAX_FILTERS, MetricDraft, PropertyFilter, TIME_WEIGHTED_DP, aggregate,
@@ -76,6 +77,6 @@ pub use source::{
     readings_of_pull,
 };
 pub use usage::{
-    EventBatch, IngestReport, MAX_BATCH_EVENTS, MAX_EVENT_SKEW, MAX_PROPERTIES, MAX_PROPERTIES_BYTES, NewUsageEvent,
-    UsageEvent, accepts, dedupe_in_batch,
+    EventBatch, IngestReport, MAX_BATCH_EVENTS, MAX_EVENT_SKEW, MAX_PROPERTIES, MAX_PROPERTIES_BYTES,
+    NewUsageEvent, UsageEvent, accepts, dedupe_in_batch,
 };

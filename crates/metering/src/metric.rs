@@ -43,32 +43,32 @@ pub enum Aggregation {
     /// The sum of a numeric property.
     Sum {
         /// The property added up.
-        #[garde(length(chars, min = 1, max = 128))]
+        #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
         property: String,
     },
     /// The greatest value of a numeric property.
     Max {
         /// The property compared.
-        #[garde(length(chars, min = 1, max = 128))]
+        #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
         property: String,
     },
     /// The number of distinct values of a property (of any JSON type).
     UniqueCount {
         /// The property whose values are counted.
-        #[garde(length(chars, min = 1, max = 128))]
+        #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
         property: String,
     },
     /// The numeric property of the last event (latest `at`, then greatest id).
     Latest {
         /// The property read.
-        #[garde(length(chars, min = 1, max = 128))]
+        #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
         property: String,
     },
     /// A level (seats, storage) that holds from its event until the subject's
     /// next one, times the hours it held within the period: unit × hours.
     TimeWeightedSum {
         /// The property holding the level.
-        #[garde(length(chars, min = 1, max = 128))]
+        #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
         property: String,
     },
 }
@@ -95,12 +95,20 @@ impl Aggregation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PropertyFilter {
     /// The property compared.
-    #[garde(length(chars, min = 1, max = 128))]
+    #[garde(length(chars, min = 1, max = 128), custom(plain_text))]
     pub property: String,
     /// 1 to 100 values, any of which matches.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    #[garde(length(min = 1, max = 100))]
+    #[garde(length(min = 1, max = 100), custom(values_rules))]
     pub values: Vec<Value>,
+}
+
+fn values_rules(values: &[Value], _: &()) -> garde::Result {
+    // PostgreSQL's jsonb cannot hold a NUL character.
+    if values.iter().any(crate::usage::holds_nul) {
+        return Err(garde::Error::new("must not contain NUL characters"));
+    }
+    Ok(())
 }
 
 /// A tenant's billable metric.
@@ -339,7 +347,7 @@ fn too_large(property: &str) -> MeteringError {
 }
 
 /// The property as a number, if it is one (see the module's rules).
-fn numeric(value: &Value) -> Option<Decimal> {
+pub(crate) fn numeric(value: &Value) -> Option<Decimal> {
     match value {
         Value::Number(number) => number_value(number),
         Value::String(text) if is_decimal_text(text) => Decimal::from_str_exact(text).ok(),
@@ -360,7 +368,7 @@ fn number_value(number: &Number) -> Option<Decimal> {
 }
 
 /// `-?[0-9]+(\.[0-9]+)?`
-fn is_decimal_text(text: &str) -> bool {
+pub(crate) fn is_decimal_text(text: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let unsigned = text.strip_prefix('-').unwrap_or(text);
     match unsigned.split_once('.') {
@@ -767,5 +775,21 @@ mod tests {
         let a: Map<String, Value> = serde_json::from_str(r#"{"x": 1, "y": 2}"#).unwrap();
         let b: Map<String, Value> = serde_json::from_str(r#"{"y": 2, "x": 1.0}"#).unwrap();
         assert_eq!(JsonKey::of(&Value::Object(a)), JsonKey::of(&Value::Object(b)));
+    }
+
+    #[test]
+    fn nul_characters_in_a_metric_are_refused_by_field() {
+        let draft = |aggregation: Value, filters: Value| {
+            serde_json::from_value::<MetricDraft>(json!({
+                "code": "api.calls", "name": "Calls", "aggregation": aggregation, "filters": filters
+            }))
+            .unwrap()
+            .validated(MetricId::new(), Utc::now())
+        };
+        let refused = draft(json!({"type": "sum", "property": "ms\u{0}"}), json!([]));
+        assert!(matches!(refused, Err(MeteringError::Invalid(_))), "{refused:?}");
+        let refused = draft(json!({"type": "count"}), json!([{"property": "model", "values": ["a\u{0}"]}]));
+        assert!(matches!(refused, Err(MeteringError::Invalid(_))), "{refused:?}");
+        assert!(draft(json!({"type": "count"}), json!([{"property": "model", "values": ["large"]}])).is_ok());
     }
 }

@@ -2,6 +2,8 @@
 //! before it is stored (future, service period, register order and
 //! rollover, spikes).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use portico_kernel::{MeterId, ReadingId, ValidationErrors};
 use rust_decimal::Decimal;
@@ -280,23 +282,23 @@ pub fn check_series(
     now: DateTime<Utc>,
     rules: &ReadingRules,
 ) -> Vec<Verdict> {
-    let mut series: Vec<&Reading> = known.iter().collect();
-    series.sort_by_key(|r| r.at);
+    // By instant: finding a candidate's neighbours and inserting it cost a
+    // logarithm, so a file of 100,000 readings of one meter checks in n log n.
+    let mut series: BTreeMap<DateTime<Utc>, &Reading> = known.iter().map(|r| (r.at, r)).collect();
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by_key(|&i| candidates.get(i).map(|c| c.at));
     let mut verdicts: Vec<Option<Verdict>> = candidates.iter().map(|_| None).collect();
     for index in order {
         let Some(candidate) = candidates.get(index) else { continue };
-        let place = series.partition_point(|r| r.at < candidate.at);
-        let verdict = match series.get(place).filter(|r| r.at == candidate.at) {
+        let verdict = match series.get(&candidate.at) {
             Some(same) if same.value == candidate.value => Verdict::Duplicate,
             Some(_) => Verdict::Refused(MeteringError::ReadingConflict(candidate.at)),
             None => {
-                let counting = |r: &&&Reading| r.status.counts();
-                let before = series.get(..place).unwrap_or_default();
-                let previous = before.iter().rev().find(counting).copied();
-                let next = series.get(place..).unwrap_or_default().iter().find(counting).copied();
-                let trailing = trailing(meter, before);
+                let mut before =
+                    series.range(..candidate.at).rev().map(|(_, r)| *r).filter(|r| r.status.counts());
+                let previous = before.next();
+                let next = series.range(candidate.at..).map(|(_, r)| *r).find(|r| r.status.counts());
+                let trailing = trailing(meter, previous.into_iter().chain(before));
                 match check_reading(
                     meter,
                     previous,
@@ -308,7 +310,7 @@ pub fn check_series(
                 ) {
                     Ok(mut checked) => {
                         checked.status = candidate.status.clone();
-                        series.insert(place, candidate);
+                        series.insert(candidate.at, candidate);
                         Verdict::Accepted(checked)
                     }
                     Err(error) => Verdict::Refused(error),
@@ -322,22 +324,25 @@ pub fn check_series(
     verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Duplicate)).collect()
 }
 
-/// The latest [`TRAILING_READINGS`] consumptions before a candidate, from
-/// the counting readings `before` it (time order): a register's increases,
-/// an interval meter's values.
-fn trailing(meter: &Meter, before: &[&Reading]) -> Vec<Decimal> {
-    let counted: Vec<&Reading> = before.iter().filter(|r| r.status.counts()).copied().collect();
-    let recent = counted.get(counted.len().saturating_sub(TRAILING_READINGS + 1)..).unwrap_or_default();
-    match meter.mode {
-        ReadingMode::Interval => recent.iter().rev().take(TRAILING_READINGS).rev().map(|r| r.value).collect(),
+/// The latest [`TRAILING_READINGS`] consumptions before a candidate, oldest
+/// first, from the counting readings before it given latest first: a
+/// register's increases, an interval meter's values.
+fn trailing<'r>(meter: &Meter, latest_first: impl Iterator<Item = &'r Reading>) -> Vec<Decimal> {
+    let recent: Vec<&Reading> = latest_first.take(TRAILING_READINGS + 1).collect();
+    let mut used: Vec<Decimal> = match meter.mode {
+        ReadingMode::Interval => recent.iter().take(TRAILING_READINGS).map(|r| r.value).collect(),
         ReadingMode::Register { .. } => recent
             .windows(2)
             .filter_map(|pair| match pair {
-                [a, b] => register_increment(meter.mode, a.value, b.value).ok().map(|(used, _)| used),
+                [later, earlier] => {
+                    register_increment(meter.mode, earlier.value, later.value).ok().map(|(used, _)| used)
+                }
                 _ => None,
             })
             .collect(),
-    }
+    };
+    used.reverse();
+    used
 }
 
 /// What a register counted from `previous` to `value`, and whether it rolled
@@ -734,7 +739,7 @@ mod tests {
             ["ok 12 Estimated", "ok 500 Valid spike: 48.1x the trailing average"]
         );
         // Only the latest five consumptions count: 10, 10, 10, 12 and 10 average 10.4.
-        assert_eq!(trailing(&meter, &known.iter().collect::<Vec<_>>()).len(), TRAILING_READINGS);
+        assert_eq!(trailing(&meter, known.iter().rev()).len(), TRAILING_READINGS);
     }
 
     #[test]
@@ -745,7 +750,7 @@ mod tests {
             .map(|&(d, v)| reading(&meter, day(d), v))
             .collect();
         // 50, 40, and 40 across the rollover: a trailing average of 43.3.
-        assert_eq!(trailing(&meter, &known.iter().collect::<Vec<_>>()), [dec(50), dec(40), dec(40)]);
+        assert_eq!(trailing(&meter, known.iter().rev()), [dec(50), dec(40), dec(40)]);
         let candidates = [reading(&meter, day(6), 480)];
         assert_eq!(verdicts(&meter, &known, &candidates), ["ok 450 Valid spike: 10.4x the trailing average"]);
     }

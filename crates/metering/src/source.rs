@@ -151,9 +151,9 @@ pub struct SourceDraft {
     #[serde(default)]
     #[garde(length(max = 2000))]
     pub base_url: Option<String>,
-    /// Minutes between pulls, 1 to 1440 (default 15).
+    /// Minutes between pulls, 5 to 1440 (default 15).
     #[serde(default = "default_every")]
-    #[garde(range(min = 1, max = 1440))]
+    #[garde(range(min = 5, max = 1440))]
     pub every_minutes: u32,
     /// Up to 100 of the source's meter names (1 to 128 characters) and the
     /// tenant's meters they stand for.

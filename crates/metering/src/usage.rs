@@ -8,6 +8,7 @@ use portico_kernel::ValidationErrors;
 use serde_json::{Map, Value};
 
 use crate::MeteringError;
+use crate::metric::{is_decimal_text, numeric};
 use crate::text::plain_text;
 
 /// Most events in one batch.
@@ -88,11 +89,26 @@ fn within_limits(properties: &Map<String, Value>, _: &()) -> garde::Result {
     if properties.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)) {
         return Err(garde::Error::new("must not contain NUL characters"));
     }
+    // A number no decimal holds would count in SQL's figures and not in `aggregate`'s.
+    if let Some((key, _)) =
+        properties.iter().find(|(_, value)| looks_numeric(value) && numeric(value).is_none())
+    {
+        return Err(garde::Error::new(format!("{key} is a number beyond 28 significant digits")));
+    }
     Ok(())
 }
 
+/// Whether a value reads as a number to the aggregations: a JSON number, or decimal digits.
+fn looks_numeric(value: &Value) -> bool {
+    match value {
+        Value::Number(_) => true,
+        Value::String(text) => is_decimal_text(text),
+        _ => false,
+    }
+}
+
 /// Whether a JSON value holds a NUL character in any string or key, at any depth.
-fn holds_nul(value: &Value) -> bool {
+pub(crate) fn holds_nul(value: &Value) -> bool {
     match value {
         Value::String(text) => text.contains('\0'),
         Value::Array(items) => items.iter().any(holds_nul),
@@ -162,7 +178,10 @@ impl EventBatch {
             .iter()
             .enumerate()
             .filter(|(_, event)| event.is_future(now))
-            .map(|(index, _)| portico_kernel::FieldError { field: format!("events[{index}].at"), message: future_message() })
+            .map(|(index, _)| portico_kernel::FieldError {
+                field: format!("events[{index}].at"),
+                message: future_message(),
+            })
             .collect();
         if !future.is_empty() {
             return Err(MeteringError::Invalid(ValidationErrors(future)));
@@ -415,4 +434,20 @@ mod tests {
         assert_eq!(fields_of(one.validated(now)), ["at"]);
     }
 
+    #[test]
+    fn a_number_beyond_a_decimal_is_refused() {
+        let with = |properties: serde_json::Value| {
+            let mut event = new_event("n");
+            event.properties = properties.as_object().unwrap().clone();
+            event.validated(now())
+        };
+        assert_eq!(fields_of(with(json!({"tokens": 1e300}))), ["properties"]);
+        assert_eq!(fields_of(with(json!({"tokens": "123456789012345678901234567890"}))), ["properties"]);
+        assert!(
+            with(
+                json!({"tokens": "12345678901234567890.5", "note": "1e300", "big": 18446744073709551615_u64})
+            )
+            .is_ok()
+        );
+    }
 }

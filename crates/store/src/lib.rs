@@ -62,4 +62,4 @@ pub use roles::{
 };
 pub use store::{PoolConfig, PoolStatus, Store};
 pub use tenant_profile::LogoChange;
-pub use usage::MetricKey;
+pub use usage::{MetricKey, UsageFigure};

@@ -92,6 +92,15 @@ async fn load_source(
     row.ok_or(Failure::Domain(MeteringError::SourceNotFound))?.into_source()
 }
 
+/// The most sources one tenant configures (each is pulled at most every 5 minutes).
+const MAX_SOURCES: i64 = 20;
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+}
+
 /// Pulls one configured source (a job in the source's tenant).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -109,6 +118,8 @@ impl portico_kernel::JobKind for PullSource {
 pub enum PullOutcome {
     /// The source answered: its readings (for the meters it names) and its next cursor.
     Pulled {
+        /// The cursor the pull started from.
+        from: Option<String>,
         /// The readings, each of one of the tenant's meters.
         readings: Vec<portico_metering::Reading>,
         /// Where the next pull starts.
@@ -165,6 +176,14 @@ impl Store {
                 struct Known {
                     #[diesel(sql_type = SqlUuid)]
                     id: uuid::Uuid,
+                }
+                let configured: Counted =
+                    diesel::sql_query("SELECT count(*) AS total FROM meter_sources WHERE tenant_id = $1")
+                        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                        .get_result(conn)
+                        .await?;
+                if configured.total >= MAX_SOURCES {
+                    return Err(Failure::Domain(MeteringError::TooManySources(MAX_SOURCES.unsigned_abs())));
                 }
                 let named: Vec<uuid::Uuid> = source.meters.values().map(|m| m.into_uuid()).collect();
                 let known: Vec<Known> =
@@ -241,8 +260,9 @@ impl Store {
     }
 
     /// Queues a `metering.pull_source` job in its tenant for each source due
-    /// (at most `limit`), and moves each one's next pull on by its interval:
-    /// several sweeps at once queue each pull once. Returns how many were queued.
+    /// (at most `limit`) of a tenant in service (active or on trial, not
+    /// deleted), and moves each one's next pull on by its interval: several
+    /// sweeps at once queue each pull once. Returns how many were queued.
     pub async fn queue_due_pulls(&self, _ctx: &PlatformContext, limit: i64) -> Result<u64, InfraError> {
         let now = self.now();
         self.as_platform(move |conn| {
@@ -258,8 +278,10 @@ impl Store {
                 }
                 let due: Vec<Due> = diesel::sql_query(
                     "WITH due AS ( \
-                         SELECT tenant_id, id, next_pull_at FROM meter_sources WHERE next_pull_at <= $1 \
-                         ORDER BY next_pull_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                         SELECT s.tenant_id, s.id, s.next_pull_at FROM meter_sources s \
+                         JOIN tenants t ON t.id = s.tenant_id AND t.status IN ('active', 'trial') AND t.deleted_at IS NULL \
+                         WHERE s.next_pull_at <= $1 \
+                         ORDER BY s.next_pull_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED) \
                      UPDATE meter_sources s \
                         SET next_pull_at = $1 + make_interval(mins => s.every_minutes) \
                        FROM due WHERE s.tenant_id = due.tenant_id AND s.id = due.id \
@@ -319,8 +341,11 @@ impl Store {
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let source = load_source(conn, &ctx, id, true).await?;
+                // A pull that started from another cursor than the source's now (one that
+                // overlapped it finished first) stores its readings but moves nothing back.
                 let (added, pulled, cursor, error) = match outcome {
-                    PullOutcome::Pulled { readings, cursor } => {
+                    PullOutcome::Pulled { from, readings, cursor } => {
+                        let cursor = if from == source.cursor { cursor } else { None };
                         // Left in, such a reading would refuse the whole batch, so the pull
                         // would fail and be retried for ever without a word on the source.
                         let (readings, gone) = without_deleted_meters(conn, &ctx, &source, readings).await?;

@@ -740,6 +740,12 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
+                // The tree's lock, as a move takes it: a deletion and a move below the site
+                // run one after the other (never a deadlock on the parent's key).
+                diesel::sql_query("SELECT id FROM metering_sites WHERE tenant_id = $1 FOR UPDATE")
+                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                    .execute(conn)
+                    .await?;
                 let before = load_site(conn, &ctx, id).await?;
                 let deleted =
                     diesel::sql_query("DELETE FROM metering_sites WHERE tenant_id = $1 AND id = $2")

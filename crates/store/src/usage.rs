@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -43,27 +43,29 @@ async fn closed_through(
 ) -> Result<Option<DateTime<Utc>>, UsageFailure> {
     #[derive(QueryableByName)]
     struct Closed {
-        #[diesel(sql_type = Timestamptz)]
-        closed_through: DateTime<Utc>,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        closed_through: Option<DateTime<Utc>>,
     }
-    let closed: Option<Closed> =
-        diesel::sql_query("SELECT closed_through FROM usage_closures WHERE tenant_id = $1")
-            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-            .get_result(conn)
-            .await
-            .optional()?;
-    Ok(closed.map(|c| c.closed_through))
+    // Shared with every other ingestion, exclusive to a close: a close waits for the
+    // batches that read the old instant, and later batches read the new one.
+    let closed: Closed = diesel::sql_query(format!(
+        "SELECT c.closed_through FROM pg_advisory_xact_lock_shared({CLOSE_LOCK}) \
+         LEFT JOIN usage_closures c ON c.tenant_id = $1"
+    ))
+    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+    .get_result(conn)
+    .await?;
+    Ok(closed.closed_through)
 }
+
+/// The tenant's lock between ingesting usage and closing it (`$1`: the tenant).
+const CLOSE_LOCK: &str = "hashtextextended('usage_closure:' || $1::text, 0)";
 
 /// The numeric value of property `$n` of an event, as `portico_metering::aggregate`
 /// reads it: a JSON number, or a string of decimal digits.
 fn number_of(param: usize) -> String {
-    format!(
-        "(CASE jsonb_typeof(properties -> ${param}) \
-            WHEN 'number' THEN (properties ->> ${param})::numeric \
-            WHEN 'string' THEN CASE WHEN (properties ->> ${param}) ~ '^-?[0-9]+(\\.[0-9]+)?$' \
-                                    THEN (properties ->> ${param})::numeric END END)"
-    )
+    // `usage_number` (migration 18) is the one SQL definition, inlined by the planner.
+    format!("usage_number(properties -> ${param})")
 }
 
 /// The events of one metric that count: its code, the subject if given, and
@@ -133,6 +135,10 @@ async fn load_metric(
     key: &MetricKey,
     lock: bool,
 ) -> Result<BillableMetric, UsageFailure> {
+    if matches!(key, MetricKey::Code(code) if code.contains('\0')) {
+        // No code holds a NUL (PostgreSQL would refuse the text itself).
+        return Err(Failure::Domain(MeteringError::MetricNotFound));
+    }
     let (by, id, code) = match key {
         MetricKey::Id(id) => ("id = $2", Some(id.into_uuid()), None),
         MetricKey::Code(code) => ("code = $3", None, Some(code.as_str())),
@@ -154,12 +160,10 @@ async fn load_metric(
 /// answer for; both `to` when there is none, so the events answer for all.
 fn whole_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let hour = chrono::TimeDelta::hours(1);
-    let floor = |t: DateTime<Utc>| chrono::DurationRound::duration_trunc(t, hour).unwrap_or(t);
-    let first = match floor(from) {
-        start if start == from => from,
-        start => start + hour,
-    };
-    let last = floor(to);
+    let floor = |t: DateTime<Utc>| chrono::DurationRound::duration_trunc(t, hour).ok();
+    // Instants chrono cannot cut to the hour (outside 1677 to 2262) are left to the events.
+    let (Some(from_hour), Some(last)) = (floor(from), floor(to)) else { return (to, to) };
+    let first = if from_hour == from { from } else { from_hour + hour };
     if first < last { (first, last) } else { (to, to) }
 }
 
@@ -196,10 +200,18 @@ fn figure_sql(aggregation: &Aggregation, filtered: bool, grouped: bool) -> Strin
         Aggregation::Count {} => simple("count(*)", ""),
         Aggregation::Sum { .. } => simple(&format!("sum({n})"), ""),
         Aggregation::Max { .. } => simple(&format!("max({n})"), ""),
-        Aggregation::UniqueCount { .. } => simple(
-            "count(DISTINCT properties -> $7)",
-            " AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb",
-        ),
+        // The distinct values first (a hash aggregate, which may run in parallel), then
+        // counted: `count(DISTINCT ...)` would sort every value. Never rolled up: distinct
+        // values cannot be added across hours.
+        Aggregation::UniqueCount { .. } => {
+            let key = if grouped { "subject, " } else { "" };
+            format!(
+                "SELECT {subject} AS subject, count(*)::text AS figure FROM ( \
+                     SELECT DISTINCT {key}properties -> $7 FROM usage_events \
+                     WHERE {counts} AND {window} \
+                       AND properties -> $7 IS NOT NULL AND properties -> $7 <> 'null'::jsonb) distinct_values{group}"
+            )
+        }
         Aggregation::Latest { .. } if grouped => format!(
             "SELECT DISTINCT ON (subject) subject, {n}::text AS figure FROM usage_events \
              WHERE {counts} AND {window} AND {n} IS NOT NULL \
@@ -239,6 +251,109 @@ fn figure_sql(aggregation: &Aggregation, filtered: bool, grouped: bool) -> Strin
     }
 }
 
+/// A billable metric's figure over a period (`GET /api/v1/metering/usage`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "metric": "llm.tokens", "subject": null, "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z",
+    "value": "1284000", "bySubject": {"customer-42": "812000", "customer-7": "472000"}
+})))]
+#[serde(rename_all = "camelCase")]
+pub struct UsageFigure {
+    /// The metric's code.
+    pub metric: String,
+    /// The subject asked about, if one was.
+    pub subject: Option<String>,
+    /// Start of the period.
+    pub from: DateTime<Utc>,
+    /// End of the period.
+    pub to: DateTime<Utc>,
+    /// The figure, as a decimal string (0 when nothing counts).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub value: Decimal,
+    /// Each subject's figure, when asked for (subjects with nothing that counts are left out).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
+    pub by_subject: Option<BTreeMap<String, Decimal>>,
+}
+
+/// `metric`'s figure in all (for `subject`, if given).
+async fn total(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    metric: &BillableMetric,
+    subject: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Decimal, UsageFailure> {
+    let figures = figures(conn, ctx, metric, subject, from, to, false).await?;
+    Ok(figures.into_iter().next().map(|(_, figure)| figure).unwrap_or_default())
+}
+
+/// `metric`'s figure per subject with one (only `subject`'s, if given).
+async fn per_subject(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    metric: &BillableMetric,
+    subject: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<String, Decimal>, UsageFailure> {
+    let figures = figures(conn, ctx, metric, subject, from, to, true).await?;
+    Ok(figures.into_iter().filter_map(|(subject, figure)| Some((subject?, figure))).collect())
+}
+
+/// The figures of one aggregation: one row in all (`grouped` false), or one
+/// per subject with a figure. The period is taken to the microsecond, as
+/// event times are kept.
+async fn figures(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    metric: &BillableMetric,
+    subject: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    grouped: bool,
+) -> Result<Vec<(Option<String>, Decimal)>, UsageFailure> {
+    let (from, to) = (from.trunc_subsecs(6), to.trunc_subsecs(6));
+    if from >= to {
+        return Err(Failure::Domain(MeteringError::InvalidPeriod("the end must be after the start")));
+    }
+    if subject.is_some_and(|s| s.contains('\0')) {
+        return Ok(Vec::new());
+    }
+    let filters = json_of(&metric.filters)?;
+    let sql = figure_sql(&metric.aggregation, !metric.filters.is_empty(), grouped);
+    let (first_hour, last_hour) = whole_hours(from, to);
+    #[derive(QueryableByName)]
+    struct Figure {
+        #[diesel(sql_type = Nullable<Text>)]
+        subject: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        figure: Option<String>,
+    }
+    let rows: Vec<Figure> = diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+        .bind::<Text, _>(&metric.code)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .bind::<Nullable<Text>, _>(subject)
+        .bind::<Jsonb, _>(filters)
+        .bind::<Nullable<Text>, _>(metric.aggregation.property())
+        .bind::<Timestamptz, _>(first_hour)
+        .bind::<Timestamptz, _>(last_hour)
+        .load(conn)
+        .await?;
+    rows.into_iter()
+        .filter_map(|row| Some((row.subject, row.figure?)))
+        .map(|(subject, text)| match text.parse::<Decimal>() {
+            Ok(figure) => Ok((subject, figure.normalize())),
+            // Numbers are refused beyond Decimal's range when they come in; a sum of
+            // many can still outgrow it.
+            Err(_) => Err(Failure::Domain(MeteringError::FigureTooLarge)),
+        })
+        .collect()
+}
+
 impl Store {
     /// Ingests a batch of usage events of the context's tenant: the first of
     /// each id in the batch is stored once; an id stored before (even by a
@@ -269,38 +384,15 @@ impl Store {
                 let properties: Vec<serde_json::Value> =
                     kept.iter().map(|e| serde_json::Value::Object(e.properties.clone())).collect();
                 // The events in id order, so two batches racing over the same ids wait on
-                // each other in one order (never a deadlock), and the rollups they add to in
-                // key order for the same reason.
+                // each other in one order (never a deadlock). A trigger adds them to their
+                // hours' rollups in the same statement.
                 let stored: Vec<Stored> = diesel::sql_query(
-                    "WITH stored AS ( \
-                         INSERT INTO usage_events (tenant_id, event_id, metric_code, subject, at, properties, received_at) \
-                         SELECT $1, e.id, e.code, e.subject, e.at, e.properties, $7 \
-                         FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) \
-                              AS e (id, code, subject, at, properties) \
-                         ORDER BY e.id COLLATE \"C\" \
-                         ON CONFLICT (tenant_id, event_id) DO NOTHING \
-                         RETURNING event_id, metric_code, subject, date_trunc('hour', at, 'UTC') AS hour, properties), \
-                     hours AS ( \
-                         SELECT metric_code, hour, subject, count(*) AS events FROM stored GROUP BY 1, 2, 3), \
-                     numbers AS ( \
-                         SELECT metric_code, hour, subject, jsonb_object_agg(key, total) AS sums, \
-                                jsonb_object_agg(key, top) AS maxes \
-                         FROM (SELECT s.metric_code, s.hour, s.subject, p.key, \
-                                      sum(usage_number(p.value)) AS total, max(usage_number(p.value)) AS top \
-                               FROM stored s CROSS JOIN LATERAL jsonb_each(s.properties) p \
-                               WHERE usage_number(p.value) IS NOT NULL GROUP BY 1, 2, 3, 4) per_key \
-                         GROUP BY 1, 2, 3), \
-                     rolled AS ( \
-                         INSERT INTO usage_rollups (tenant_id, metric_code, hour, subject, events, sums, maxes) \
-                         SELECT $1, h.metric_code, h.hour, h.subject, h.events, \
-                                coalesce(n.sums, '{}'), coalesce(n.maxes, '{}') \
-                         FROM hours h LEFT JOIN numbers n USING (metric_code, hour, subject) \
-                         ORDER BY h.metric_code, h.hour, h.subject \
-                         ON CONFLICT (tenant_id, metric_code, hour, subject) DO UPDATE \
-                             SET events = usage_rollups.events + EXCLUDED.events, \
-                                 sums = usage_add(usage_rollups.sums, EXCLUDED.sums), \
-                                 maxes = usage_greatest(usage_rollups.maxes, EXCLUDED.maxes)) \
-                     SELECT event_id FROM stored",
+                    "INSERT INTO usage_events (tenant_id, event_id, metric_code, subject, at, properties, received_at) \
+                     SELECT $1, e.id, e.code, e.subject, e.at, e.properties, $7 \
+                     FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) \
+                          AS e (id, code, subject, at, properties) \
+                     ORDER BY e.id COLLATE \"C\" \
+                     ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
                 )
                 .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                 .bind::<Array<Text>, _>(&ids)
@@ -345,6 +437,14 @@ impl Store {
                     }
                 }
                 report.duplicates = duplicates;
+                // Nothing stored, nothing seen before: the whole batch is late.
+                if let Some(closed_through) = closed
+                    && report.accepted == 0
+                    && report.duplicates.is_empty()
+                    && !report.closed.is_empty()
+                {
+                    return Err(Failure::Domain(MeteringError::UsageClosed { closed_through, events: report.closed }));
+                }
                 // One row per batch that stored events (not per event: the events are their own record).
                 if report.accepted > 0 {
                     let entry = AuditEntry {
@@ -384,6 +484,10 @@ impl Store {
                     #[diesel(sql_type = Timestamptz)]
                     closed_through: DateTime<Utc>,
                 }
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CLOSE_LOCK})"))
+                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                    .execute(conn)
+                    .await?;
                 let closed: Closed = diesel::sql_query(
                     "INSERT INTO usage_closures (tenant_id, closed_through, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (tenant_id) DO UPDATE \
@@ -421,8 +525,12 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Decimal, MeteringError> {
-        let figures = self.figures(ctx, metric, subject, from, to, false).await?;
-        Ok(figures.into_iter().next().map(|(_, figure)| figure).unwrap_or_default())
+        let (ctx, metric, subject) = (ctx.clone(), metric.clone(), subject.map(str::to_owned));
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move { total(conn, &ctx, &metric, subject.as_deref(), from, to).await })
+        })
+        .await
+        .map_err(resolve)
     }
 
     /// `metric`'s figure over `[from, to)` per subject (`groupBy=subject`),
@@ -435,67 +543,43 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<String, Decimal>, MeteringError> {
-        let figures = self.figures(ctx, metric, None, from, to, true).await?;
-        Ok(figures.into_iter().filter_map(|(subject, figure)| Some((subject?, figure))).collect())
+        let (ctx, metric) = (ctx.clone(), metric.clone());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move { per_subject(conn, &ctx, &metric, None, from, to).await })
+        })
+        .await
+        .map_err(resolve)
     }
 
-    /// The figures of one aggregation: one row in all (`grouped` false), or
-    /// one per subject with a figure.
-    async fn figures(
+    /// The figure of the metric with code `metric` over `[from, to)` (for one
+    /// subject, if given) and, `by_subject`, each subject's (only that one's
+    /// when a subject is given): `GET /api/v1/metering/usage`, in one
+    /// transaction.
+    pub async fn usage_figure(
         &self,
         ctx: &TenantContext,
-        metric: &BillableMetric,
-        subject: Option<&str>,
+        metric: String,
+        subject: Option<String>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        grouped: bool,
-    ) -> Result<Vec<(Option<String>, Decimal)>, MeteringError> {
-        if from >= to {
-            return Err(MeteringError::InvalidPeriod("the end must be after the start"));
-        }
-        let filters = serde_json::to_value(&metric.filters)
-            .map_err(|e| MeteringError::Store(InfraError::internal(e)))?;
-        let sql = figure_sql(&metric.aggregation, !metric.filters.is_empty(), grouped);
-        let (first_hour, last_hour) = whole_hours(from, to);
-        #[derive(QueryableByName)]
-        struct Figure {
-            #[diesel(sql_type = Nullable<Text>)]
-            subject: Option<String>,
-            #[diesel(sql_type = Nullable<Text>)]
-            figure: Option<String>,
-        }
-        let (ctx, code) = (ctx.clone(), metric.code.clone());
-        let (subject, property) =
-            (subject.map(str::to_owned), metric.aggregation.property().map(str::to_owned));
-        let rows: Vec<Figure> = self
-            .in_tenant(ctx.tenant_id, move |conn| {
-                Box::pin(async move {
-                    let rows = diesel::sql_query(sql)
-                        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-                        .bind::<Text, _>(code)
-                        .bind::<Timestamptz, _>(from)
-                        .bind::<Timestamptz, _>(to)
-                        .bind::<Nullable<Text>, _>(subject)
-                        .bind::<Jsonb, _>(filters)
-                        .bind::<Nullable<Text>, _>(property)
-                        .bind::<Timestamptz, _>(first_hour)
-                        .bind::<Timestamptz, _>(last_hour)
-                        .load(conn)
-                        .await?;
-                    Ok(rows)
-                })
+        by_subject: bool,
+    ) -> Result<UsageFigure, MeteringError> {
+        let ctx = ctx.clone();
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let metric = load_metric(conn, &ctx, &MetricKey::Code(metric), false).await?;
+                let value = total(conn, &ctx, &metric, subject.as_deref(), from, to).await?;
+                let by_subject = match by_subject {
+                    true => Some(per_subject(conn, &ctx, &metric, subject.as_deref(), from, to).await?),
+                    false => None,
+                };
+                Ok(UsageFigure { metric: metric.code, subject, from, to, value, by_subject })
             })
-            .await
-            .map_err(resolve)?;
-        rows.into_iter()
-            .filter_map(|row| Some((row.subject, row.figure?)))
-            .map(|(subject, text)| {
-                text.parse::<Decimal>()
-                    .map(|d| (subject, d.normalize()))
-                    .map_err(|e| MeteringError::Store(InfraError::internal(format!("aggregate {text}: {e}"))))
-            })
-            .collect()
+        })
+        .await
+        .map_err(resolve)
     }
+
     /// The tenant's billable metrics, by code.
     pub async fn metrics(&self, ctx: &TenantContext) -> Result<Vec<BillableMetric>, MeteringError> {
         let ctx = ctx.clone();

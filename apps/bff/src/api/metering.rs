@@ -4,7 +4,8 @@
 //! tenant's `metering` feature.
 //!
 //! Usage events are idempotent by their own ids (a batch sent again is
-//! reported as duplicates), so their route keeps no `Idempotency-Key`
+//! reported as duplicates), and a readings import by its readings (the same
+//! reading again is a duplicate), so neither keeps an `Idempotency-Key`
 //! record; the other changes honour the header.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -323,7 +324,7 @@ pub async fn delete_meter(
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the metering feature.", body = ErrorEnvelope),
         (status = 404, description = "No such meter in this tenant (`metering.meter_not_found`).", body = ErrorEnvelope),
-        (status = 409, description = "It was replaced already (`metering.meter_replaced`).", body = ErrorEnvelope),
+        (status = 409, description = "It was replaced already (`metering.meter_replaced`), or it has another reading at `at` than the closing one given (`metering.reading_conflict`).", body = ErrorEnvelope),
         (status = 422, description = "A bad field, a time in the future or not after the meter's start, readings after it, a closing reading its register refuses (`metering.invalid`, `metering.meter_inactive`, `metering.reading_below_previous`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["metering:write"]))
@@ -507,7 +508,7 @@ pub async fn import_readings(
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the metering feature.", body = ErrorEnvelope),
         (status = 413, description = "A body over 8 MiB (`request.too_large`).", body = ErrorEnvelope),
-        (status = 422, description = "Nothing was stored: a bad event (`metering.invalid`, each field named as `events[3].metricCode`), or every event falls in closed usage (`metering.usage_closed`).", body = ErrorEnvelope),
+        (status = 422, description = "Nothing was stored: a bad event (`metering.invalid`, each field named as `events[3].metricCode`), or every event falls in closed usage past its grace (`metering.usage_closed`; `details.closed` lists them, `details.closedThrough` the instant). An event dated over 5 minutes ahead, or a number beyond 28 significant digits, is a bad event.", body = ErrorEnvelope),
     ),
     security(("bearer" = ["metering:ingest"]))
 )]
@@ -518,17 +519,9 @@ pub async fn ingest_events(
     rules: web::Data<MeteringRules>,
     body: Json<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let events = body.into_inner().validated(chrono::SubsecRound::trunc_subsecs(Utc::now(), 6))?;
-    let sent = events.len();
+    let now = chrono::SubsecRound::trunc_subsecs(store.clock().now(), 6);
+    let events = body.into_inner().validated(now)?;
     let report = store.ingest_usage(&auth.ctx, events, rules.usage_grace).await?;
-    if sent > 0 && report.closed.len() == sent {
-        return Err(ApiError::new(
-            ErrorKind::Validation,
-            "metering.usage_closed",
-            "Every event of the batch falls in usage closed past its grace period; nothing was stored.",
-        )
-        .details(serde_json::json!({ "closed": report.closed })));
-    }
     Ok(envelope::ok(report))
 }
 
@@ -559,42 +552,18 @@ pub enum GroupBy {
     Subject,
 }
 
-/// A billable metric's figure over a period.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({
-    "metric": "llm.tokens", "subject": null, "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z",
-    "value": "1284000", "bySubject": {"customer-42": "812000", "customer-7": "472000"}
-}))]
-pub struct UsageFigure {
-    /// The metric's code.
-    pub metric: String,
-    /// The subject asked about, if one was.
-    pub subject: Option<String>,
-    /// Start of the period.
-    pub from: DateTime<Utc>,
-    /// End of the period.
-    pub to: DateTime<Utc>,
-    /// The figure, as a decimal string (0 when nothing counts).
-    #[schema(value_type = String)]
-    pub value: rust_decimal::Decimal,
-    /// Each subject's figure, with `groupBy=subject` (subjects with nothing that counts are left out).
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
-    pub by_subject: Option<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/metering/usage",
     tag = "metering",
     params(UsageQuery),
     responses(
-        (status = 200, description = "The metric's figure over `[from, to)`, computed in the database from the events, and per subject with `groupBy=subject`.", body = UsageFigureEnvelope),
+        (status = 200, description = "The metric's figure over `[from, to)`, computed in the database (a count, sum or max without filters from hourly rollups and the period's edges), and per subject with `groupBy=subject` (only the subject asked for, if one is).", body = UsageFigureEnvelope),
         (status = 400, description = "A missing or malformed parameter (`request.invalid_query`).", body = ErrorEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the metering feature.", body = ErrorEnvelope),
         (status = 404, description = "No metric with that code in this tenant (`metering.metric_not_found`).", body = ErrorEnvelope),
-        (status = 422, description = "`to` not after `from` (`metering.invalid_period`).", body = ErrorEnvelope),
+        (status = 422, description = "`to` not after `from` (`metering.invalid_period`), or a sum beyond 28 significant digits (`metering.figure_too_large`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["metering:read"]))
 )]
@@ -605,29 +574,10 @@ pub async fn usage(
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let metric = store.metric(&auth.ctx, MetricKey::Code(query.metric.clone())).await?;
-    let value =
-        store.aggregate_usage(&auth.ctx, &metric, query.subject.as_deref(), query.from, query.to).await?;
-    let by_subject = match query.group_by {
-        Some(GroupBy::Subject) => {
-            let mut figures =
-                store.aggregate_usage_by_subject(&auth.ctx, &metric, query.from, query.to).await?;
-            // A question about one subject is answered about that subject only.
-            if let Some(subject) = &query.subject {
-                figures.retain(|of, _| of == subject);
-            }
-            Some(figures)
-        }
-        None => None,
-    };
-    Ok(envelope::ok(UsageFigure {
-        metric: metric.code,
-        subject: query.subject,
-        from: query.from,
-        to: query.to,
-        value,
-        by_subject,
-    }))
+    let by_subject = query.group_by == Some(GroupBy::Subject);
+    let figure =
+        store.usage_figure(&auth.ctx, query.metric, query.subject, query.from, query.to, by_subject).await?;
+    Ok(envelope::ok(figure))
 }
 
 /// Closes usage through an instant.
@@ -809,7 +759,8 @@ pub async fn sources(auth: Require<MeteringRead>, store: Db) -> Result<HttpRespo
         (status = 201, description = "The source; it is pulled at the next sweep (each minute), then every `everyMinutes`.", body = MeterSourceEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the metering feature.", body = ErrorEnvelope),
-        (status = 422, description = "A bad field: an address that is not plain http(s), a meter that is not the tenant's (`metering.invalid`, each field named).", body = ErrorEnvelope),
+        (status = 422, description = "A bad field: an address that is not plain http(s) or (unless the platform allows it) a loopback, private or link-local one, a meter that is not the tenant's, an interval under 5 minutes (`metering.invalid`, each field named).", body = ErrorEnvelope),
+        (status = 409, description = "The tenant has 20 sources already (`metering.too_many_sources`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["metering:write"]))
 )]
@@ -817,9 +768,22 @@ pub async fn sources(auth: Require<MeteringRead>, store: Db) -> Result<HttpRespo
 pub async fn create_source(
     auth: Require<MeteringWrite>,
     store: Db,
+    rules: web::Data<MeteringRules>,
     body: Json<SourceDraft>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::created(store.create_meter_source(&auth.ctx, body.into_inner()).await?))
+    let draft = body.into_inner();
+    // Addresses written as private ones are refused at once; names are checked at each pull.
+    if !rules.allow_private_sources
+        && let Some(address) = draft.base_url.as_deref()
+        && crate::jobs::names_private_host(address)
+    {
+        let fields = portico_kernel::ValidationErrors::field(
+            "baseUrl",
+            "must not be a loopback, private or link-local address",
+        );
+        return Err(ApiError::invalid("metering.invalid", &fields));
+    }
+    Ok(envelope::created(store.create_meter_source(&auth.ctx, draft).await?))
 }
 
 #[utoipa::path(

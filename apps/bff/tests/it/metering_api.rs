@@ -1333,7 +1333,8 @@ fn instant(value: &Value) -> DateTime<Utc> {
 
 #[actix_web::test]
 async fn the_sweep_pulls_an_evcc_sources_register_into_the_meter_it_maps() {
-    let app = TestApp::spawn().await;
+    // The mock evcc listens on 127.0.0.1, as on a self-hosted platform's own network.
+    let app = TestApp::spawn_with(|s| s.metering.allow_private_sources = true).await;
     let (_, owner) = metering_tenant(&app, "acme").await;
     let meter = charge_point_meter(&app, &owner).await;
     let state = r#"{"loadpoints":[{"title":"Carport","chargeTotalImport":1234.567},{"title":"Garage","chargeTotalImport":99}]}"#;
@@ -1376,7 +1377,8 @@ async fn the_sweep_pulls_an_evcc_sources_register_into_the_meter_it_maps() {
 
 #[actix_web::test]
 async fn a_failing_evcc_leaves_its_error_on_the_source_and_no_reading() {
-    let app = TestApp::spawn().await;
+    // The mock evcc listens on 127.0.0.1, as on a self-hosted platform's own network.
+    let app = TestApp::spawn_with(|s| s.metering.allow_private_sources = true).await;
     let (_, owner) = metering_tenant(&app, "acme").await;
     let meter = charge_point_meter(&app, &owner).await;
     let server = evcc(ResponseTemplate::new(500)).await;
@@ -1438,7 +1440,8 @@ async fn a_simulated_source_stores_the_simulated_chargers_register() {
 
 #[actix_web::test]
 async fn a_source_naming_a_deleted_meter_still_pulls_the_others_and_shows_the_stale_name() {
-    let app = TestApp::spawn().await;
+    // The mock evcc listens on 127.0.0.1, as on a self-hosted platform's own network.
+    let app = TestApp::spawn_with(|s| s.metering.allow_private_sources = true).await;
     let (_, owner) = metering_tenant(&app, "acme").await;
     let carport = charge_point_meter(&app, &owner).await;
     let garage = charge_point_meter(&app, &owner).await;
@@ -1510,4 +1513,35 @@ async fn an_evcc_at_a_private_address_is_refused_unless_the_platform_allows_it()
     }
     let allowed = MeteringRules { allow_private_sources: true, ..MeteringRules::default() };
     assert!(portico_bff::jobs::data_source(&at("http://127.0.0.1:7070"), clock, &allowed).await.is_ok());
+}
+
+#[actix_web::test]
+async fn a_source_is_refused_at_a_private_address_too_often_or_beyond_twenty() {
+    let app = TestApp::spawn().await;
+    let (_, owner) = metering_tenant(&app, "acme").await;
+    let create = |body: Value| app.call("POST", "/api/v1/metering/sources", Some(&owner), Some(body));
+    for address in
+        ["http://127.0.0.1:7070", "http://localhost:7070", "http://192.168.1.20", "http://[fe80::1]"]
+    {
+        let res = create(json!({"kind": "evcc", "name": "evcc", "baseUrl": address})).await;
+        assert_eq!(
+            (res.status, res.json["error"]["code"].as_str()),
+            (422, Some("metering.invalid")),
+            "{address}"
+        );
+        assert_eq!(res.json["error"]["details"]["fields"][0]["field"], "baseUrl");
+    }
+    let res = create(json!({"kind": "simulated", "name": "Too often", "everyMinutes": 4})).await;
+    assert_eq!(
+        (res.status, res.json["error"]["details"]["fields"][0]["field"].as_str()),
+        (422, Some("everyMinutes"))
+    );
+    for n in 0..20 {
+        let res = create(json!({"kind": "simulated", "name": format!("Charger {n}")})).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+    let res = create(json!({"kind": "simulated", "name": "One too many"})).await;
+    assert_eq!((res.status, res.json["error"]["code"].as_str()), (409, Some("metering.too_many_sources")));
+    let stored = number(&app, "SELECT count(*) AS n FROM meter_sources WHERE name LIKE $1", "%").await;
+    assert_eq!(stored, 20);
 }

@@ -38,6 +38,27 @@ impl EvccSource {
     /// path behind a reverse proxy), stamping readings with `clock`, each
     /// request given at most `timeout`.
     pub fn new(base_url: Url, clock: Arc<dyn Clock>, timeout: Duration) -> Result<Self, SettingsError> {
+        Self::build(base_url, None, clock, timeout)
+    }
+
+    /// As [`EvccSource::new`], connecting only to `addresses` for the URL's
+    /// host (the ones its caller resolved and checked), so a name that
+    /// resolves elsewhere by the time of the request is not followed.
+    pub fn at_addresses(
+        base_url: Url,
+        addresses: &[std::net::SocketAddr],
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> Result<Self, SettingsError> {
+        Self::build(base_url, Some(addresses), clock, timeout)
+    }
+
+    fn build(
+        base_url: Url,
+        addresses: Option<&[std::net::SocketAddr]>,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> Result<Self, SettingsError> {
         // reqwest is built without a default crypto provider; installing it
         // here means no caller can forget. A second install is a no-op error.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -61,13 +82,15 @@ impl EvccSource {
         let mut state_url = base_url.clone();
         state_url.set_path(&format!("{}/api/state", base_url.path().trim_end_matches('/')));
 
-        let client = Client::builder()
+        let mut builder = Client::builder()
             .connect_timeout(timeout.min(CONNECT_TIMEOUT))
             .timeout(timeout)
             // evcc answers the state itself; a redirect means something else is listening.
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(|_| SettingsError::HttpClient)?;
+            .redirect(redirect::Policy::none());
+        if let (Some(addresses), Some(host)) = (addresses, base_url.host_str()) {
+            builder = builder.resolve_to_addrs(host, addresses);
+        }
+        let client = builder.build().map_err(|_| SettingsError::HttpClient)?;
         Ok(Self { state_url, clock, client })
     }
 

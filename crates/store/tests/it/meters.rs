@@ -1267,6 +1267,7 @@ async fn a_pull_gives_each_value_to_the_meter_in_service_then_even_after_a_repla
     .unwrap();
     let source = w.store.create_meter_source(&w.ctx, draft).await.unwrap();
     let outcome = portico_store::PullOutcome::Pulled {
+        from: None,
         readings: vec![pulled(old.id, mar(8, 0), 1070), pulled(old.id, mar(13, 0), 20)],
         cursor: Some("2026-03-13T00:00:00Z".into()),
     };
@@ -1278,4 +1279,14 @@ async fn a_pull_gives_each_value_to_the_meter_in_service_then_even_after_a_repla
         ["03-05 00:00 1040 valid", "03-08 00:00 1070 valid", "03-11 00:00 1100 valid"]
     );
     assert_eq!(stored(&mut conn, new.id).await, ["03-13 00:00 20 valid"]);
+    // A pull that overlapped that one and started from the old cursor stores its readings
+    // but does not move the cursor back.
+    let stale = portico_store::PullOutcome::Pulled {
+        from: None,
+        readings: vec![pulled(old.id, mar(14, 0), 25)],
+        cursor: Some("2026-03-10T00:00:00Z".into()),
+    };
+    w.store.record_pull(&w.ctx, source.id, stale, ReadingRules::default()).await.unwrap();
+    assert_eq!(lines(&mut conn, "SELECT cursor AS line FROM meter_sources").await, ["2026-03-13T00:00:00Z"]);
+    assert_eq!(stored(&mut conn, new.id).await, ["03-13 00:00 20 valid", "03-14 00:00 25 valid"]);
 }

@@ -136,3 +136,35 @@ async fn an_industry_the_catalogue_does_not_know_moves_into_the_tenants_metadata
     .await;
     assert_eq!(rows, ["kept-one trucking {}", r#"old-one - {"crmId": 7, "formerIndustry": "real_estate"}"#,]);
 }
+
+#[tokio::test]
+async fn events_stored_before_the_rollups_are_rolled_up_by_their_migration() {
+    let db = TestDb::empty().await;
+    while let Some(version) = run_next_migration(&db.urls.owner).await.unwrap() {
+        if version.ends_with("000017") {
+            break;
+        }
+    }
+    let mut conn = connect(&db.urls.owner).await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        "INSERT INTO tenants (id, name, slug, contact_email, status, metadata, created_at, updated_at) VALUES
+           ('00000000-0000-7000-8000-0000000000b1', 'Usage', 'usage', 'a@usage.example', 'active', '{}', now(), now());
+         INSERT INTO usage_events (tenant_id, event_id, metric_code, subject, at, properties, received_at) VALUES
+           ('00000000-0000-7000-8000-0000000000b1', 'e1', 'api.calls', 'acme', '2026-03-02 10:05:00+00', '{\"ms\": 12}', now()),
+           ('00000000-0000-7000-8000-0000000000b1', 'e2', 'api.calls', 'acme', '2026-03-02 10:55:00+00', '{\"ms\": \"30.5\"}', now()),
+           ('00000000-0000-7000-8000-0000000000b1', 'e3', 'api.calls', 'acme', '2026-03-02 11:00:00+00', '{\"ms\": \"slow\"}', now())",
+    )
+    .await
+    .unwrap();
+    assert!(run_next_migration(&db.urls.owner).await.unwrap().is_some_and(|v| v.ends_with("000018")));
+    let rows = lines(
+        &mut conn,
+        "SELECT to_char(hour AT TIME ZONE 'UTC', 'HH24:MI') || ' ' || events || ' ' || sums::text || ' ' || maxes::text \
+         AS line FROM usage_rollups ORDER BY hour",
+    )
+    .await;
+    assert_eq!(rows, [r#"10:00 2 {"ms": 42.5} {"ms": 30.5}"#, "11:00 1 {} {}"]);
+    let events = lines(&mut conn, "SELECT count(*)::text AS line FROM usage_events").await;
+    assert_eq!(events, ["3"], "the events themselves are unchanged");
+}

@@ -1,6 +1,11 @@
 //! What a state body turns into: one reading per loadpoint with a total counter.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use portico_evcc::EvccSource;
+use portico_kernel::FixedClock;
+use url::Url;
 
 use portico_metering::{MeterDataSource, PulledReading};
 use wiremock::MockServer;
@@ -90,4 +95,25 @@ async fn a_base_url_with_a_path_keeps_it_before_the_api() {
     let pulled = source.pull(None).await.unwrap();
 
     assert_eq!(pulled.readings.len(), 2);
+}
+
+#[tokio::test]
+async fn a_source_pinned_to_addresses_connects_only_there_whatever_the_name_resolves_to() {
+    let server = MockServer::start().await;
+    state_endpoint(
+        &server,
+        "/api/state",
+        json(r#"{"loadpoints":[{"title":"Garage","chargeTotalImport":7}]}"#),
+        1,
+    )
+    .await;
+    let clock = Arc::new(FixedClock::at(now()));
+    // A name no resolver knows: only the pinned address can answer for it.
+    let url = Url::parse(&format!("http://evcc.invalid:{}", server.address().port())).unwrap();
+    let source = EvccSource::at_addresses(url, &[*server.address()], clock, Duration::from_secs(5)).unwrap();
+
+    let pulled = source.pull(None).await.unwrap();
+
+    assert_eq!(pulled.readings[0].value, dec("7"));
+    server.verify().await;
 }
