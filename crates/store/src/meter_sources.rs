@@ -14,7 +14,7 @@ use portico_kernel::{
 use portico_metering::{InService, MeterSource, MeteringError, ReadingRules, SourceDraft, in_service_at};
 
 use crate::error::Failure;
-use crate::meters::{OnRefusal, ReadingsAdded, add_checked, audit_readings, successions};
+use crate::meters::{Counted, OnRefusal, ReadingsAdded, add_checked, audit_readings, successions, text_of};
 use crate::{Store, audit, jobs};
 
 type SourceFailure = Failure<MeteringError>;
@@ -94,12 +94,6 @@ async fn load_source(
 
 /// The most sources one tenant configures (each is pulled at most every 5 minutes).
 const MAX_SOURCES: i64 = 20;
-
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    total: i64,
-}
 
 /// Pulls one configured source (a job in the source's tenant).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -211,7 +205,7 @@ impl Store {
                 )
                 .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                 .bind::<SqlUuid, _>(source.id.into_uuid())
-                .bind::<Text, _>(kind_text(&source))
+                .bind::<Text, _>(text_of(&source.kind))
                 .bind::<Text, _>(&source.name)
                 .bind::<Nullable<Text>, _>(source.base_url.as_deref())
                 .bind::<Integer, _>(i32::try_from(source.every_minutes).unwrap_or(1440))
@@ -457,9 +451,3 @@ async fn without_deleted_meters(
     Ok((kept, DeletedMeters { names, dropped: dropped.len() as u64 }))
 }
 
-fn kind_text(source: &MeterSource) -> String {
-    match serde_json::to_value(source.kind) {
-        Ok(serde_json::Value::String(text)) => text,
-        _ => String::new(),
-    }
-}

@@ -40,7 +40,7 @@ fn corrupt(what: impl std::fmt::Display) -> MeteringFailure {
 }
 
 /// A unit enum (`kind`, `source`) as its stored text.
-fn text_of(value: &impl Serialize) -> String {
+pub(crate) fn text_of(value: &impl Serialize) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(text)) => text,
         _ => String::new(),
@@ -62,9 +62,9 @@ fn bounds(page: PageRequest) -> (i64, i64) {
 }
 
 #[derive(QueryableByName)]
-struct Counted {
+pub(crate) struct Counted {
     #[diesel(sql_type = BigInt)]
-    total: i64,
+    pub(crate) total: i64,
 }
 
 #[derive(QueryableByName)]
