@@ -1290,3 +1290,21 @@ async fn a_pull_gives_each_value_to_the_meter_in_service_then_even_after_a_repla
     assert_eq!(lines(&mut conn, "SELECT cursor AS line FROM meter_sources").await, ["2026-03-13T00:00:00Z"]);
     assert_eq!(stored(&mut conn, new.id).await, ["03-13 00:00 20 valid", "03-14 00:00 25 valid"]);
 }
+
+#[tokio::test]
+async fn the_sweep_queues_pulls_only_for_tenants_in_service() {
+    use portico_tenancy::{TenantStore as _, TenantTransition};
+    let w = World::new().await;
+    let draft: portico_metering::SourceDraft =
+        serde_json::from_value(serde_json::json!({"kind": "simulated", "name": "Carport"})).unwrap();
+    w.store.create_meter_source(&w.ctx, draft).await.unwrap();
+    let platform = portico_kernel::PlatformContext::system("test");
+    w.store.transition(&w.ctx, w.ctx.tenant_id, TenantTransition::Suspend).await.unwrap();
+    assert_eq!(w.store.queue_due_pulls(&platform, 100).await.unwrap(), 0, "a suspended tenant is not pulled");
+    w.store.transition(&w.ctx, w.ctx.tenant_id, TenantTransition::Activate).await.unwrap();
+    assert_eq!(w.store.queue_due_pulls(&platform, 100).await.unwrap(), 1);
+    assert_eq!(w.store.queue_due_pulls(&platform, 100).await.unwrap(), 0, "moved on by its interval");
+    let mut conn = w.conn().await;
+    let queued = lines(&mut conn, "SELECT kind AS line FROM jobs WHERE kind LIKE 'metering.%'").await;
+    assert_eq!(queued, ["metering.pull_source"]);
+}

@@ -304,3 +304,24 @@ async fn rollups_built_batch_by_batch_and_by_racing_batches_equal_the_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_sum_beyond_a_decimal_is_refused_as_too_large_not_failed() {
+    let db = TestDb::new().await;
+    let store = db.store().await.with_clock(Arc::new(FixedClock::at(Utc::now().trunc_subsecs(6))));
+    let ctx = member_of(tenant(&store, "acme").await.id);
+    // Each fits a decimal (28 digits); ten of them do not.
+    let big = "9000000000000000000000000000";
+    let events: Vec<UsageEvent> = (0..10)
+        .map(|n| event(&format!("b{n}"), "acme", "llm.tokens", t(2, 1), json!({ "tokens": big })))
+        .collect();
+    store.ingest_usage(&ctx, events, TimeDelta::hours(1)).await.unwrap();
+    let sum = metric(Aggregation::Sum { property: "tokens".into() }, Vec::new());
+    let figure = store.aggregate_usage(&ctx, &sum, None, t(2, 0), t(3, 0)).await;
+    assert!(matches!(figure, Err(portico_metering::MeteringError::FigureTooLarge)), "{figure:?}");
+    let max = metric(Aggregation::Max { property: "tokens".into() }, Vec::new());
+    assert_eq!(
+        store.aggregate_usage(&ctx, &max, None, t(2, 0), t(3, 0)).await.unwrap(),
+        big.parse().unwrap()
+    );
+}
