@@ -450,4 +450,3 @@ async fn without_deleted_meters(
         .collect();
     Ok((kept, DeletedMeters { names, dropped: dropped.len() as u64 }))
 }
-
