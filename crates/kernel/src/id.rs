@@ -153,6 +153,42 @@ typed_id!(
     MetricId
 );
 typed_id!(
+    /// A lead: someone who might buy, not yet a customer.
+    LeadId
+);
+typed_id!(
+    /// A contact: a person the tenant deals with.
+    ContactId
+);
+typed_id!(
+    /// A company the tenant deals with.
+    CompanyId
+);
+typed_id!(
+    /// A sales pipeline: ordered stages deals move through.
+    PipelineId
+);
+typed_id!(
+    /// A stage of a pipeline.
+    StageId
+);
+typed_id!(
+    /// A deal: a possible sale moving through a pipeline.
+    DealId
+);
+typed_id!(
+    /// An activity: a call, email, meeting, note or task.
+    ActivityId
+);
+typed_id!(
+    /// A support ticket.
+    TicketId
+);
+typed_id!(
+    /// A comment on a support ticket.
+    CommentId
+);
+typed_id!(
     /// A grant of credits to a wallet (what a debit draws from).
     GrantId
 );

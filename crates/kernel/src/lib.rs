@@ -42,9 +42,9 @@ pub use email::{EmailError, EmailMessage, EmailSender, Mailbox, SendEmail, SendF
 pub use error::{DomainError, ErrorKind, InfraError};
 pub use files::{FileError, FileFuture, FileKey, FileStore, StoredFile};
 pub use id::{
-    ApiKeyId, AuditId, CustomPlanId, EntryId, GrantId, IdParseError, JobId, MembershipId, MeterId,
-    MeterSourceId, MetricId, PackageId, ReadingId, ReservationId, RoleId, SessionId, SiteId, TenantId,
-    UserId, WalletId,
+    ActivityId, ApiKeyId, AuditId, CommentId, CompanyId, ContactId, CustomPlanId, DealId, EntryId, GrantId,
+    IdParseError, JobId, LeadId, MembershipId, MeterId, MeterSourceId, MetricId, PackageId, PipelineId,
+    ReadingId, ReservationId, RoleId, SessionId, SiteId, StageId, TenantId, TicketId, UserId, WalletId,
 };
 pub use job::{JobError, JobKind, NewJob, retry_delay};
 pub use money::{Currency, Money, MoneyError};
