@@ -8,7 +8,7 @@ pub enum CrmError {
     /// The command's fields break the rules; each failing field is named.
     #[error("invalid request: {0}")]
     Invalid(ValidationErrors),
-    // -- leads, contacts, companies, duplicates (begin) --
+    // Leads, contacts, companies, duplicates.
     /// No such lead in the caller's tenant.
     #[error("lead not found")]
     LeadNotFound,
@@ -35,8 +35,7 @@ pub enum CrmError {
     /// A contact or company cannot be merged into itself.
     #[error("a record cannot be merged into itself")]
     MergeIntoItself,
-    // -- leads, contacts, companies, duplicates (end) --
-    // -- pipelines, deals, activities (begin) --
+    // Pipelines, deals, activities.
     /// No such pipeline in the tenant.
     #[error("pipeline not found")]
     PipelineNotFound,
@@ -82,8 +81,7 @@ pub enum CrmError {
     /// A sum of deal values does not fit in 64-bit minor units.
     #[error("a total is out of range")]
     TotalOutOfRange,
-    // -- pipelines, deals, activities (end) --
-    // -- tickets (begin) --
+    // Tickets.
     /// No such ticket in the caller's tenant.
     #[error("ticket not found")]
     TicketNotFound,
@@ -98,7 +96,6 @@ pub enum CrmError {
         /// The status asked for.
         to: crate::ticket::TicketStatus,
     },
-    // -- tickets (end) --
     /// The store failed; details go to the logs, not the caller.
     #[error(transparent)]
     Store(#[from] InfraError),
@@ -108,7 +105,6 @@ impl DomainError for CrmError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) => ErrorKind::Validation,
-            // -- kinds (begin) --
             Self::LeadNotFound | Self::ContactNotFound | Self::CompanyNotFound => ErrorKind::NotFound,
             Self::LeadNotQualified(_) | Self::LeadConverted | Self::LeadTransition { .. } => {
                 ErrorKind::Conflict
@@ -129,7 +125,6 @@ impl DomainError for CrmError {
             | Self::NotATask
             | Self::TaskAlreadyDone
             | Self::TaskNotDone => ErrorKind::Conflict,
-            // -- kinds (end) --
             Self::Store(infra) => infra.kind(),
         }
     }
@@ -137,7 +132,6 @@ impl DomainError for CrmError {
     fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "crm.invalid",
-            // -- codes (begin) --
             Self::LeadNotFound => "crm.lead_not_found",
             Self::ContactNotFound => "crm.contact_not_found",
             Self::CompanyNotFound => "crm.company_not_found",
@@ -162,7 +156,6 @@ impl DomainError for CrmError {
             Self::TaskAlreadyDone => "crm.task_already_done",
             Self::TaskNotDone => "crm.task_not_done",
             Self::TotalOutOfRange => "crm.total_out_of_range",
-            // -- codes (end) --
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }
