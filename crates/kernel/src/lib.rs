@@ -33,6 +33,7 @@ mod money;
 mod page;
 pub mod redact;
 mod schedule;
+pub mod text;
 mod validation;
 
 pub use audit::AuditEntry;

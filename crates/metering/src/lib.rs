@@ -51,7 +51,6 @@ mod metric;
 mod reading;
 mod site;
 mod source;
-mod text;
 mod usage;
 
 pub use consumption::{

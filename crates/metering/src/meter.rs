@@ -6,7 +6,7 @@ use portico_kernel::{MeterId, SiteId, ValidationErrors};
 use rust_decimal::Decimal;
 
 use crate::MeteringError;
-use crate::text::{plain_text, plain_text_opt};
+use portico_kernel::text::{plain_text, plain_text_opt};
 
 /// What a meter measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

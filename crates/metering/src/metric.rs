@@ -24,8 +24,8 @@ use portico_kernel::{MetricId, ValidationErrors};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Number, Value};
 
-use crate::text::plain_text;
 use crate::{MeteringError, UsageEvent};
+use portico_kernel::text::plain_text;
 
 /// Most filters on one metric.
 pub const MAX_FILTERS: usize = 10;

@@ -4,7 +4,7 @@
 use portico_kernel::SiteId;
 
 use crate::MeteringError;
-use crate::text::{plain_text, plain_text_opt};
+use portico_kernel::text::{plain_text, plain_text_opt};
 
 /// What a site is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use portico_kernel::{MeterId, MeterSourceId, ValidationErrors};
 use rust_decimal::Decimal;
 
-use crate::text::plain_text;
 use crate::{MeteringError, Reading, ReadingSource, candidate};
+use portico_kernel::text::plain_text;
 
 /// A reading as a source reports it, for the meter the source calls `external_meter`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

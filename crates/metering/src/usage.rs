@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::MeteringError;
 use crate::metric::{is_decimal_text, numeric};
-use crate::text::plain_text;
+use portico_kernel::text::plain_text;
 
 /// Most events in one batch.
 pub const MAX_BATCH_EVENTS: usize = 1_000;
