@@ -31,7 +31,7 @@ pub enum ActivityKind {
 /// An activity's kind, with what only a task has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActivityDetail {
     /// A phone call.
     Call,
@@ -42,6 +42,7 @@ pub enum ActivityDetail {
     /// A note.
     Note,
     /// Something someone has to do.
+    #[serde(rename_all = "camelCase")]
     Task {
         /// When it is due, if it is.
         due_date: Option<NaiveDate>,

@@ -13,17 +13,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use portico_kernel::{CompanyId, ContactId, DealId, Money, PipelineId, StageId, UserId, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
-use crate::text::{check, plain_text};
+use crate::text::{amount, check, plain_text};
 use crate::{CrmError, Pipeline, StageKind, StageRemoval};
 
 /// Where a deal stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "status", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum DealStatus {
     /// Still being worked on.
     Open,
     /// Won.
+    #[serde(rename_all = "camelCase")]
     Won {
         /// When it was won.
         closed_at: DateTime<Utc>,
@@ -31,6 +32,7 @@ pub enum DealStatus {
         reason: Option<String>,
     },
     /// Lost.
+    #[serde(rename_all = "camelCase")]
     Lost {
         /// When it was lost.
         closed_at: DateTime<Utc>,
@@ -196,7 +198,7 @@ pub struct DealDraft {
     pub title: String,
     /// Not negative.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    #[garde(custom(not_negative))]
+    #[garde(custom(amount))]
     pub value: Money,
     /// The pipeline.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
@@ -287,7 +289,7 @@ pub struct DealChanges {
     pub title: String,
     /// Not negative.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    #[garde(custom(not_negative))]
+    #[garde(custom(amount))]
     pub value: Money,
     /// Its own probability, 0 to 100 percent (open deals only); `null` follows the stage.
     #[serde(default)]
@@ -439,10 +441,6 @@ pub fn relocate(
         reason: None,
     };
     Some((moved, change))
-}
-
-fn not_negative(value: &Money, _: &()) -> garde::Result {
-    if value.is_negative() { Err(garde::Error::new("must not be negative")) } else { Ok(()) }
 }
 
 fn invalid(field: &str, message: &str) -> CrmError {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use portico_kernel::{ActivityId, CompanyId, ContactId, DealId, LeadId};
+use portico_kernel::{ActivityId, CompanyId, ContactId, DealId, LeadId, TicketId};
 
 use crate::CrmError;
 use crate::contact::{Company, Contact, ContactEmail, ContactPhone};
@@ -207,6 +207,8 @@ pub struct ContactLinks {
     pub deals: Vec<DealId>,
     /// Leads converted into it.
     pub leads: Vec<LeadId>,
+    /// Support tickets it requested (every record that can name a contact is listed here).
+    pub tickets: Vec<TicketId>,
 }
 
 /// What merging one contact into another changes; the store writes it in
@@ -532,6 +534,7 @@ mod tests {
             activities: vec![ActivityId::new(), ActivityId::new()],
             deals: vec![DealId::new()],
             leads: vec![LeadId::new()],
+            tickets: vec![TicketId::new()],
         };
         let plan = merge_contacts(&keep, &merged, links.clone(), day(5)).unwrap();
         let emails: Vec<_> = plan.kept.emails.iter().map(|e| (e.address.as_str(), e.primary)).collect();

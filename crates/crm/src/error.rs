@@ -90,7 +90,7 @@ pub enum CrmError {
     TicketClosed,
     /// The ticket's status machine does not allow this move.
     #[error("a ticket cannot go from {from} to {to}")]
-    InvalidTicketTransition {
+    TicketTransition {
         /// The ticket's status.
         from: crate::ticket::TicketStatus,
         /// The status asked for.
@@ -111,7 +111,7 @@ impl DomainError for CrmError {
             }
             Self::MergeIntoItself => ErrorKind::Validation,
             Self::TicketNotFound => ErrorKind::NotFound,
-            Self::TicketClosed | Self::InvalidTicketTransition { .. } => ErrorKind::Conflict,
+            Self::TicketClosed | Self::TicketTransition { .. } => ErrorKind::Conflict,
             Self::PipelineNotFound | Self::StageNotFound(_) | Self::DealNotFound | Self::ActivityNotFound => {
                 ErrorKind::NotFound
             }
@@ -141,7 +141,7 @@ impl DomainError for CrmError {
             Self::MergeIntoItself => "crm.merge_into_itself",
             Self::TicketNotFound => "crm.ticket_not_found",
             Self::TicketClosed => "crm.ticket_closed",
-            Self::InvalidTicketTransition { .. } => "crm.invalid_transition",
+            Self::TicketTransition { .. } => "crm.ticket_transition",
             Self::PipelineNotFound => "crm.pipeline_not_found",
             Self::PipelineNameTaken => "crm.pipeline_name_taken",
             Self::StageNotFound(_) => "crm.stage_not_found",

@@ -29,7 +29,7 @@ use crate::contact::{
 };
 use crate::duplicates::{company_with_domain, company_with_name, contact_with_email};
 use crate::normalise::{company_domain, normalise_email, normalise_phone, normalise_tags};
-use crate::text::{plain_text, plain_text_opt};
+use crate::text::{amount_opt, plain_text, plain_text_opt};
 
 /// Where a lead came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -104,7 +104,7 @@ impl std::fmt::Display for LeadStatus {
 /// A lead's status, with what its conversion produced once converted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "status", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum LeadState {
     /// Nobody has dealt with it yet.
     New,
@@ -115,6 +115,7 @@ pub enum LeadState {
     /// Not worth selling to, for now.
     Unqualified,
     /// Converted; final.
+    #[serde(rename_all = "camelCase")]
     Converted {
         /// The contact it became or was linked to.
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
@@ -248,7 +249,7 @@ pub struct LeadDraft {
     /// What a sale might be worth; not negative.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
-    #[garde(custom(not_negative))]
+    #[garde(custom(amount_opt))]
     pub estimated_value: Option<Money>,
     /// The user responsible for it.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
@@ -262,14 +263,6 @@ pub struct LeadDraft {
 }
 
 #[allow(clippy::ref_option)] // garde hands optional fields over as `&Option<T>`
-fn not_negative(value: &Option<Money>, _: &()) -> garde::Result {
-    if value.is_some_and(|money| money.is_negative()) {
-        Err(garde::Error::new("must not be negative"))
-    } else {
-        Ok(())
-    }
-}
-
 impl LeadDraft {
     /// The new lead `id` as the draft describes it, checked, with status
     /// `new`; a national phone number is read in the country of `calling_code`.
@@ -413,7 +406,7 @@ pub struct DealFromLead {
     /// Its value, not negative; the lead's estimated value when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
-    #[garde(custom(not_negative))]
+    #[garde(custom(amount_opt))]
     pub value: Option<Money>,
 }
 

@@ -98,10 +98,12 @@ pub fn normalise_email(text: &str) -> Option<String> {
 }
 
 /// A phone number in E.164 form (`+49301234567`), or `None` when it is not
-/// one. Spaces, dots, dashes, slashes and parentheses go, as does a `(0)`
-/// after the country code; `00` is read as `+`. A national number (`030
-/// 1234567`) needs `calling_code`, the country calling code of the tenant
-/// (`"49"`): its trunk `0` is dropped and the code put in front.
+/// one. Spaces (non-breaking and thin ones too), dots, dashes (en and em
+/// dashes too), slashes and parentheses go, as does a `(0)` after the
+/// country code; `00` (and, for calling code 1, `011`) is read as `+`. A
+/// national number (`030 1234567`) needs `calling_code`, the country calling
+/// code of the tenant (`"49"`): its trunk `0` is dropped (kept for Italy, San
+/// Marino and the Vatican, whose numbers keep it) and the code put in front.
 #[must_use]
 pub fn normalise_phone(text: &str, calling_code: Option<&str>) -> Option<String> {
     let text = text.trim();
@@ -109,19 +111,36 @@ pub fn normalise_phone(text: &str, calling_code: Option<&str>) -> Option<String>
         Some(rest) => (true, rest),
         None => (false, text),
     };
-    // `+49 (0)30 …`: the trunk zero people write in brackets after the code.
-    let rest = rest.replace("(0)", "");
-    if !rest.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '/' | '(' | ')')) {
+    // Separators as pasted from web pages and spreadsheets count as spaces and dashes.
+    let separator = |c: char| {
+        matches!(
+            c,
+            ' ' | '.' | '-' | '/' | '(' | ')' | '\u{a0}' | '\u{2009}' | '\u{202f}' | '\u{2010}'..='\u{2015}'
+        )
+    };
+    if !rest.chars().all(|c| c.is_ascii_digit() || separator(c)) {
         return None;
     }
+    // `+49 (0)30 …`: the trunk zero people write in brackets right after the code.
+    let rest = match rest.split_once("(0)") {
+        Some((code, number)) if international && code.chars().any(|c| c.is_ascii_digit()) => {
+            format!("{code}{number}")
+        }
+        _ => rest.to_owned(),
+    };
     let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
     let full = if international {
         digits
     } else if let Some(after_prefix) = digits.strip_prefix("00") {
         after_prefix.to_owned()
+    } else if let Some(after_prefix) = digits.strip_prefix("011").filter(|_| calling_code == Some("1")) {
+        // North America dials abroad with 011.
+        after_prefix.to_owned()
     } else {
         let code = calling_code.filter(|code| is_calling_code(code))?;
-        let national = digits.strip_prefix('0').unwrap_or(&digits);
+        // Italy, San Marino and the Vatican keep the leading 0 in international form.
+        let keeps_zero = matches!(code, "39" | "378" | "379");
+        let national = if keeps_zero { &digits } else { digits.strip_prefix('0').unwrap_or(&digits) };
         format!("{code}{national}")
     };
     let valid = PHONE_DIGITS.contains(&full.len()) && !full.starts_with('0');
@@ -328,5 +347,15 @@ mod tests {
     fn tags_are_trimmed_and_kept_once_whatever_their_case() {
         let tags = ["VIP".to_owned(), " vip ".to_owned(), " ".to_owned(), "berlin ".to_owned()];
         assert_eq!(normalise_tags(&tags), vec!["VIP".to_owned(), "berlin".to_owned()]);
+    }
+
+    #[test]
+    fn pasted_separators_italian_numbers_and_north_american_dialling_are_read() {
+        assert_eq!(normalise_phone("030\u{a0}123\u{2013}4567", Some("49")).as_deref(), Some("+49301234567"));
+        assert_eq!(normalise_phone("06 1234567", Some("39")).as_deref(), Some("+39061234567"));
+        assert_eq!(normalise_phone("+39 06 1234567", None).as_deref(), Some("+39061234567"));
+        assert_eq!(normalise_phone("011 49 30 1234567", Some("1")).as_deref(), Some("+49301234567"));
+        assert_eq!(normalise_phone("+44 (0)20 7946 0958", None).as_deref(), Some("+442079460958"));
+        assert_eq!(normalise_phone("(0)30 1234567", Some("49")).as_deref(), Some("+49301234567"));
     }
 }

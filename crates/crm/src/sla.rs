@@ -94,8 +94,34 @@ fn distinct_days(days: &[Weekday], _: &()) -> garde::Result {
 
 fn after_opening(opens: NaiveTime) -> impl FnOnce(&NaiveTime, &()) -> garde::Result {
     move |closes, _| {
-        if *closes > opens { Ok(()) } else { Err(garde::Error::new("must be after the opening time")) }
+        if !whole_minute(opens) || !whole_minute(*closes) {
+            Err(garde::Error::new("opening hours are given in whole minutes"))
+        } else if *closes - opens < TimeDelta::minutes(MIN_OPENING_MINUTES) {
+            Err(garde::Error::new(format!(
+                "must be at least {MIN_OPENING_MINUTES} minutes after the opening time"
+            )))
+        } else {
+            Ok(())
+        }
     }
+}
+
+/// The shortest working day a policy may have.
+const MIN_OPENING_MINUTES: i64 = 15;
+
+fn whole_minute(time: NaiveTime) -> bool {
+    chrono::Timelike::second(&time) == 0 && chrono::Timelike::nanosecond(&time) == 0
+}
+
+/// How many whole weeks of `weekly` working time lie strictly before
+/// `left` runs out (an end exactly at a week's end stays in its window).
+fn whole_weeks_before(left: TimeDelta, weekly: TimeDelta) -> Option<i64> {
+    let (left, weekly) = (left.num_seconds(), weekly.num_seconds());
+    if weekly <= 0 || left <= weekly {
+        return Some(0);
+    }
+    // Seconds are exact here: working days are whole minutes.
+    Some((left - 1) / weekly)
 }
 
 impl BusinessHours {
@@ -167,9 +193,11 @@ impl BusinessHours {
                 // From a midnight, every seven days hold exactly one week's working time;
                 // skipping only while more than a week is left keeps an exact end in its window.
                 skipped_weeks = true;
-                while left > weekly {
-                    cursor = cursor.checked_add_signed(TimeDelta::weeks(1))?;
-                    left -= weekly;
+                // All whole weeks in one step (never a loop a short week could stretch).
+                let weeks = whole_weeks_before(left, weekly)?;
+                if weeks > 0 {
+                    cursor = cursor.checked_add_signed(TimeDelta::weeks(weeks))?;
+                    left -= weekly.checked_mul(i32::try_from(weeks).ok()?)?;
                 }
             }
         }
@@ -453,6 +481,27 @@ mod tests {
         );
         let none = BusinessHours { weekdays: vec![], ..office() };
         assert!(SlaPolicy { business_hours: Some(none), ..SlaPolicy::default() }.validated().is_err());
+    }
+
+    #[test]
+    fn opening_hours_are_whole_minutes_and_at_least_a_quarter_of_an_hour() {
+        let refused = |closes: &str| {
+            let hours = BusinessHours { closes: closes.parse().unwrap(), ..office() };
+            SlaPolicy { business_hours: Some(hours), ..SlaPolicy::default() }.validated().is_err()
+        };
+        // A working week of a nanosecond would make every due time a walk of billions of weeks.
+        assert!(refused("09:00:00.000000001") && refused("09:10") && refused("12:00:30"));
+        assert!(!refused("09:15"));
+    }
+
+    #[test]
+    fn a_target_of_many_weeks_is_due_after_as_many_working_weeks() {
+        // 45 working hours a week: 450 hours is ten weeks, ending on the tenth Friday at 18:00.
+        let hours = office();
+        assert_eq!(
+            due_at(nov(2, 9, 0), TimeDelta::hours(450), Some(&hours)),
+            nov(2, 9, 0) + TimeDelta::days(67) + TimeDelta::hours(9)
+        );
     }
 
     #[test]

@@ -21,15 +21,17 @@ use crate::text::{paragraphs_not_blank, plain_text};
 /// Who a ticket is for: a contact of the tenant, or a user of the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
+#[serde(rename_all = "camelCase", tag = "type")]
 pub enum Requester {
     /// A contact in the tenant's CRM.
+    #[serde(rename_all = "camelCase")]
     Contact {
         /// The contact.
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
         contact_id: ContactId,
     },
     /// A user with an account (a member of the tenant, or a tenant asking the platform).
+    #[serde(rename_all = "camelCase")]
     User {
         /// The user.
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
@@ -226,7 +228,7 @@ impl Ticket {
     /// The ticket moved to `command.status` at `now`, its clocks stopped or
     /// started again under `policy`'s business hours. Closed tickets refuse
     /// with [`CrmError::TicketClosed`]; moves the status machine does not
-    /// allow with [`CrmError::InvalidTicketTransition`].
+    /// allow with [`CrmError::TicketTransition`].
     pub fn change_status(
         &self,
         command: ChangeStatus,
@@ -238,7 +240,7 @@ impl Ticket {
             return Err(CrmError::TicketClosed);
         }
         if !from.can_become(to) {
-            return Err(CrmError::InvalidTicketTransition { from, to });
+            return Err(CrmError::TicketTransition { from, to });
         }
         let now = instant(now);
         let mut ticket = match to {
@@ -417,9 +419,10 @@ pub struct Assign {
 /// Who wrote a comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
+#[serde(rename_all = "camelCase", tag = "type")]
 pub enum CommentAuthor {
     /// An agent of the tenant's support.
+    #[serde(rename_all = "camelCase")]
     Agent {
         /// The agent.
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
@@ -596,12 +599,12 @@ mod tests {
         let err = to(&ticket, TicketStatus::Closed, nov(2, 10, 5)).unwrap_err();
         assert!(matches!(
             err,
-            CrmError::InvalidTicketTransition { from: TicketStatus::Open, to: TicketStatus::Closed }
+            CrmError::TicketTransition { from: TicketStatus::Open, to: TicketStatus::Closed }
         ));
-        assert_eq!(portico_kernel::DomainError::code(&err), "crm.invalid_transition");
+        assert_eq!(portico_kernel::DomainError::code(&err), "crm.ticket_transition");
         assert!(matches!(
             to(&ticket, TicketStatus::Open, nov(2, 10, 5)),
-            Err(CrmError::InvalidTicketTransition { .. })
+            Err(CrmError::TicketTransition { .. })
         ));
     }
 

@@ -62,15 +62,17 @@ impl ReadingMode {
 /// a SaaS operator).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
+#[serde(rename_all = "camelCase", tag = "type")]
 pub enum MeterPlace {
     /// On a site of the tenant.
+    #[serde(rename_all = "camelCase")]
     Site {
         /// The site.
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
         site_id: SiteId,
     },
     /// On a subject the tenant names.
+    #[serde(rename_all = "camelCase")]
     Subject {
         /// The subject key.
         subject: String,

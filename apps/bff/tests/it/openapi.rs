@@ -109,6 +109,32 @@ fn every_operation_names_its_permission_schemas_and_examples() {
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 }
 
+/// Every property name under `value` that is not camelCase (the API's JSON is).
+fn snake_properties(schema: &str, value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(properties)) = map.get("properties") {
+                found.extend(properties.keys().filter(|k| k.contains('_')).map(|k| format!("{schema}.{k}")));
+            }
+            map.values().for_each(|v| snake_properties(schema, v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| snake_properties(schema, v, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_names_its_properties_as_the_json_does() {
+    // utoipa does not read serde's `rename_all_fields`: a struct variant's
+    // fields would be documented in snake_case while the JSON is camelCase.
+    let doc = document();
+    let mut found = Vec::new();
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        snake_properties(name, schema, &mut found);
+    }
+    assert!(found.is_empty(), "snake_case properties: {found:?}");
+}
+
 #[test]
 fn the_committed_document_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
