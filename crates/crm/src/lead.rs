@@ -22,7 +22,6 @@ use portico_kernel::{
     CompanyId, ContactId, DealId, FieldError, LeadId, Money, PipelineId, StageId, UserId, ValidationErrors,
 };
 
-use crate::CrmError;
 use crate::contact::{
     Company, Contact, ContactEmail, ContactPhone, ContactStatus, ContactType, EmailLabel, MAX_TAGS,
     PhoneLabel, garde_errors, trimmed,
@@ -30,6 +29,7 @@ use crate::contact::{
 use crate::duplicates::{company_with_domain, company_with_name, contact_with_email};
 use crate::normalise::{company_domain, normalise_email, normalise_phone, normalise_tags};
 use crate::text::{amount_opt, plain_text, plain_text_opt};
+use crate::{CrmError, Deal, DealDraft, Pipeline};
 
 /// Where a lead came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -448,28 +448,6 @@ pub enum CompanyStep {
     Create(Box<Company>),
 }
 
-/// What the caller needs to build the deal a conversion opens; the deal's own
-/// rules (the stage's probability, ...) are the deal's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DealPlan {
-    /// Its id.
-    pub deal_id: DealId,
-    /// Its pipeline.
-    pub pipeline_id: PipelineId,
-    /// Its stage.
-    pub stage_id: StageId,
-    /// Its title.
-    pub title: String,
-    /// Its value.
-    pub value: Money,
-    /// Its contact.
-    pub contact_id: ContactId,
-    /// Its company, if any.
-    pub company_id: Option<CompanyId>,
-    /// Its owner: the lead's.
-    pub owner_id: Option<UserId>,
-}
-
 /// What converting a lead changes; the store writes it in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionPlan {
@@ -480,7 +458,7 @@ pub struct ConversionPlan {
     /// The company to link or create, if any.
     pub company: Option<CompanyStep>,
     /// The deal to open, if asked for.
-    pub deal: Option<DealPlan>,
+    pub deal: Option<Deal>,
 }
 
 impl ConversionPlan {
@@ -513,11 +491,14 @@ impl ConversionPlan {
 /// free-mail provider's), else the one with the lead's company name
 /// (normalised), else a new one if the lead has a company name. A deal's
 /// value defaults to the lead's estimated value, and one of the two is needed.
+#[allow(clippy::too_many_arguments)] // the loaded records, the command, who, the ids and the time
 pub fn plan_conversion(
     lead: &Lead,
     contacts: &[Contact],
     companies: &[Company],
     command: &ConvertLead,
+    pipeline: Option<&Pipeline>,
+    by: UserId,
     ids: ConversionIds,
     now: DateTime<Utc>,
 ) -> Result<ConversionPlan, CrmError> {
@@ -594,16 +575,21 @@ pub fn plan_conversion(
             let title = trimmed(asked.title.clone())
                 .or_else(|| lead.company_name.clone())
                 .unwrap_or_else(|| lead.name.clone());
-            Some(DealPlan {
-                deal_id: ids.deal_id,
-                pipeline_id: asked.pipeline_id,
-                stage_id: asked.stage_id,
+            // The deal is made by the deals' own rules: the stage is an open one of the pipeline.
+            let pipeline =
+                pipeline.filter(|p| p.id == asked.pipeline_id).ok_or(CrmError::PipelineNotFound)?;
+            let draft = DealDraft {
                 title,
                 value,
-                contact_id,
-                company_id,
+                pipeline_id: asked.pipeline_id,
+                stage_id: Some(asked.stage_id),
+                probability: None,
+                expected_close_date: None,
                 owner_id: lead.owner_id,
-            })
+                contact_id: Some(contact_id),
+                company_id,
+            };
+            Some(draft.validated(ids.deal_id, pipeline, by, now)?)
         }
     };
 
@@ -611,7 +597,7 @@ pub fn plan_conversion(
         state: LeadState::Converted {
             contact_id,
             company_id,
-            deal_id: deal.as_ref().map(|d| d.deal_id),
+            deal_id: deal.as_ref().map(|d| d.id),
             converted_at: now,
         },
         updated_at: now,
@@ -833,6 +819,8 @@ mod tests {
             std::slice::from_ref(&sam),
             std::slice::from_ref(&acme),
             &convert(json!({})),
+            None,
+            UserId::new(),
             ids,
             day(4),
         )
@@ -857,9 +845,17 @@ mod tests {
         let qualified = lead(LeadState::Qualified);
         let ids = ConversionIds::default();
         let command = convert(json!({"contactType": "customer"}));
-        let plan =
-            plan_conversion(&qualified, &[contact_with("other@acme.example")], &[], &command, ids, day(4))
-                .unwrap();
+        let plan = plan_conversion(
+            &qualified,
+            &[contact_with("other@acme.example")],
+            &[],
+            &command,
+            None,
+            UserId::new(),
+            ids,
+            day(4),
+        )
+        .unwrap();
         let ContactStep::Create(contact) = &plan.contact else { panic!("a new contact: {:?}", plan.contact) };
         assert_eq!((contact.id, contact.display_name.as_str()), (ids.contact_id, "Sam Taylor"));
         assert_eq!(
@@ -890,6 +886,8 @@ mod tests {
             &[],
             &[webmail, acme.clone()],
             &convert(json!({})),
+            None,
+            UserId::new(),
             ConversionIds::default(),
             day(4),
         )
@@ -900,9 +898,17 @@ mod tests {
     #[test]
     fn a_lead_without_a_company_name_or_matching_domain_gets_no_company() {
         let qualified = Lead { company_name: None, ..lead(LeadState::Qualified) };
-        let plan =
-            plan_conversion(&qualified, &[], &[], &convert(json!({})), ConversionIds::default(), day(4))
-                .unwrap();
+        let plan = plan_conversion(
+            &qualified,
+            &[],
+            &[],
+            &convert(json!({})),
+            None,
+            UserId::new(),
+            ConversionIds::default(),
+            day(4),
+        )
+        .unwrap();
         assert_eq!((&plan.company, plan.company_id()), (&None, None));
         let ContactStep::Create(contact) = plan.contact else { panic!("a new contact") };
         assert_eq!(contact.company_id, None);
@@ -911,11 +917,27 @@ mod tests {
     #[test]
     fn a_lead_converts_once() {
         let qualified = lead(LeadState::Qualified);
-        let plan =
-            plan_conversion(&qualified, &[], &[], &convert(json!({})), ConversionIds::default(), day(4))
-                .unwrap();
-        let again =
-            plan_conversion(&plan.lead, &[], &[], &convert(json!({})), ConversionIds::default(), day(5));
+        let plan = plan_conversion(
+            &qualified,
+            &[],
+            &[],
+            &convert(json!({})),
+            None,
+            UserId::new(),
+            ConversionIds::default(),
+            day(4),
+        )
+        .unwrap();
+        let again = plan_conversion(
+            &plan.lead,
+            &[],
+            &[],
+            &convert(json!({})),
+            None,
+            UserId::new(),
+            ConversionIds::default(),
+            day(5),
+        );
         let err = again.unwrap_err();
         assert!(matches!(err, CrmError::LeadConverted));
         assert_eq!((err.code(), err.kind()), ("crm.lead_converted", ErrorKind::Conflict));
@@ -929,6 +951,8 @@ mod tests {
                 &[],
                 &[],
                 &convert(json!({})),
+                None,
+                UserId::new(),
                 ConversionIds::default(),
                 day(4),
             );
@@ -941,39 +965,78 @@ mod tests {
     #[test]
     fn the_deal_takes_the_leads_estimated_value_and_company_name_unless_given() {
         let qualified = lead(LeadState::Qualified);
-        let (pipeline_id, stage_id) = (PipelineId::new(), StageId::new());
-        let ids = ConversionIds::default();
-        let command = convert(json!({"deal": {"pipelineId": pipeline_id, "stageId": stage_id}}));
-        let plan = plan_conversion(&qualified, &[], &[], &command, ids, day(4)).unwrap();
+        let pipeline = crate::Pipeline::default_sales(PipelineId::new(), day(1));
+        let stage_id = pipeline.entry_stage().unwrap().id;
+        let (ids, seller) = (ConversionIds::default(), UserId::new());
+        let command = convert(json!({"deal": {"pipelineId": pipeline.id, "stageId": stage_id}}));
+        let plan =
+            plan_conversion(&qualified, &[], &[], &command, Some(&pipeline), seller, ids, day(4)).unwrap();
+        let deal = plan.deal.unwrap();
         assert_eq!(
-            plan.deal,
-            Some(DealPlan {
-                deal_id: ids.deal_id,
-                pipeline_id,
-                stage_id,
-                title: "Acme GmbH".into(),
-                value: eur(1_200_000),
-                contact_id: ids.contact_id,
-                company_id: Some(ids.company_id),
-                owner_id: qualified.owner_id,
-            })
+            (deal.id, deal.pipeline_id, deal.stage_id, deal.title.as_str(), deal.value),
+            (ids.deal_id, pipeline.id, stage_id, "Acme GmbH", eur(1_200_000))
+        );
+        assert_eq!(
+            (deal.contact_id, deal.company_id, deal.owner_id),
+            (Some(ids.contact_id), Some(ids.company_id), qualified.owner_id.unwrap_or(seller))
         );
         assert!(
             matches!(plan.lead.state, LeadState::Converted { deal_id: Some(id), .. } if id == ids.deal_id)
         );
         let given = convert(json!({"deal": {
-            "pipelineId": pipeline_id, "stageId": stage_id, "title": "40 flats",
+            "pipelineId": pipeline.id, "stageId": stage_id, "title": "40 flats",
             "value": {"amountMinor": 500000, "currency": "EUR"}
         }}));
-        let deal = plan_conversion(&qualified, &[], &[], &given, ids, day(4)).unwrap().deal.unwrap();
+        let deal = plan_conversion(&qualified, &[], &[], &given, Some(&pipeline), seller, ids, day(4))
+            .unwrap()
+            .deal
+            .unwrap();
         assert_eq!((deal.title.as_str(), deal.value), ("40 flats", eur(500_000)));
+    }
+
+    #[test]
+    fn the_deal_of_a_conversion_follows_the_deals_rules() {
+        let qualified = lead(LeadState::Qualified);
+        let pipeline = crate::Pipeline::default_sales(PipelineId::new(), day(1));
+        let won = pipeline.won_stage().unwrap().id;
+        let convert_into = |pipeline_id: PipelineId, stage_id: StageId, given: Option<&crate::Pipeline>| {
+            let command = convert(json!({"deal": {"pipelineId": pipeline_id, "stageId": stage_id}}));
+            plan_conversion(
+                &qualified,
+                &[],
+                &[],
+                &command,
+                given,
+                UserId::new(),
+                ConversionIds::default(),
+                day(4),
+            )
+        };
+        // A deal opens in an open stage, of the pipeline named, which must be given.
+        assert!(convert_into(pipeline.id, won, Some(&pipeline)).is_err(), "not into the won stage");
+        let elsewhere = convert_into(pipeline.id, StageId::new(), Some(&pipeline)).unwrap_err();
+        assert_eq!(elsewhere.code(), "crm.stage_not_in_pipeline");
+        let missing = convert_into(PipelineId::new(), won, Some(&pipeline)).unwrap_err();
+        assert_eq!(missing.code(), "crm.pipeline_not_found");
+        assert_eq!(convert_into(pipeline.id, won, None).unwrap_err().code(), "crm.pipeline_not_found");
     }
 
     #[test]
     fn a_deal_needs_a_value_when_the_lead_has_none() {
         let qualified = Lead { estimated_value: None, ..lead(LeadState::Qualified) };
-        let command = convert(json!({"deal": {"pipelineId": PipelineId::new(), "stageId": StageId::new()}}));
-        let result = plan_conversion(&qualified, &[], &[], &command, ConversionIds::default(), day(4));
+        let pipeline = crate::Pipeline::default_sales(PipelineId::new(), day(1));
+        let stage_id = pipeline.entry_stage().unwrap().id;
+        let command = convert(json!({"deal": {"pipelineId": pipeline.id, "stageId": stage_id}}));
+        let result = plan_conversion(
+            &qualified,
+            &[],
+            &[],
+            &command,
+            Some(&pipeline),
+            UserId::new(),
+            ConversionIds::default(),
+            day(4),
+        );
         let Err(CrmError::Invalid(errors)) = result else { panic!("refused") };
         assert_eq!(errors.fields(), ["deal.value"]);
     }
@@ -989,18 +1052,38 @@ mod tests {
             &[by_email.clone(), named.clone()],
             &[],
             &command,
+            None,
+            UserId::new(),
             ConversionIds::default(),
             day(4),
         )
         .unwrap();
         assert_eq!(plan.contact_id(), named.id);
         let missing = convert(json!({"contactId": ContactId::new()}));
-        let err = plan_conversion(&qualified, &[by_email], &[], &missing, ConversionIds::default(), day(4))
-            .unwrap_err();
+        let err = plan_conversion(
+            &qualified,
+            &[by_email],
+            &[],
+            &missing,
+            None,
+            UserId::new(),
+            ConversionIds::default(),
+            day(4),
+        )
+        .unwrap_err();
         assert_eq!((err.code(), err.kind()), ("crm.contact_not_found", ErrorKind::NotFound));
         let no_company = convert(json!({"companyId": CompanyId::new()}));
-        let err =
-            plan_conversion(&qualified, &[], &[], &no_company, ConversionIds::default(), day(4)).unwrap_err();
+        let err = plan_conversion(
+            &qualified,
+            &[],
+            &[],
+            &no_company,
+            None,
+            UserId::new(),
+            ConversionIds::default(),
+            day(4),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "crm.company_not_found");
     }
 }

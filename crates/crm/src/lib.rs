@@ -62,7 +62,7 @@ pub use duplicates::{
 pub use error::CrmError;
 pub use lead::{
     ChangeLeadStatus, CompanyStep, ContactStep, ConversionIds, ConversionPlan, ConvertLead, DealFromLead,
-    DealPlan, Lead, LeadDraft, LeadSource, LeadState, LeadStatus, plan_conversion,
+    Lead, LeadDraft, LeadSource, LeadState, LeadStatus, plan_conversion,
 };
 pub use normalise::{
     FREE_MAIL_DOMAINS, company_domain, host_of, is_free_mail, normalise_company_name, normalise_email,
