@@ -51,8 +51,7 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     fn parts(&self) -> Result<(AuditFilter, PageRequest), ApiError> {
-        let page = PageRequest::new(self.page.unwrap_or(1), self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-            .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))?;
+        let page = crate::api::page_request(self.page, self.limit)?;
         let filter = AuditFilter {
             actor_id: self.actor_id,
             action: self.action.clone(),

@@ -15,7 +15,7 @@ use portico_credits::{
     EntryKind, GrantSource, PackageDraft, PlanDraft, PriceList, Reference, Reserve, TopUp, WalletRef,
     WalletSettings,
 };
-use portico_kernel::{CustomPlanId, ErrorKind, PackageId, PageRequest, ReservationId, TenantId};
+use portico_kernel::{CustomPlanId, ErrorKind, PackageId, ReservationId, TenantId};
 use serde::Deserialize;
 
 use crate::auth::{
@@ -536,8 +536,7 @@ pub async fn transactions(
     store: Db,
     query: web::Query<EntryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageRequest::new(query.page.unwrap_or(1), query.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-        .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))?;
+    let page = crate::api::page_request(query.page, query.limit)?;
     let filter = EntryFilter { channel: query.channel, kind: query.kind, from: query.from, to: query.to };
     Ok(envelope::page(&store.credit_entries(&auth.ctx, filter, page).await?))
 }

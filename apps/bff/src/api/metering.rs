@@ -10,8 +10,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt as _;
-use portico_kernel::{ErrorKind, MeterId, MeterSourceId, MetricId, PageRequest, SiteId};
+use portico_kernel::{MeterId, MeterSourceId, MetricId, SiteId};
 use portico_metering::{
     EventBatch, Granularity, MeterChanges, MeterDraft, MetricDraft, ReadingBatch, ReadingSource,
     ReadingsImport, Replacement, SiteDraft, SourceDraft,
@@ -33,9 +32,6 @@ use crate::openapi::{
 };
 use crate::server::MeteringRules;
 
-/// The largest readings file, in bytes.
-pub const IMPORT_MAX_BYTES: usize = 32 * 1024 * 1024;
-
 /// A page of a list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -47,11 +43,6 @@ pub struct PageQuery {
     /// Page size, 1 to 100 (default 20).
     #[serde(default)]
     pub limit: Option<u32>,
-}
-
-fn page_of(page: Option<u32>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
-    PageRequest::new(page.unwrap_or(1), limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-        .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
 }
 
 #[utoipa::path(
@@ -73,7 +64,7 @@ pub async fn sites(
     store: Db,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page_of(query.page, query.limit)?;
+    let page = crate::api::page_request(query.page, query.limit)?;
     Ok(envelope::page(&store.sites(&auth.ctx, page).await?))
 }
 
@@ -214,7 +205,7 @@ pub async fn meters(
     store: Db,
     query: web::Query<MeterQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page_of(query.page, query.limit)?;
+    let page = crate::api::page_request(query.page, query.limit)?;
     let query = query.into_inner();
     let filter = MeterFilter { site_id: query.site_id, subject: query.subject, active: query.active };
     Ok(envelope::page(&store.meters(&auth.ctx, filter, page).await?))
@@ -382,7 +373,7 @@ pub async fn readings(
     id: web::Path<MeterId>,
     query: web::Query<ReadingQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page_of(query.page, query.limit)?;
+    let page = crate::api::page_request(query.page, query.limit)?;
     Ok(envelope::page(&store.readings(&auth.ctx, id.into_inner(), query.from, query.to, page).await?))
 }
 
@@ -477,23 +468,8 @@ pub async fn import_readings(
     rules: web::Data<MeteringRules>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    crate::api::people::require_csv(&req)?;
     let mut import = ReadingsImport::new();
-    let mut read = 0usize;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(ErrorKind::Validation, "request.unreadable_body", "The body could not be read.")
-        })?;
-        read += chunk.len();
-        if read > IMPORT_MAX_BYTES {
-            return Err(ApiError::with_status(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "import.too_large",
-                "An import takes at most 32 MiB.",
-            ));
-        }
-        import.feed(&chunk);
-    }
+    crate::api::stream_csv(&req, &mut payload, |chunk| import.feed(chunk)).await?;
     let rows = import.finish().map_err(portico_metering::MeteringError::ImportRefused)?;
     Ok(envelope::ok(store.import_readings(&auth.ctx, rows, rules.readings).await?))
 }

@@ -22,7 +22,10 @@ pub mod tenant_profile;
 pub mod tenant_views;
 pub mod tenants;
 
-use actix_web::{Route, middleware, web};
+use actix_web::{HttpRequest, Route, middleware, web};
+use portico_kernel::{ErrorKind, PageRequest};
+
+use crate::error::ApiError;
 
 use crate::{error, features, idempotency, openapi, rate_limit};
 
@@ -158,6 +161,43 @@ const fn money(path: &'static str) -> RouteSpec {
         rate: RateClass::Write,
         feature: None,
     }
+}
+
+/// A list's page from its `page` and `limit` query parameters (1 and
+/// [`PageRequest::DEFAULT_LIMIT`] when absent); out of range is 422 `request.invalid_page`.
+pub(crate) fn page_request(page: Option<u32>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
+    PageRequest::new(page.unwrap_or(1), limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
+        .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
+}
+
+/// The largest CSV file an import takes, in bytes.
+pub const IMPORT_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Streams a CSV upload into `feed` chunk by chunk, never holding the file:
+/// 415 `import.not_csv` unless sent as `text/csv`, 413 `import.too_large`
+/// past [`IMPORT_MAX_BYTES`].
+pub(crate) async fn stream_csv(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    mut feed: impl FnMut(&[u8]),
+) -> Result<(), ApiError> {
+    people::require_csv(req)?;
+    let mut read = 0usize;
+    while let Some(chunk) = futures_util::StreamExt::next(payload).await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(ErrorKind::Validation, "request.unreadable_body", "The body could not be read.")
+        })?;
+        read += chunk.len();
+        if read > IMPORT_MAX_BYTES {
+            return Err(ApiError::with_status(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "import.too_large",
+                "An import takes at most 32 MiB.",
+            ));
+        }
+        feed(&chunk);
+    }
+    Ok(())
 }
 
 /// Every `/api/v1` route with its guarantees.

@@ -36,9 +36,6 @@ use crate::request_id::of as request_id;
 /// How long an invitation's link works.
 pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The largest CSV file an import takes (100,000 rows of about 300 bytes).
-pub const IMPORT_MAX_BYTES: usize = 32 * 1024 * 1024;
-
 /// People per query while an export streams.
 const EXPORT_BATCH: u32 = 1_000;
 
@@ -171,8 +168,7 @@ pub struct PeopleQuery {
 
 impl PeopleQuery {
     pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
-        PageRequest::new(self.page.unwrap_or(1), self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-            .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
+        crate::api::page_request(self.page, self.limit)
     }
 
     pub(crate) fn filter(&self) -> Result<PersonFilter, ApiError> {
@@ -611,8 +607,7 @@ pub struct ActivityQuery {
 
 impl ActivityQuery {
     pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
-        PageRequest::new(self.page.unwrap_or(1), self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-            .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
+        crate::api::page_request(self.page, self.limit)
     }
 }
 
@@ -705,23 +700,8 @@ pub async fn bulk_import(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = customer(&auth.ctx)?;
-    require_csv(&req)?;
     let mut parser = ImportParser::new();
-    let mut read = 0usize;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(ErrorKind::Validation, "request.unreadable_body", "The body could not be read.")
-        })?;
-        read += chunk.len();
-        if read > IMPORT_MAX_BYTES {
-            return Err(ApiError::with_status(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "import.too_large",
-                "An import takes at most 32 MiB.",
-            ));
-        }
-        parser.feed(&chunk);
-    }
+    crate::api::stream_csv(&req, &mut payload, |chunk| parser.feed(chunk)).await?;
     let rows = parser.finish().map_err(invalid_rows)?;
     match store.import_people(ctx, rows, holds(ctx)).await {
         Ok(summary) => Ok(envelope::created(summary)),

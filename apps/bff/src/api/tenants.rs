@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use actix_web::{HttpResponse, web};
-use portico_kernel::{ErrorKind, PageRequest, TenantId};
+use portico_kernel::TenantId;
 use portico_tenancy::{
     CreateTenant, TenantFilter, TenantStatus, TenantStore, TenantTransition, UpdateTenant,
 };
@@ -39,11 +39,6 @@ pub struct ListQuery {
     pub search: Option<String>,
 }
 
-fn page_request(query: &ListQuery) -> Result<PageRequest, ApiError> {
-    PageRequest::new(query.page.unwrap_or(1), query.limit.unwrap_or(PageRequest::DEFAULT_LIMIT))
-        .map_err(|e| ApiError::new(ErrorKind::Validation, "request.invalid_page", e.to_string()))
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/tenants",
@@ -63,7 +58,7 @@ pub async fn list(
     store: Db,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page_request(&query)?;
+    let page = crate::api::page_request(query.page, query.limit)?;
     let filter = TenantFilter { status: query.status, search: query.search.clone() };
     let tenants = store.list(&auth.platform()?, &filter, page).await?;
     Ok(envelope::page(&tenants))
