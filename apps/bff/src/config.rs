@@ -928,6 +928,26 @@ mod tests {
     }
 
     #[test]
+    fn metering_thresholds_that_would_flag_everything_or_overlap_pulls_are_refused() {
+        let err = Config::from_sources(
+            &dir(),
+            &vars(&[
+                ("PORTICO__METERING__SPIKE_FACTOR", "1"),
+                ("PORTICO__METERING__SOURCE_TIMEOUT_SECS", "600"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("metering.spike_factor") && err.contains("metering.source_timeout_secs"),
+            "{err}"
+        );
+        let rules = Config::from_sources(&dir(), &[]).unwrap().metering_rules();
+        assert_eq!((rules.usage_grace.num_hours(), rules.allow_private_sources), (72, false));
+        assert_eq!(rules.readings.spike_factor, rust_decimal::Decimal::TEN);
+    }
+
+    #[test]
     fn bad_keys_in_several_sections_are_all_named_at_once() {
         let err = Config::from_sources(
             &dir(),

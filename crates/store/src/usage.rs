@@ -699,3 +699,22 @@ impl Store {
         .map_err(resolve)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn whole_hours_are_the_hours_inside_a_period_and_none_at_the_calendars_edges() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+        assert_eq!(whole_hours(at(1, 0), at(5, 0)), (at(1, 0), at(5, 0)));
+        assert_eq!(whole_hours(at(1, 30), at(5, 10)), (at(2, 0), at(5, 0)));
+        assert_eq!(whole_hours(at(1, 10), at(1, 50)), (at(1, 50), at(1, 50)), "none: the events answer");
+        // Outside what chrono cuts to the hour (before 1677): the events answer for all of it.
+        let early = Utc.with_ymd_and_hms(1600, 1, 1, 0, 40, 0).unwrap();
+        let later = Utc.with_ymd_and_hms(1600, 1, 1, 2, 0, 0).unwrap();
+        assert_eq!(whole_hours(early, later), (later, later));
+    }
+}
