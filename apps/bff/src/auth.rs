@@ -563,6 +563,14 @@ permissions! {
     MeteringIngest = "metering:ingest";
     /// Close a period's usage.
     MeteringClose = "metering:close";
+    /// See one's tenant's CRM records, timelines and analytics.
+    CrmRead = "crm:read";
+    /// Change, convert, move, merge, import and export one's tenant's CRM records.
+    CrmWrite = "crm:write";
+    /// See one's tenant's support tickets.
+    TicketsRead = "tickets:read";
+    /// Open, assign, comment on and change the status of support tickets.
+    TicketsWrite = "tickets:write";
     /// See the master wallet, every tenant's plans and the platform's credit analytics.
     PlatformCreditsRead = "platform:credits:read";
     /// Top up the master wallet, set prices, packages and custom plans, grant and adjust credits.

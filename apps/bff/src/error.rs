@@ -184,6 +184,22 @@ impl From<portico_metering::MeteringError> for ApiError {
     }
 }
 
+impl From<portico_crm::CrmError> for ApiError {
+    fn from(error: portico_crm::CrmError) -> Self {
+        use portico_crm::CrmError;
+        match &error {
+            CrmError::Invalid(fields) => Self::invalid(error.code(), fields),
+            CrmError::StageHasDeals { deals } => Self::from_domain(&error).details(json!({ "deals": deals })),
+            CrmError::ImportRefused(report) => {
+                let message = format!("{} rows cannot be imported; nothing was written.", report.error_count);
+                Self::new(ErrorKind::Validation, error.code(), message)
+                    .details(serde_json::to_value(report).unwrap_or_default())
+            }
+            _ => Self::from_domain(&error),
+        }
+    }
+}
+
 /// Bad path parameters (a malformed UUID, ...).
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     let actix_web::error::PathError::Deserialize(inner) = &error else {

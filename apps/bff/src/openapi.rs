@@ -234,7 +234,7 @@ use crate::api;
         UsageFigureEnvelope, UsageClosedEnvelope, MetricListEnvelope, MetricEnvelope, MeterSourceListEnvelope,
         MeterSourceEnvelope
     )),
-    modifiers(&BearerScheme, &Guarantees),
+    modifiers(&BearerScheme),
     tags(
         (name = "tenants", description = "The businesses on the platform."),
         (name = "public", description = "Before sign-in: the tenant named by slug or host."),
@@ -276,7 +276,7 @@ struct Guarantees;
 impl Modify for Guarantees {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        for route in &api::ROUTES {
+        for route in api::ROUTES.iter() {
             let Some(item) = openapi.paths.paths.get_mut(route.path) else { continue };
             let operation = match route.method {
                 "GET" => item.get.as_mut(),
@@ -375,7 +375,15 @@ fn idempotency_key(required: bool) -> utoipa::openapi::path::Parameter {
 #[must_use]
 pub fn json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()))
+    JSON.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        for part in api::documents() {
+            doc.merge(part);
+        }
+        // After the merge, so that every area's routes get their guarantees.
+        Guarantees.modify(&mut doc);
+        doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+    })
 }
 
 /// This document.
@@ -446,7 +454,7 @@ pub struct RoleChangedEnvelope {
 macro_rules! envelopes {
     ($($(#[$doc:meta])* $name:ident => $data:ty;)*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Serialize, ToSchema)]
+        #[derive(Debug, ::serde::Serialize, ::utoipa::ToSchema)]
         pub struct $name {
             /// Always true.
             pub success: bool,
@@ -455,6 +463,7 @@ macro_rules! envelopes {
         }
     )*};
 }
+pub(crate) use envelopes;
 
 envelopes! {
     /// `{"success": true, "data": RoleList}`.
@@ -547,17 +556,18 @@ envelopes! {
 macro_rules! page_envelopes {
     ($($(#[$doc:meta])* $name:ident => $item:ty;)*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Serialize, ToSchema)]
+        #[derive(Debug, ::serde::Serialize, ::utoipa::ToSchema)]
         pub struct $name {
             /// Always true.
             pub success: bool,
             /// This page's items.
             pub data: Vec<$item>,
             /// The numbers to page on.
-            pub meta: PageMeta,
+            pub meta: $crate::openapi::PageMeta,
         }
     )*};
 }
+pub(crate) use page_envelopes;
 
 page_envelopes! {
     /// `{"success": true, "data": [Site], "meta": PageMeta}`.

@@ -97,6 +97,9 @@ pub enum CrmError {
         to: crate::ticket::TicketStatus,
     },
     /// The store failed; details go to the logs, not the caller.
+    /// A CSV import with refused rows: nothing was written.
+    #[error("{} rows cannot be imported", .0.error_count)]
+    ImportRefused(portico_kernel::csv::ImportReport),
     #[error(transparent)]
     Store(#[from] InfraError),
 }
@@ -109,7 +112,7 @@ impl DomainError for CrmError {
             Self::LeadNotQualified(_) | Self::LeadConverted | Self::LeadTransition { .. } => {
                 ErrorKind::Conflict
             }
-            Self::MergeIntoItself => ErrorKind::Validation,
+            Self::MergeIntoItself | Self::ImportRefused(_) => ErrorKind::Validation,
             Self::TicketNotFound => ErrorKind::NotFound,
             Self::TicketClosed | Self::TicketTransition { .. } => ErrorKind::Conflict,
             Self::PipelineNotFound | Self::StageNotFound(_) | Self::DealNotFound | Self::ActivityNotFound => {
@@ -156,6 +159,7 @@ impl DomainError for CrmError {
             Self::TaskAlreadyDone => "crm.task_already_done",
             Self::TaskNotDone => "crm.task_not_done",
             Self::TotalOutOfRange => "crm.total_out_of_range",
+            Self::ImportRefused(_) => "crm.import_refused",
             Self::Store(infra) if infra.kind() == ErrorKind::Unavailable => "store.unavailable",
             Self::Store(_) => "internal",
         }

@@ -65,8 +65,8 @@ pub use lead::{
     Lead, LeadDraft, LeadSource, LeadState, LeadStatus, plan_conversion,
 };
 pub use normalise::{
-    FREE_MAIL_DOMAINS, company_domain, host_of, is_free_mail, normalise_company_name, normalise_email,
-    normalise_phone, normalise_tags,
+    FREE_MAIL_DOMAINS, calling_code_of, company_domain, host_of, is_free_mail, normalise_company_name,
+    normalise_email, normalise_phone, normalise_tags,
 };
 pub use pipeline::{
     MAX_STAGES, NewStage, Pipeline, PipelineDraft, RenamePipeline, ReorderStages, Stage, StageChanges,

@@ -213,6 +213,60 @@ pub fn normalise_tags(tags: &[String]) -> Vec<String> {
     kept
 }
 
+/// The country calling code of an ISO 3166-1 alpha-2 country (`DE` → `49`),
+/// for reading national phone numbers; `None` for a country not listed.
+#[must_use]
+pub fn calling_code_of(country: &str) -> Option<&'static str> {
+    const CODES: [(&str, &str); 44] = [
+        ("AT", "43"),
+        ("AU", "61"),
+        ("BE", "32"),
+        ("BG", "359"),
+        ("BR", "55"),
+        ("CA", "1"),
+        ("CH", "41"),
+        ("CN", "86"),
+        ("CY", "357"),
+        ("CZ", "420"),
+        ("DE", "49"),
+        ("DK", "45"),
+        ("EE", "372"),
+        ("ES", "34"),
+        ("FI", "358"),
+        ("FR", "33"),
+        ("GB", "44"),
+        ("GR", "30"),
+        ("HR", "385"),
+        ("HU", "36"),
+        ("IE", "353"),
+        ("IN", "91"),
+        ("IS", "354"),
+        ("IT", "39"),
+        ("JP", "81"),
+        ("LI", "423"),
+        ("LT", "370"),
+        ("LU", "352"),
+        ("LV", "371"),
+        ("MT", "356"),
+        ("MX", "52"),
+        ("NL", "31"),
+        ("NO", "47"),
+        ("NZ", "64"),
+        ("PL", "48"),
+        ("PT", "351"),
+        ("RO", "40"),
+        ("SE", "46"),
+        ("SG", "65"),
+        ("SI", "386"),
+        ("SK", "421"),
+        ("TR", "90"),
+        ("US", "1"),
+        ("ZA", "27"),
+    ];
+    let country = country.trim().to_ascii_uppercase();
+    CODES.iter().find(|(code, _)| *code == country).map(|(_, calling)| *calling)
+}
+
 /// A host name of at least two labels of `a-z 0-9 -`, not an IP address.
 fn is_host(host: &str) -> bool {
     let labels: Vec<&str> = host.split('.').collect();
@@ -357,5 +411,14 @@ mod tests {
         assert_eq!(normalise_phone("011 49 30 1234567", Some("1")).as_deref(), Some("+49301234567"));
         assert_eq!(normalise_phone("+44 (0)20 7946 0958", None).as_deref(), Some("+442079460958"));
         assert_eq!(normalise_phone("(0)30 1234567", Some("49")).as_deref(), Some("+49301234567"));
+    }
+
+    #[test]
+    fn a_country_gives_its_calling_code() {
+        assert_eq!(calling_code_of("DE"), Some("49"));
+        assert_eq!(calling_code_of(" it "), Some("39"));
+        assert_eq!(calling_code_of("us"), Some("1"));
+        assert_eq!(calling_code_of("XX"), None);
+        assert_eq!(normalise_phone("030 1234567", calling_code_of("DE")).as_deref(), Some("+49301234567"));
     }
 }

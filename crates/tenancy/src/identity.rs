@@ -175,6 +175,10 @@ const TENANT_OWNER: &[&str] = &[
     "metering:write",
     "metering:ingest",
     "metering:close",
+    "crm:read",
+    "crm:write",
+    "tickets:read",
+    "tickets:write",
     "owners:manage",
 ];
 
@@ -211,6 +215,10 @@ const PLATFORM_OWNER: &[&str] = &[
     "metering:write",
     "metering:ingest",
     "metering:close",
+    "crm:read",
+    "crm:write",
+    "tickets:read",
+    "tickets:write",
     "owners:manage",
 ];
 
@@ -237,10 +245,13 @@ impl Role {
                 "people:read",
                 "credits:read",
                 "metering:read",
+                "crm:read",
+                "tickets:read",
             ],
             Self::Owner => TENANT_OWNER,
             Self::Admin => TENANT_ADMIN,
-            // Staff send messages, which spend credits, and read meters; viewers only look.
+            // Staff send messages, which spend credits, read meters, and work the CRM and
+            // tickets; viewers only look.
             Self::Staff => &[
                 "tenants:read",
                 "roles:read",
@@ -248,8 +259,14 @@ impl Role {
                 "credits:spend",
                 "metering:read",
                 "metering:ingest",
+                "crm:read",
+                "crm:write",
+                "tickets:read",
+                "tickets:write",
             ],
-            Self::Viewer => &["tenants:read", "roles:read", "credits:read", "metering:read"],
+            Self::Viewer => {
+                &["tenants:read", "roles:read", "credits:read", "metering:read", "crm:read", "tickets:read"]
+            }
             // A custom role's permissions are the tenant's, kept with the membership.
             Self::Custom => &[],
         }

@@ -58,6 +58,16 @@ pub const CATALOGUE: &[Permission] = &[
         "metering:close",
         "Close a period's usage, after which late events are refused once the grace has passed.",
     ),
+    tenant(
+        "crm:read",
+        "See one's tenant's leads, contacts, companies, deals, pipelines, activities, timelines and CRM analytics.",
+    ),
+    tenant(
+        "crm:write",
+        "Create, change, delete, convert, move, merge, import and export one's tenant's CRM records.",
+    ),
+    tenant("tickets:read", "See one's tenant's support tickets and their comments."),
+    tenant("tickets:write", "Open, assign, comment on and change the status of support tickets."),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),

@@ -10,6 +10,9 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod credits;
+pub mod crm_activities;
+pub mod crm_contacts;
+pub mod crm_sales;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
@@ -21,6 +24,9 @@ pub mod rbac;
 pub mod tenant_profile;
 pub mod tenant_views;
 pub mod tenants;
+pub mod tickets;
+
+use std::sync::LazyLock;
 
 use actix_web::{HttpRequest, Route, middleware, web};
 use portico_kernel::{ErrorKind, PageRequest};
@@ -73,13 +79,13 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// The route, answering 403 `tenancy.feature_disabled` to tenants without `feature`.
-    const fn gated(self, feature: &'static str) -> Self {
+    pub(crate) const fn gated(self, feature: &'static str) -> Self {
         Self { feature: Some(feature), ..self }
     }
 }
 
 /// A public read.
-const fn public(path: &'static str) -> RouteSpec {
+pub(crate) const fn public(path: &'static str) -> RouteSpec {
     RouteSpec {
         method: "GET",
         path,
@@ -90,24 +96,24 @@ const fn public(path: &'static str) -> RouteSpec {
 }
 
 /// An authenticated read.
-const fn read(path: &'static str) -> RouteSpec {
+pub(crate) const fn read(path: &'static str) -> RouteSpec {
     RouteSpec { method: "GET", path, idempotency: Idempotency::Exempt, rate: RateClass::Read, feature: None }
 }
 
 /// An authenticated change that honours `Idempotency-Key`.
-const fn write(method: &'static str, path: &'static str) -> RouteSpec {
+pub(crate) const fn write(method: &'static str, path: &'static str) -> RouteSpec {
     RouteSpec { method, path, idempotency: Idempotency::Optional, rate: RateClass::Write, feature: None }
 }
 
 /// A sign-in route: no principal yet, limited per client address.
-const fn sign_in(path: &'static str) -> RouteSpec {
+pub(crate) const fn sign_in(path: &'static str) -> RouteSpec {
     RouteSpec { method: "POST", path, idempotency: Idempotency::Exempt, rate: RateClass::Auth, feature: None }
 }
 
 /// An authenticated change whose answer carries a secret shown once (a new
 /// key, an authenticator's secret, tokens): not kept for replay, so
 /// `Idempotency-Key` is ignored.
-const fn secret_write(path: &'static str) -> RouteSpec {
+pub(crate) const fn secret_write(path: &'static str) -> RouteSpec {
     RouteSpec {
         method: "POST",
         path,
@@ -120,7 +126,7 @@ const fn secret_write(path: &'static str) -> RouteSpec {
 /// A bulk transfer (CSV streamed in or out): too large to keep for replay,
 /// so `Idempotency-Key` is ignored. An import sent again is refused row by
 /// row (`import.already_member`): nothing is written twice.
-const fn bulk(path: &'static str) -> RouteSpec {
+pub(crate) const fn bulk(path: &'static str) -> RouteSpec {
     RouteSpec {
         method: "POST",
         path,
@@ -200,8 +206,27 @@ pub(crate) async fn stream_csv(
     Ok(())
 }
 
-/// Every `/api/v1` route with its guarantees.
-pub const ROUTES: [RouteSpec; 144] = [
+/// Every `/api/v1` route with its guarantees: [`CORE_ROUTES`], then each
+/// area's own list (an area module declares its routes, its handlers and
+/// its part of the OpenAPI document together).
+pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
+    [&CORE_ROUTES[..], crm_contacts::ROUTES, crm_sales::ROUTES, crm_activities::ROUTES, tickets::ROUTES]
+        .concat()
+});
+
+/// The areas' parts of the OpenAPI document, merged into it.
+pub(crate) fn documents() -> Vec<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    vec![
+        crm_contacts::Doc::openapi(),
+        crm_sales::Doc::openapi(),
+        crm_activities::Doc::openapi(),
+        tickets::Doc::openapi(),
+    ]
+}
+
+/// The routes of the platform's first areas, handled in [`handler`].
+const CORE_ROUTES: [RouteSpec; 144] = [
     public("/api/v1/openapi.json"),
     public("/api/v1/public/tenant"),
     public("/api/v1/public/tenant/logo"),
@@ -520,8 +545,12 @@ fn handler(method: &str, path: &str) -> Route {
         ("GET", "/api/v1/metering/sources") => web::get().to(metering::sources),
         ("POST", "/api/v1/metering/sources") => web::post().to(metering::create_source),
         ("DELETE", "/api/v1/metering/sources/{id}") => web::delete().to(metering::delete_source),
-        // A listed route without a handler answers 404, which the route test reports.
-        _ => web::route().to(error::not_found),
+        _ => crm_contacts::handler(method, path)
+            .or_else(|| crm_sales::handler(method, path))
+            .or_else(|| crm_activities::handler(method, path))
+            .or_else(|| tickets::handler(method, path))
+            // A listed route without a handler answers 404, which the route test reports.
+            .unwrap_or_else(|| web::route().to(error::not_found)),
     }
 }
 
@@ -529,7 +558,7 @@ fn handler(method: &str, path: &str) -> Route {
 /// idempotency handling (both read the route's declaration).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut paths: Vec<&str> = Vec::new();
-    for route in &ROUTES {
+    for route in ROUTES.iter() {
         if !paths.contains(&route.path) {
             paths.push(route.path);
         }

@@ -53,6 +53,10 @@ async fn a_person_signs_in_to_their_tenant_and_the_token_works_there_only() {
             "metering:write",
             "metering:ingest",
             "metering:close",
+            "crm:read",
+            "crm:write",
+            "tickets:read",
+            "tickets:write",
             "owners:manage"
         ]
     );

@@ -31,7 +31,7 @@ async fn every_route_is_documented_and_every_documented_route_answers() {
     let app = TestApp::spawn().await;
     let token = app.admin_token();
     let id = portico_kernel::TenantId::new().to_string();
-    for route in ROUTES {
+    for route in ROUTES.iter() {
         let (method, path) = (route.method, route.path);
         let concrete = path.replace("{id}", &id);
         let res = app.call(method, &concrete, Some(&token), None).await;

@@ -6,6 +6,10 @@
 
 mod bootstrap;
 mod credits;
+mod crm_activities;
+mod crm_contacts;
+mod crm_sales;
+mod crm_tickets;
 mod harness;
 mod idempotency;
 mod identity;

@@ -1,0 +1,19 @@
+//! Support tickets: their comments, assignment, status and SLA due times. Every route is gated by the tenant's `crm` feature.
+
+use actix_web::Route;
+
+use crate::api::RouteSpec;
+
+/// This area's routes, with their guarantees.
+pub(crate) const ROUTES: &[RouteSpec] = &[];
+
+/// The handler of one of [`ROUTES`].
+pub(crate) fn handler(method: &str, path: &str) -> Option<Route> {
+    let _ = (method, path);
+    None
+}
+
+/// This area's part of the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;
