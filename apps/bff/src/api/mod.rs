@@ -13,6 +13,7 @@ pub mod credits;
 pub mod crm_activities;
 pub mod crm_contacts;
 pub mod crm_sales;
+pub mod crm_transfer;
 pub mod dev;
 pub mod jobs;
 pub mod memberships;
