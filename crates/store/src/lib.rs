@@ -16,6 +16,7 @@ mod crm_activities;
 mod crm_contacts;
 mod crm_sales;
 mod crm_tickets;
+mod crm_transfer;
 mod error;
 mod idempotency;
 mod identity;

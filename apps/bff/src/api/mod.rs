@@ -211,8 +211,15 @@ pub(crate) async fn stream_csv(
 /// area's own list (an area module declares its routes, its handlers and
 /// its part of the OpenAPI document together).
 pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
-    [&CORE_ROUTES[..], crm_contacts::ROUTES, crm_sales::ROUTES, crm_activities::ROUTES, tickets::ROUTES]
-        .concat()
+    [
+        &CORE_ROUTES[..],
+        crm_contacts::ROUTES,
+        crm_sales::ROUTES,
+        crm_activities::ROUTES,
+        crm_transfer::ROUTES,
+        tickets::ROUTES,
+    ]
+    .concat()
 });
 
 /// The areas' parts of the OpenAPI document, merged into it.
@@ -222,6 +229,7 @@ pub(crate) fn documents() -> Vec<utoipa::openapi::OpenApi> {
         crm_contacts::Doc::openapi(),
         crm_sales::Doc::openapi(),
         crm_activities::Doc::openapi(),
+        crm_transfer::Doc::openapi(),
         tickets::Doc::openapi(),
     ]
 }
@@ -549,6 +557,7 @@ fn handler(method: &str, path: &str) -> Route {
         _ => crm_contacts::handler(method, path)
             .or_else(|| crm_sales::handler(method, path))
             .or_else(|| crm_activities::handler(method, path))
+            .or_else(|| crm_transfer::handler(method, path))
             .or_else(|| tickets::handler(method, path))
             // A listed route without a handler answers 404, which the route test reports.
             .unwrap_or_else(|| web::route().to(error::not_found)),

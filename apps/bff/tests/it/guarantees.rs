@@ -609,7 +609,12 @@ async fn call_mutation(
                     None => match crate::crm_activities_api::walk(app, admin, method, path, request_id).await
                     {
                         Some(found) => Some(found),
-                        None => crate::tickets_api::walk(app, admin, method, path, request_id).await,
+                        None => {
+                            match crate::crm_transfer_api::walk(app, admin, method, path, request_id).await {
+                                Some(found) => Some(found),
+                                None => crate::tickets_api::walk(app, admin, method, path, request_id).await,
+                            }
+                        }
                     },
                 },
             };

@@ -12,6 +12,7 @@ mod credits_api;
 mod crm_activities_api;
 mod crm_contacts_api;
 mod crm_sales_api;
+mod crm_transfer_api;
 mod guarantees;
 mod health;
 mod http;

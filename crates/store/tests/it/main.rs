@@ -10,6 +10,7 @@ mod crm_activities;
 mod crm_contacts;
 mod crm_sales;
 mod crm_tickets;
+mod crm_transfer;
 mod harness;
 mod idempotency;
 mod identity;
