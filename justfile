@@ -48,6 +48,7 @@ bench:
     cargo bench -p portico-bff --bench import
     cargo bench -p portico-bff --bench credits
     cargo bench -p portico-bff --bench usage
+    cargo bench -p portico-bff --bench crm
 
 # What CI runs.
 ci:
