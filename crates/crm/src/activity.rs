@@ -85,6 +85,9 @@ pub enum RecordRef {
 /// The records an activity is about: at least one of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "contactId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e30", "dealId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e20"
+})))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActivityLinks {
     /// A lead.
@@ -298,6 +301,11 @@ pub fn reopen_task(activity: &Activity, now: DateTime<Utc>) -> Result<Activity, 
 /// A change to a record, as the caller reads it from the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e60", "at": "2026-11-24T11:00:00Z", "action": "crm.contact.update",
+    "by": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e01",
+    "changes": {"contactType": {"before": "prospect", "after": "customer"}}
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct RecordChange {
     /// The audit row.
@@ -318,6 +326,10 @@ pub struct RecordChange {
 /// A message sent to a record (SMS, email, WhatsApp), as the messaging domain describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e61", "at": "2026-11-24T12:00:00Z", "channel": "sms",
+    "summary": "Your quote is ready", "status": "delivered"
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineMessage {
     /// The message's id in the messaging domain.
@@ -335,6 +347,13 @@ pub struct TimelineMessage {
 /// One entry of a record's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "type": "activity", "id": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e50", "kind": "call",
+    "subject": "Intro call", "body": "Talked budget.", "occurredAt": "2026-11-24T10:30:00Z",
+    "links": {"contactId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e30"},
+    "createdBy": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e01",
+    "createdAt": "2026-11-24T10:30:00Z", "updatedAt": "2026-11-24T10:30:00Z"
+})))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TimelineEntry {
     /// An activity about the record.

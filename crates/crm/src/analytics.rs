@@ -229,6 +229,79 @@ pub fn conversion_rates(
     }
 }
 
+/// One stage's deals in one currency, added up where they are stored (a
+/// store sums in SQL rather than loading every deal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageTotals {
+    /// The stage.
+    pub stage_id: StageId,
+    /// How many deals.
+    pub deals: u64,
+    /// Their value; its currency is the deals' currency.
+    pub value: Money,
+    /// The sum of each deal's [`weighted_value`] at its probability.
+    pub weighted_value: Money,
+}
+
+/// [`pipeline_summary`] from totals already added up per stage and
+/// currency: the same figures, without the deals themselves. Totals of
+/// stages the pipeline no longer has are not counted.
+pub fn summarise_pipeline(
+    pipeline: &Pipeline,
+    totals: &[StageTotals],
+    currency: Currency,
+) -> Result<PipelineSummary, CrmError> {
+    let mut summary = pipeline_summary(pipeline, &[], currency)?;
+    for total in totals {
+        let Some(stage) = summary.stages.iter_mut().find(|stage| stage.stage_id == total.stage_id) else {
+            continue;
+        };
+        if total.value.currency() != currency {
+            match summary
+                .other_currencies
+                .iter_mut()
+                .find(|other| other.value.currency() == total.value.currency())
+            {
+                Some(other) => {
+                    other.deals += total.deals;
+                    other.value = add(other.value, total.value)?;
+                }
+                None => {
+                    summary.other_currencies.push(CurrencyTotal { deals: total.deals, value: total.value })
+                }
+            }
+            continue;
+        }
+        stage.deals += total.deals;
+        stage.value = add(stage.value, total.value)?;
+        stage.weighted_value = add(stage.weighted_value, total.weighted_value)?;
+        if stage.kind == StageKind::Open {
+            summary.open_deals += total.deals;
+            summary.open_value = add(summary.open_value, total.value)?;
+            summary.weighted_value = add(summary.weighted_value, total.weighted_value)?;
+        }
+    }
+    summary.other_currencies.sort_by_key(|other| other.value.currency());
+    Ok(summary)
+}
+
+/// [`win_rate`] from counts: `won` of `won + lost`, in percent.
+#[must_use]
+pub fn win_rate_of(won: u64, lost: u64) -> Option<Decimal> {
+    percent(won, won.saturating_add(lost))
+}
+
+/// [`average_days_to_close`] from the whole seconds each won deal took
+/// (added up) and how many were won.
+#[must_use]
+pub fn average_days_of(total_seconds: Decimal, won: u64) -> Option<Decimal> {
+    if won == 0 {
+        return None;
+    }
+    let days = total_seconds / Decimal::from(won) / Decimal::from(86_400);
+    Some(days.round_dp_with_strategy(1, RoundingStrategy::MidpointNearestEven))
+}
+
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
     (to - from).num_seconds().max(0)
 }
@@ -301,6 +374,56 @@ mod tests {
         let pipeline = Pipeline::default_sales(PipelineId::new(), day(1, 0));
         let status = DealStatus::Won { closed_at, reason: None };
         Deal { created_at, status, ..deal(&pipeline, "Won", eur(100)) }
+    }
+
+    #[test]
+    fn totals_per_stage_summarise_like_the_deals_themselves() {
+        let pipeline = Pipeline::default_sales(PipelineId::new(), day(1, 0));
+        let deals = [
+            deal(&pipeline, "Lead in", eur(1005)),
+            deal(&pipeline, "Lead in", eur(2_000)),
+            deal(&pipeline, "Proposal", eur(1015)),
+            deal(&pipeline, "Won", eur(50_000)),
+            deal(&pipeline, "Lost", eur(70_000)),
+            deal(&pipeline, "Proposal", Money::from_minor(700, currency("USD"))),
+            deal(&pipeline, "Won", Money::from_minor(300, currency("USD"))),
+        ];
+        let mut totals: Vec<StageTotals> = Vec::new();
+        for deal in &deals {
+            let weighted = weighted_value(deal.value, deal.probability(&pipeline));
+            match totals
+                .iter_mut()
+                .find(|t| t.stage_id == deal.stage_id && t.value.currency() == deal.value.currency())
+            {
+                Some(t) => {
+                    t.deals += 1;
+                    t.value = t.value.checked_add(deal.value).unwrap();
+                    t.weighted_value = t.weighted_value.checked_add(weighted).unwrap();
+                }
+                None => totals.push(StageTotals {
+                    stage_id: deal.stage_id,
+                    deals: 1,
+                    value: deal.value,
+                    weighted_value: weighted,
+                }),
+            }
+        }
+        let expected = pipeline_summary(&pipeline, &deals, currency("EUR")).unwrap();
+        assert_eq!(summarise_pipeline(&pipeline, &totals, currency("EUR")).unwrap(), expected);
+        assert_eq!(
+            expected.other_currencies,
+            vec![CurrencyTotal { deals: 2, value: Money::from_minor(1000, currency("USD")) }]
+        );
+    }
+
+    #[test]
+    fn rates_from_counts_match_the_rates_from_deals() {
+        assert_eq!(win_rate_of(3, 2), Some(dec("60.00")));
+        assert_eq!(win_rate_of(1, 2), Some(dec("33.33")));
+        assert_eq!(win_rate_of(0, 0), None);
+        assert_eq!(average_days_of(Decimal::from(3 * 86_400 + 43_200), 1), Some(dec("3.5")));
+        assert_eq!(average_days_of(Decimal::from(86_400 + 8_640 / 2), 2), Some(dec("0.5")));
+        assert_eq!(average_days_of(Decimal::ZERO, 0), None);
     }
 
     #[test]

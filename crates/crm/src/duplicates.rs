@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use portico_kernel::{ActivityId, CompanyId, ContactId, DealId, LeadId, TicketId};
+use portico_kernel::{
+    ActivityId, CompanyId, ContactId, DealId, FieldError, LeadId, TicketId, ValidationErrors,
+};
 
 use crate::CrmError;
-use crate::contact::{Company, Contact, ContactEmail, ContactPhone};
+use crate::contact::{Company, Contact, ContactEmail, ContactPhone, MAX_CHANNELS, MAX_TAGS};
 use crate::normalise::{
     company_domain, normalise_company_name, normalise_email, normalise_phone, normalise_tags,
 };
@@ -252,6 +254,30 @@ pub fn merge_contacts(
     Ok(ContactMerge { kept, merged: merged.clone(), repoint: links, merged_at: now })
 }
 
+impl ContactMerge {
+    /// The merge, if the kept contact stays within [`MAX_CHANNELS`] email
+    /// addresses and phone numbers and [`MAX_TAGS`] tags; otherwise refused,
+    /// naming each list that would overflow, so nothing is dropped silently
+    /// (the caller removes some from either contact and merges again).
+    pub fn within_limits(self) -> Result<Self, CrmError> {
+        let mut errors = ValidationErrors::default();
+        overflow(&mut errors, "emails", self.kept.emails.len(), MAX_CHANNELS);
+        overflow(&mut errors, "phones", self.kept.phones.len(), MAX_CHANNELS);
+        overflow(&mut errors, "tags", self.kept.tags.len(), MAX_TAGS);
+        if errors.is_empty() { Ok(self) } else { Err(CrmError::Invalid(errors)) }
+    }
+}
+
+/// Names `field` in `errors` when a merge would leave it with more than `max` entries.
+fn overflow(errors: &mut ValidationErrors, field: &str, count: usize, max: usize) {
+    if count > max {
+        errors.0.push(FieldError {
+            field: field.into(),
+            message: format!("the merged contact would have {count}; at most {max}: remove some first"),
+        });
+    }
+}
+
 /// An email address or phone number of a contact, as a merge sees it.
 trait Channel: Clone {
     /// What makes two entries the same.
@@ -359,6 +385,16 @@ pub fn merge_companies(
         ..keep.clone()
     };
     Ok(CompanyMerge { kept, merged: merged.clone(), repoint: links, merged_at: now })
+}
+
+impl CompanyMerge {
+    /// The merge, if the kept company stays within [`MAX_TAGS`] tags;
+    /// otherwise refused, naming `tags`, so nothing is dropped silently.
+    pub fn within_limits(self) -> Result<Self, CrmError> {
+        let mut errors = ValidationErrors::default();
+        overflow(&mut errors, "tags", self.kept.tags.len(), MAX_TAGS);
+        if errors.is_empty() { Ok(self) } else { Err(CrmError::Invalid(errors)) }
+    }
 }
 
 #[cfg(test)]
@@ -599,5 +635,35 @@ mod tests {
         assert_eq!(plan.kept.tags, ["key-account"]);
         assert_eq!(plan.repoint, links);
         assert_eq!(plan.merged.id, merged.id);
+    }
+
+    #[test]
+    fn a_merge_past_the_limits_is_refused_naming_each_list() {
+        let emails = |from: usize| (from..from + 6).map(|i| format!("p{i}@acme.example")).collect::<Vec<_>>();
+        let (a, b) = (emails(0), emails(6));
+        let keep = Contact {
+            tags: (0..12).map(|i| format!("k{i}")).collect(),
+            ..contact(&a.iter().map(String::as_str).collect::<Vec<_>>(), &["+49301234567"])
+        };
+        let merged = Contact {
+            tags: (0..12).map(|i| format!("m{i}")).collect(),
+            ..contact(&b.iter().map(String::as_str).collect::<Vec<_>>(), &["+49301234568"])
+        };
+        let plan = merge_contacts(&keep, &merged, ContactLinks::default(), day(5)).unwrap();
+        let Err(CrmError::Invalid(errors)) = plan.within_limits() else { panic!("refused") };
+        assert_eq!(errors.fields(), ["emails", "tags"], "12 emails and 24 tags; 2 phones are fine");
+
+        let within =
+            merge_contacts(&keep, &contact(&["p0@acme.example"], &[]), ContactLinks::default(), day(5));
+        assert_eq!(within.unwrap().within_limits().unwrap().kept.emails.len(), 6);
+    }
+
+    #[test]
+    fn a_company_merge_past_the_tag_limit_is_refused() {
+        let keep = Company { tags: (0..15).map(|i| format!("k{i}")).collect(), ..company("Acme", None) };
+        let merged = Company { tags: (0..15).map(|i| format!("m{i}")).collect(), ..company("ACME", None) };
+        let plan = merge_companies(&keep, &merged, CompanyLinks::default(), day(5)).unwrap();
+        let Err(CrmError::Invalid(errors)) = plan.within_limits() else { panic!("refused") };
+        assert_eq!(errors.fields(), ["tags"]);
     }
 }

@@ -117,9 +117,10 @@ pub enum LeadState {
     /// Converted; final.
     #[serde(rename_all = "camelCase")]
     Converted {
-        /// The contact it became or was linked to.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
-        contact_id: ContactId,
+        /// The contact it became or was linked to; `None` once that contact
+        /// was deleted (the lead stays converted: it converts once).
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+        contact_id: Option<ContactId>,
         /// The company it became or was linked to, if any.
         #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
         company_id: Option<CompanyId>,
@@ -595,7 +596,7 @@ pub fn plan_conversion(
 
     let converted = Lead {
         state: LeadState::Converted {
-            contact_id,
+            contact_id: Some(contact_id),
             company_id,
             deal_id: deal.as_ref().map(|d| d.id),
             converted_at: now,
@@ -748,7 +749,7 @@ mod tests {
     #[test]
     fn a_converted_lead_changes_no_more() {
         let converted = lead(LeadState::Converted {
-            contact_id: ContactId::new(),
+            contact_id: Some(ContactId::new()),
             company_id: None,
             deal_id: None,
             converted_at: day(2),
@@ -797,8 +798,12 @@ mod tests {
     #[test]
     fn a_lead_is_written_with_its_status_beside_its_fields() {
         let contact_id = ContactId::new();
-        let converted =
-            lead(LeadState::Converted { contact_id, company_id: None, deal_id: None, converted_at: day(2) });
+        let converted = lead(LeadState::Converted {
+            contact_id: Some(contact_id),
+            company_id: None,
+            deal_id: None,
+            converted_at: day(2),
+        });
         let json = serde_json::to_value(&converted).unwrap();
         assert_eq!(json["status"], "converted");
         assert_eq!(json["contactId"], contact_id.to_string());
@@ -831,7 +836,7 @@ mod tests {
         assert_eq!(
             plan.lead.state,
             LeadState::Converted {
-                contact_id: sam.id,
+                contact_id: Some(sam.id),
                 company_id: Some(acme.id),
                 deal_id: None,
                 converted_at: day(4)

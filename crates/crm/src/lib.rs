@@ -40,14 +40,16 @@ mod pipeline;
 mod sla;
 mod text;
 mod ticket;
+mod transfer;
 
 pub use activity::{
     Activity, ActivityDetail, ActivityDraft, ActivityKind, ActivityLinks, RecordChange, RecordRef,
     TimelineEntry, TimelineMessage, complete_task, reopen_task, timeline,
 };
 pub use analytics::{
-    ConversionRates, CrmAnalytics, CurrencyTotal, PipelineSummary, StageSummary, average_days_to_close,
-    conversion_rates, pipeline_summary, weighted_value, win_rate,
+    ConversionRates, CrmAnalytics, CurrencyTotal, PipelineSummary, StageSummary, StageTotals,
+    average_days_of, average_days_to_close, conversion_rates, pipeline_summary, summarise_pipeline,
+    weighted_value, win_rate, win_rate_of,
 };
 pub use contact::{
     Address, Company, CompanyDraft, CompanySize, Contact, ContactDraft, ContactEmail, ContactPhone,
@@ -74,6 +76,13 @@ pub use pipeline::{
 };
 pub use sla::{BusinessHours, MAX_TARGET_MINUTES, SlaPolicy, SlaTargets, clock_time, due_at, resumed_due};
 pub use ticket::{
-    Assign, ChangeStatus, Comment, CommentAuthor, NewComment, Requester, SlaBreaches, Ticket, TicketDraft,
-    TicketPriority, TicketStatus, visible_to_requester,
+    Assign, ChangeStatus, Comment, CommentAuthor, NewComment, Requester, SlaBreaches, Ticket, TicketChanges,
+    TicketDraft, TicketPriority, TicketStatus, visible_to_requester,
+};
+pub use transfer::{
+    CONTACT_COLUMNS, ContactExportFilter, ContactImport, ContactImportPlan, ContactImportRow, ContactLookups,
+    ImportSummary, Known, LEAD_COLUMNS, LIST_SEPARATOR, LeadExportFilter, LeadImport, LeadImportPlan,
+    LeadImportRow, MAX_IMPORT_ROWS, MatchedId, SkippedRow, contact_export_header, contact_export_record,
+    contact_lookups, csv_record, lead_export_header, lead_export_record, lead_lookups, plan_contact_import,
+    plan_lead_import,
 };

@@ -10,12 +10,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use portico_kernel::{CommentId, ContactId, TicketId, UserId, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
 use crate::CrmError;
-use crate::sla::{SlaPolicy, due_at, resumed_due};
+use crate::sla::{SlaPolicy, clock_time, due_at, resumed_due};
 use crate::text::{paragraphs_not_blank, plain_text};
 
 /// Who a ticket is for: a contact of the tenant, or a user of the platform.
@@ -315,6 +315,40 @@ impl Ticket {
         Ok((ticket, comment))
     }
 
+    /// The ticket with `changes` applied. A new priority takes its targets
+    /// under `policy`, counted from the ticket's creation: each due time is
+    /// the new target after `created_at`, plus the clock time its clock was
+    /// already stopped (what the old due time had gained over its target), so
+    /// time spent pending still does not count. A first response already
+    /// given keeps the due time it was judged by. Closed tickets refuse with
+    /// [`CrmError::TicketClosed`].
+    pub fn revise(&self, changes: TicketChanges, policy: &SlaPolicy) -> Result<Self, CrmError> {
+        garde::Validate::validate(&changes).map_err(|report| CrmError::Invalid(report.into()))?;
+        if self.status == TicketStatus::Closed {
+            return Err(CrmError::TicketClosed);
+        }
+        let mut ticket = Self {
+            subject: changes.subject,
+            description: changes.description,
+            priority: changes.priority,
+            ..self.clone()
+        };
+        if changes.priority != self.priority {
+            let hours = policy.business_hours.as_ref();
+            let (old, new) = (policy.targets(self.priority), policy.targets(changes.priority));
+            let moved = |due: DateTime<Utc>, old_target: TimeDelta, new_target: TimeDelta| {
+                let stopped = (clock_time(self.created_at, due, hours) - old_target).max(TimeDelta::zero());
+                due_at(self.created_at, new_target + stopped, hours)
+            };
+            ticket.resolution_due = moved(self.resolution_due, old.resolution(), new.resolution());
+            if self.first_responded_at.is_none() {
+                ticket.first_response_due =
+                    moved(self.first_response_due, old.first_response(), new.first_response());
+            }
+        }
+        Ok(ticket)
+    }
+
     /// The ticket with its clocks stopped at `now` (a clock already stopped stays stopped since then).
     fn stopped(&self, now: DateTime<Utc>) -> Self {
         Self { sla_stopped_at: self.sla_stopped_at.or(Some(now)), ..self.clone() }
@@ -391,6 +425,26 @@ impl TicketDraft {
             sla_stopped_at: None,
         })
     }
+}
+
+/// Replaces a ticket's subject, description and priority (`PUT /api/v1/tickets/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, garde::Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "subject": "Invoices page shows an error 500", "description": "Since this morning the invoices page says 500.",
+    "priority": "urgent"
+})))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketChanges {
+    /// What it is about, 1 to 200 characters on one line.
+    #[garde(length(chars, min = 1, max = 200), custom(plain_text))]
+    pub subject: String,
+    /// The request in full, 1 to 20,000 characters.
+    #[garde(length(chars, min = 1, max = 20_000), custom(paragraphs_not_blank))]
+    pub description: String,
+    /// How urgent it is; a change moves the due times (see [`Ticket::revise`]).
+    #[garde(skip)]
+    pub priority: TicketPriority,
 }
 
 /// Moves a ticket to another status (`POST /api/v1/tickets/{id}/status`).
@@ -865,5 +919,85 @@ mod tests {
             serde_json::to_value(requester).unwrap(),
             serde_json::json!({"type": "user", "userId": "01938f5e-8a1b-7c3d-9e2f-0a1b2c3d4e72"})
         );
+    }
+
+    fn changes(priority: TicketPriority) -> TicketChanges {
+        TicketChanges {
+            subject: "Invoices page: error 500".into(),
+            description: "Since this morning the invoices page says 500.".into(),
+            priority,
+        }
+    }
+
+    #[test]
+    fn a_revision_replaces_the_text_and_keeps_the_due_times_of_an_unchanged_priority() {
+        let ticket = urgent_at_ten();
+        let revised = ticket.revise(changes(TicketPriority::Urgent), &SlaPolicy::default()).unwrap();
+        assert_eq!(revised.subject, "Invoices page: error 500");
+        assert_eq!(
+            (revised.first_response_due, revised.resolution_due),
+            (ticket.first_response_due, ticket.resolution_due)
+        );
+        assert_eq!(
+            (revised.id, revised.created_at, revised.status),
+            (ticket.id, ticket.created_at, ticket.status)
+        );
+    }
+
+    #[test]
+    fn a_new_priority_takes_its_targets_from_the_creation_time() {
+        // Urgent at Monday 10:00 (1 h / 4 h) lowered to normal (8 h / 3 days): 18:00 and Thursday 10:00.
+        let lowered = urgent_at_ten().revise(changes(TicketPriority::Normal), &SlaPolicy::default()).unwrap();
+        assert_eq!(lowered.first_response_due, nov(2, 18, 0));
+        assert_eq!(lowered.resolution_due, nov(5, 10, 0));
+        // Under office hours: high (4 h / 1 day = 24 working hours) opened Friday 17:30 ->
+        // Monday 12:30 and (30 min Fri + 9 h Mon, Tue, 5 h 30 Wed) Wednesday 14:30.
+        let policy = SlaPolicy {
+            business_hours: Some(BusinessHours::weekdays_nine_to_six(0)),
+            ..SlaPolicy::default()
+        };
+        let low = draft(TicketPriority::Low).validated(TicketId::new(), nov(6, 17, 30), &policy).unwrap();
+        let raised = low.revise(changes(TicketPriority::High), &policy).unwrap();
+        assert_eq!(raised.first_response_due, nov(9, 12, 30));
+        assert_eq!(raised.resolution_due, nov(11, 14, 30));
+    }
+
+    #[test]
+    fn a_new_priority_keeps_the_time_the_clock_was_stopped() {
+        // Urgent 10:00, pending 10:30 to 13:00 (2 h 30 stopped): due 13:30 and 16:30.
+        let pending = to(&urgent_at_ten(), TicketStatus::Pending, nov(2, 10, 30)).unwrap();
+        let open = to(&pending, TicketStatus::Open, nov(2, 13, 0)).unwrap();
+        // As high (4 h / 24 h) from 10:00 plus the 2 h 30: 16:30 and Tuesday 12:30.
+        let raised = open.revise(changes(TicketPriority::High), &SlaPolicy::default()).unwrap();
+        assert_eq!(raised.first_response_due, nov(2, 16, 30));
+        assert_eq!(raised.resolution_due, nov(3, 12, 30));
+    }
+
+    #[test]
+    fn a_first_response_already_given_keeps_its_due_time() {
+        let answered = urgent_at_ten()
+            .comment(say("On it", false), CommentId::new(), agent(), nov(2, 10, 30), &SlaPolicy::default())
+            .unwrap()
+            .0;
+        let lowered = answered.revise(changes(TicketPriority::Low), &SlaPolicy::default()).unwrap();
+        assert_eq!(lowered.first_response_due, nov(2, 11, 0));
+        assert_eq!(lowered.resolution_due, nov(9, 10, 0), "low: 7 days from creation");
+    }
+
+    #[test]
+    fn a_closed_ticket_or_a_bad_revision_is_refused() {
+        let resolved = to(&urgent_at_ten(), TicketStatus::Resolved, nov(2, 12, 0)).unwrap();
+        let closed = to(&resolved, TicketStatus::Closed, nov(3, 12, 0)).unwrap();
+        assert!(matches!(
+            closed.revise(changes(TicketPriority::Low), &SlaPolicy::default()),
+            Err(CrmError::TicketClosed)
+        ));
+        let blank = TicketChanges { subject: " ".into(), ..changes(TicketPriority::Low) };
+        let Err(CrmError::Invalid(errors)) = urgent_at_ten().revise(blank, &SlaPolicy::default()) else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors.fields(), vec!["subject"]);
+        let body = r#"{"subject": "x", "description": "y", "priority": "high", "status": "closed"}"#;
+        assert!(serde_json::from_str::<TicketChanges>(body).is_err(), "unknown fields are refused");
     }
 }

@@ -44,6 +44,12 @@ pub use admin::{
     Admin, DatabaseInfo, SETUP_REVISION, bootstrap, ensure_platform_tenant, platform_tenant_exists,
 };
 pub use audit::{AuditFilter, AuditRecord};
+pub use crm_contacts::{
+    CompanyFilter, CompanySort, ContactFilter, ContactSort, DuplicateKind, Duplicates, MAX_DUPLICATE_GROUPS,
+    MAX_GROUP_MEMBERS, MAX_SEARCH_WORDS,
+};
+pub use crm_sales::{DealFilter, DealSort, LeadConversion, LeadFilter, LeadSort};
+pub use crm_transfer::{ExportedContact, ExportedLead};
 pub use error::StoreError;
 pub use idempotency::{
     Claim, Completion, IdempotencyScope, IdempotencyTimes, StoredResponse, Unit, fingerprint,
@@ -69,3 +75,7 @@ pub use roles::{
 pub use store::{PoolConfig, PoolStatus, Store};
 pub use tenant_profile::LogoChange;
 pub use usage::{MetricKey, UsageFigure};
+pub use {
+    crm_activities::ActivityFilter,
+    crm_tickets::{TicketFilter, TicketOrder},
+};

@@ -573,6 +573,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             paths.push(route.path);
         }
     }
+    // A resource matches by path before method: `/crm/contacts/import` must be
+    // registered before `/crm/contacts/{id}`, or the latter answers its POST
+    // with 405. Fewer parameters first (stable, so declaration order otherwise).
+    paths.sort_by_key(|path| path.matches('{').count());
     for path in paths {
         let declared: Vec<&'static RouteSpec> = ROUTES.iter().filter(|r| r.path == path).collect();
         let mut resource = web::resource(path);

@@ -600,6 +600,14 @@ async fn call_mutation(
             let res = keyed_setup(app, admin, "/api/v1/metering/sources", key, Some(body)).await;
             (with_id(res.json["data"]["id"].as_str().unwrap()), None, "metering.source.delete")
         }
+        ("POST", "/api/v1/crm/contacts/import" | "/api/v1/crm/leads/import") => {
+            let (csv, action) = crate::crm_transfer_api::csv_step(method, path, request_id).unwrap();
+            headers.push(("Content-Type", "text/csv"));
+            let res =
+                app.call_with(method, path, Some(&token), &headers, Some(csv.clone().into_bytes())).await;
+            let replay = Replay { path: path.to_owned(), body: Some(csv.into_bytes()), token };
+            return (res, action, replay);
+        }
         _ => {
             // Each area's test module knows its own mutations: a path, a body and the audit action.
             let area = match crate::crm_contacts_api::walk(app, admin, method, path, request_id).await {

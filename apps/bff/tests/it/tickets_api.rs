@@ -1,8 +1,446 @@
-//! (being written)
+//! Support tickets over HTTP: numbered per tenant, due when the domain
+//! computes under the tenant's SLA policy (business hours included), clocks
+//! stopped while pending and resumed, the first response set by an agent's
+//! first public comment, internal comments hidden from the requester; the
+//! permission wall (a viewer reads, does not write), the tenant wall, the
+//! feature gate and bad input.
 
-use serde_json::Value;
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use portico_crm::{SlaPolicy, TicketPriority, due_at, resumed_due};
+use portico_kernel::{PLATFORM_TENANT_ID, TenantId};
+use portico_tenancy::Role;
+use serde_json::{Value, json};
 
+use crate::crm_activities_api::{contact_of, crm_tenant, staff, tenant_with_crm};
+use crate::http::Response;
 use crate::support::TestApp;
+
+fn code(res: &Response) -> (u16, Value) {
+    (res.status, res.json["error"]["code"].clone())
+}
+
+fn fields(res: &Response) -> Vec<String> {
+    res.json["error"]["details"]["fields"]
+        .as_array()
+        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn id_of(res: &Response) -> String {
+    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
+}
+
+fn instant(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap_or_else(|| panic!("not an instant: {value}")).parse().unwrap()
+}
+
+/// `SELECT … AS n` with one text parameter, over every tenant.
+async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
+    row.n
+}
+
+async fn tickets_of(app: &TestApp, tenant: TenantId) -> i64 {
+    number(app, "SELECT count(*) AS n FROM crm_tickets WHERE tenant_id = $1::uuid", &tenant.to_string()).await
+}
+
+/// Office hours on every day of the week (so the test holds whenever it runs), 00:15 to 23:45 UTC.
+fn policy_body() -> Value {
+    json!({
+        "low": {"firstResponseMinutes": 1440, "resolutionMinutes": 10080},
+        "normal": {"firstResponseMinutes": 480, "resolutionMinutes": 4320},
+        "high": {"firstResponseMinutes": 240, "resolutionMinutes": 1440},
+        "urgent": {"firstResponseMinutes": 60, "resolutionMinutes": 240},
+        "businessHours": {"utcOffsetMinutes": 0, "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                          "opens": "00:15", "closes": "23:45"}
+    })
+}
+
+fn ticket_body(contact: &str, priority: &str) -> Value {
+    json!({"subject": "Invoices page shows an error", "description": "Since this morning it says 500.",
+           "requester": {"type": "contact", "contactId": contact}, "priority": priority})
+}
+
+#[actix_web::test]
+async fn a_ticket_is_due_as_the_domain_computes_and_its_clock_pauses_while_pending() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (agent, token) = staff(&app, tenant, "agent@acme.example").await;
+    let contact = contact_of(&app, tenant).await;
+    let set = app.call("PUT", "/api/v1/tickets/sla-policy", Some(&token), Some(policy_body())).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let policy: SlaPolicy = serde_json::from_value(policy_body()).unwrap();
+    let read = app.call("GET", "/api/v1/tickets/sla-policy", Some(&token), None).await;
+    assert_eq!(serde_json::from_value::<SlaPolicy>(read.json["data"].clone()).unwrap(), policy);
+
+    let opened = app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "high"))).await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let ticket = &opened.json["data"];
+    assert_eq!((ticket["number"].clone(), ticket["status"].clone()), (json!(1), json!("open")));
+    let created = instant(&ticket["createdAt"]);
+    let hours = policy.business_hours.as_ref();
+    let targets = policy.targets(TicketPriority::High);
+    assert_eq!(instant(&ticket["firstResponseDue"]), due_at(created, targets.first_response(), hours));
+    assert_eq!(instant(&ticket["resolutionDue"]), due_at(created, targets.resolution(), hours));
+    let id = id_of(&opened);
+    let second = app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await;
+    assert_eq!(second.json["data"]["number"], 2);
+
+    let status = |status: &str| json!({"status": status});
+    let path = format!("/api/v1/tickets/{id}/status");
+    let pending = app.call("POST", &path, Some(&token), Some(status("pending"))).await;
+    assert_eq!(pending.status, 200, "{}", pending.body);
+    let stopped = instant(&pending.json["data"]["slaStoppedAt"]);
+    let due = instant(&ticket["resolutionDue"]);
+    assert_eq!(
+        instant(&pending.json["data"]["resolutionDue"]),
+        due,
+        "due times move when the clock restarts"
+    );
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let before = Utc::now();
+    let open = app.call("POST", &path, Some(&token), Some(status("open"))).await;
+    let after = Utc::now();
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(open.json["data"]["slaStoppedAt"].is_null());
+    // Resumed between `before` and `after`: the clock time left when it stopped is left again.
+    let resumed = instant(&open.json["data"]["resolutionDue"]);
+    assert!(
+        resumed_due(due, stopped, before - TimeDelta::milliseconds(1), hours) <= resumed
+            && resumed <= resumed_due(due, stopped, after, hours),
+        "due {due}, stopped {stopped}, resumed between {before} and {after}: {resumed}"
+    );
+    let stored = number(
+        &app,
+        "SELECT count(*) AS n FROM crm_tickets WHERE id = $1::uuid AND sla_stopped_at IS NULL AND status = 'open'",
+        &id,
+    )
+    .await;
+    assert_eq!(stored, 1);
+
+    // The agent's first public comment is the first response; an internal one is not.
+    let internal = json!({"body": "Check the logs", "internal": true});
+    let noted =
+        app.call("POST", &format!("/api/v1/tickets/{id}/comments"), Some(&token), Some(internal)).await;
+    assert_eq!(noted.status, 201, "{}", noted.body);
+    let after_note = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&token), None).await;
+    assert!(after_note.json["data"]["firstRespondedAt"].is_null());
+    let reply = app
+        .call(
+            "POST",
+            &format!("/api/v1/tickets/{id}/comments"),
+            Some(&token),
+            Some(json!({"body": "We are on it"})),
+        )
+        .await;
+    assert_eq!(reply.json["data"]["author"], json!({"type": "agent", "userId": agent}));
+    let answered = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&token), None).await;
+    assert_eq!(answered.json["data"]["firstRespondedAt"], reply.json["data"]["createdAt"]);
+}
+
+#[actix_web::test]
+async fn the_requester_sees_the_public_comments_only_and_reopens_a_pending_ticket_by_replying() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (_, agent) = staff(&app, tenant, "agent@acme.example").await;
+    let (customer, requester) = staff(&app, tenant, "customer@acme.example").await;
+    let body = json!({"subject": "Export fails", "description": "The CSV export stops at 1,000 rows.",
+                      "requester": {"type": "user", "userId": customer}, "priority": "normal"});
+    let id = id_of(&app.call("POST", "/api/v1/tickets", Some(&agent), Some(body)).await);
+    let comments = format!("/api/v1/tickets/{id}/comments");
+    for (token, body) in [
+        (&agent, json!({"body": "Known bug in the exporter", "internal": true})),
+        (&agent, json!({"body": "We are looking into it"})),
+    ] {
+        assert_eq!(app.call("POST", &comments, Some(token), Some(body)).await.status, 201);
+    }
+    let pending = app
+        .call(
+            "POST",
+            &format!("/api/v1/tickets/{id}/status"),
+            Some(&agent),
+            Some(json!({"status": "pending"})),
+        )
+        .await;
+    assert_eq!(pending.json["data"]["status"], "pending");
+    let reply = app.call("POST", &comments, Some(&requester), Some(json!({"body": "Still failing"}))).await;
+    assert_eq!((reply.status, reply.json["data"]["author"].clone()), (201, json!({"type": "requester"})));
+    let ticket = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&agent), None).await;
+    assert_eq!(ticket.json["data"]["status"], "open", "the requester's reply reopens it");
+    assert!(ticket.json["data"]["firstRespondedAt"].is_string());
+
+    let seen = app.call("GET", &comments, Some(&requester), None).await;
+    let bodies: Vec<&str> =
+        seen.json["data"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["We are looking into it", "Still failing"]);
+    assert_eq!(seen.json["meta"]["total"], 2);
+    assert!(!seen.body.contains("Known bug"), "internal comments never reach the requester");
+    let all = app.call("GET", &comments, Some(&agent), None).await;
+    assert_eq!(all.json["meta"]["total"], 3);
+    let internal =
+        app.call("POST", &comments, Some(&requester), Some(json!({"body": "psst", "internal": true}))).await;
+    assert_eq!(
+        (code(&internal), fields(&internal)),
+        ((422, json!("crm.invalid")), vec!["internal".to_owned()])
+    );
+    assert_eq!(
+        number(&app, "SELECT count(*) AS n FROM crm_ticket_comments WHERE ticket_id = $1::uuid", &id).await,
+        3
+    );
+}
+
+#[actix_web::test]
+async fn a_viewer_reads_tickets_but_does_not_write_them() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (member, agent) = staff(&app, tenant, "agent@acme.example").await;
+    let contact = contact_of(&app, tenant).await;
+    let id =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&agent), Some(ticket_body(&contact, "high"))).await);
+    let viewer = app.user_token(tenant, Role::Viewer.permissions());
+    for path in [
+        "/api/v1/tickets".to_owned(),
+        format!("/api/v1/tickets/{id}"),
+        format!("/api/v1/tickets/{id}/comments"),
+        "/api/v1/tickets/sla-policy".to_owned(),
+    ] {
+        let res = app.call("GET", &path, Some(&viewer), None).await;
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+    }
+    let writes = [
+        ("POST", "/api/v1/tickets".to_owned(), ticket_body(&contact, "low")),
+        ("PUT", "/api/v1/tickets/sla-policy".to_owned(), policy_body()),
+        (
+            "PUT",
+            format!("/api/v1/tickets/{id}"),
+            json!({"subject": "x", "description": "y", "priority": "low"}),
+        ),
+        ("POST", format!("/api/v1/tickets/{id}/comments"), json!({"body": "Hello"})),
+        ("POST", format!("/api/v1/tickets/{id}/assign"), json!({"assignee": member})),
+        ("POST", format!("/api/v1/tickets/{id}/status"), json!({"status": "resolved"})),
+    ];
+    for (method, path, body) in writes {
+        let res = app.call(method, &path, Some(&viewer), Some(body)).await;
+        assert_eq!(res.status, 403, "{method} {path}: {}", res.body);
+    }
+    // A CRM-only role has no say over tickets, and no token none at all.
+    let crm_only = app.user_token(tenant, &["crm:read", "crm:write"]);
+    assert_eq!(app.call("GET", "/api/v1/tickets", Some(&crm_only), None).await.status, 403);
+    assert_eq!(app.call("GET", "/api/v1/tickets", None, None).await.status, 401);
+    assert_eq!(tickets_of(&app, tenant).await, 1);
+    let unchanged = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&viewer), None).await;
+    assert_eq!(
+        (unchanged.json["data"]["status"].clone(), unchanged.json["data"]["assignee"].clone()),
+        (json!("open"), Value::Null)
+    );
+    let plain = tenant_with_crm(&app, "plain", false).await;
+    let owner = app.user_token(plain, Role::Owner.permissions());
+    let gated = app.call("GET", "/api/v1/tickets", Some(&owner), None).await;
+    assert_eq!(code(&gated), (403, json!("tenancy.feature_disabled")));
+}
+
+#[actix_web::test]
+async fn another_tenants_tickets_are_not_found_and_untouched() {
+    let app = TestApp::spawn().await;
+    let acme = crm_tenant(&app, "acme").await;
+    let globex = crm_tenant(&app, "globex").await;
+    let (_, ours) = staff(&app, acme, "agent@acme.example").await;
+    let (theirs_member, theirs) = staff(&app, globex, "agent@globex.example").await;
+    let contact = contact_of(&app, acme).await;
+    let id =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&ours), Some(ticket_body(&contact, "urgent"))).await);
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/tickets/{id}"), None),
+        ("GET", format!("/api/v1/tickets/{id}/comments"), None),
+        (
+            "PUT",
+            format!("/api/v1/tickets/{id}"),
+            Some(json!({"subject": "x", "description": "y", "priority": "low"})),
+        ),
+        ("POST", format!("/api/v1/tickets/{id}/comments"), Some(json!({"body": "Hello"}))),
+        ("POST", format!("/api/v1/tickets/{id}/assign"), Some(json!({"assignee": theirs_member}))),
+        ("POST", format!("/api/v1/tickets/{id}/status"), Some(json!({"status": "resolved"}))),
+    ] {
+        let res = app.call(method, &path, Some(&theirs), body).await;
+        assert_eq!(code(&res), (404, json!("crm.ticket_not_found")), "{method} {path}");
+        assert!(!res.body.contains("Invoices page"));
+    }
+    let listed = app.call("GET", "/api/v1/tickets", Some(&theirs), None).await;
+    assert_eq!((listed.json["meta"]["total"].clone(), listed.json["data"].clone()), (json!(0), json!([])));
+    // Nor can globex open a ticket for acme's contact.
+    let foreign =
+        app.call("POST", "/api/v1/tickets", Some(&theirs), Some(ticket_body(&contact, "low"))).await;
+    assert_eq!(
+        (code(&foreign), fields(&foreign)),
+        ((422, json!("crm.invalid")), vec!["requester.contactId".to_owned()])
+    );
+    assert_eq!(tickets_of(&app, globex).await, 0);
+    let ticket = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&ours), None).await;
+    assert_eq!(
+        (
+            ticket.json["data"]["status"].clone(),
+            ticket.json["data"]["priority"].clone(),
+            ticket.json["data"]["assignee"].clone()
+        ),
+        (json!("open"), json!("urgent"), Value::Null)
+    );
+    assert_eq!(
+        number(&app, "SELECT count(*) AS n FROM crm_ticket_comments WHERE ticket_id = $1::uuid", &id).await,
+        0
+    );
+}
+
+#[actix_web::test]
+async fn bad_tickets_and_moves_are_refused_with_stable_codes_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (_, token) = staff(&app, tenant, "agent@acme.example").await;
+    let contact = contact_of(&app, tenant).await;
+    let outsider = portico_kernel::UserId::new();
+    let cases = [
+        (
+            json!({"subject": "", "description": "y", "requester": {"type": "contact", "contactId": contact}}),
+            "crm.invalid",
+            "subject",
+        ),
+        (
+            json!({"subject": "x", "description": "y", "requester": {"type": "user", "userId": outsider}}),
+            "crm.invalid",
+            "requester.userId",
+        ),
+        (
+            json!({"subject": "x", "description": "y", "requester": {"type": "contact", "contactId": contact}, "assignee": outsider}),
+            "crm.invalid",
+            "assignee",
+        ),
+        (
+            json!({"subject": "x", "description": "y", "requester": {"type": "contact", "contactId": contact}, "priority": "asap"}),
+            "request.invalid_body",
+            "priority",
+        ),
+    ];
+    for (body, expected, field) in cases {
+        let res = app.call("POST", "/api/v1/tickets", Some(&token), Some(body.clone())).await;
+        assert_eq!(
+            (code(&res), fields(&res)),
+            ((422, json!(expected)), vec![field.to_owned()]),
+            "{body}: {}",
+            res.body
+        );
+    }
+    assert_eq!(tickets_of(&app, tenant).await, 0);
+    let mut bad_policy = policy_body();
+    bad_policy["high"]["firstResponseMinutes"] = json!(5000);
+    let refused = app.call("PUT", "/api/v1/tickets/sla-policy", Some(&token), Some(bad_policy)).await;
+    assert_eq!(
+        (code(&refused), fields(&refused)),
+        ((422, json!("crm.invalid")), vec!["high.firstResponseMinutes".to_owned()])
+    );
+    assert_eq!(
+        number(
+            &app,
+            "SELECT count(*) AS n FROM crm_settings WHERE tenant_id = $1::uuid",
+            &tenant.to_string()
+        )
+        .await,
+        0
+    );
+
+    let id =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await);
+    let status = format!("/api/v1/tickets/{id}/status");
+    let closed = app.call("POST", &status, Some(&token), Some(json!({"status": "closed"}))).await;
+    assert_eq!(code(&closed), (409, json!("crm.ticket_transition")));
+    let assign = app
+        .call(
+            "POST",
+            &format!("/api/v1/tickets/{id}/assign"),
+            Some(&token),
+            Some(json!({"assignee": outsider})),
+        )
+        .await;
+    assert_eq!((code(&assign), fields(&assign)), ((422, json!("crm.invalid")), vec!["assignee".to_owned()]));
+    let empty = app
+        .call("POST", &format!("/api/v1/tickets/{id}/comments"), Some(&token), Some(json!({"body": ""})))
+        .await;
+    assert_eq!(code(&empty), (422, json!("crm.invalid")));
+    let filter = app.call("GET", "/api/v1/tickets?status=solved", Some(&token), None).await;
+    assert_eq!(filter.status, 400, "{}", filter.body);
+    let stored = number(
+        &app,
+        "SELECT count(*) AS n FROM crm_tickets WHERE id = $1::uuid AND status = 'open' AND assignee_id IS NULL",
+        &id,
+    )
+    .await;
+    assert_eq!(stored, 1);
+    assert_eq!(
+        number(&app, "SELECT count(*) AS n FROM crm_ticket_comments WHERE ticket_id = $1::uuid", &id).await,
+        0
+    );
+    // Resolved, then closed: a closed ticket takes nothing more.
+    app.call("POST", &status, Some(&token), Some(json!({"status": "resolved"}))).await;
+    assert_eq!(app.call("POST", &status, Some(&token), Some(json!({"status": "closed"}))).await.status, 200);
+    let late = app
+        .call("POST", &format!("/api/v1/tickets/{id}/comments"), Some(&token), Some(json!({"body": "Hi"})))
+        .await;
+    assert_eq!(code(&late), (409, json!("crm.ticket_closed")));
+}
+
+#[actix_web::test]
+async fn lists_filter_by_status_priority_and_breach_and_sort_by_due() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (member, token) = staff(&app, tenant, "agent@acme.example").await;
+    let contact = contact_of(&app, tenant).await;
+    let low =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await);
+    let urgent = id_of(
+        &app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "urgent"))).await,
+    );
+    app.call(
+        "POST",
+        &format!("/api/v1/tickets/{low}/assign"),
+        Some(&token),
+        Some(json!({"assignee": member})),
+    )
+    .await;
+    let ids = |res: &Response| -> Vec<String> {
+        res.json["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let get = |query: &str| {
+        let path = format!("/api/v1/tickets{query}");
+        let token = token.clone();
+        let app = &app;
+        async move { app.call("GET", &path, Some(&token), None).await }
+    };
+    assert_eq!(ids(&get("").await), [urgent.clone(), low.clone()], "newest first");
+    assert_eq!(ids(&get("?sort=due").await), [urgent.clone(), low.clone()], "the urgent one is due first");
+    assert_eq!(ids(&get("?priority=low").await), std::slice::from_ref(&low));
+    assert_eq!(ids(&get(&format!("?assigneeId={member}")).await), std::slice::from_ref(&low));
+    assert_eq!(ids(&get(&format!("?requesterContactId={contact}&status=open")).await).len(), 2);
+    assert_eq!(ids(&get("?breached=true").await), Vec::<String>::new(), "both just opened");
+    assert_eq!(ids(&get("?breached=false").await).len(), 2);
+}
+
+#[actix_web::test]
+async fn each_ticket_mutation_leaves_one_audit_row_and_replays() {
+    let app = TestApp::spawn().await;
+    crate::crm_activities_api::walk_area(
+        &app,
+        "/api/v1/tickets",
+        |app, admin, method, path, id| async move { walk(app, &admin, method, path, &id).await },
+    )
+    .await;
+}
 
 /// This area's mutating routes for the audit walk: the concrete path, the
 /// body and the audit action each leaves (set up as needed), or `None` for
@@ -14,6 +452,41 @@ pub(crate) async fn walk(
     path: &str,
     request_id: &str,
 ) -> Option<(String, Option<Value>, &'static str)> {
-    let _ = (app, admin, method, path, request_id);
-    None
+    // A ticket of the platform tenant made for the walked request (its own request id), and its path.
+    let made = || async move {
+        let contact = contact_of(app, PLATFORM_TENANT_ID).await;
+        let res =
+            app.call("POST", "/api/v1/tickets", Some(admin), Some(ticket_body(&contact, "normal"))).await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        path.replace("{id}", &id_of(&res))
+    };
+    Some(match (method, path) {
+        ("POST", "/api/v1/tickets") => (
+            path.to_owned(),
+            Some(ticket_body(&contact_of(app, PLATFORM_TENANT_ID).await, "high")),
+            "ticket.create",
+        ),
+        ("PUT", "/api/v1/tickets/sla-policy") => {
+            (path.to_owned(), Some(policy_body()), "ticket.sla_policy.update")
+        }
+        ("PUT", "/api/v1/tickets/{id}") => (
+            made().await,
+            Some(
+                json!({"subject": "Walked", "description": format!("Walked by {request_id}"), "priority": "urgent"}),
+            ),
+            "ticket.update",
+        ),
+        ("POST", "/api/v1/tickets/{id}/comments") => {
+            (made().await, Some(json!({"body": format!("Walked by {request_id}")})), "ticket.comment")
+        }
+        ("POST", "/api/v1/tickets/{id}/assign") => {
+            let email = format!("agent-{request_id}@portico.example");
+            let agent = app.person(&email, PLATFORM_TENANT_ID, Role::PlatformAdmin).await;
+            (made().await, Some(json!({"assignee": agent})), "ticket.assign")
+        }
+        ("POST", "/api/v1/tickets/{id}/status") => {
+            (made().await, Some(json!({"status": "pending"})), "ticket.status")
+        }
+        _ => return None,
+    })
 }
