@@ -57,6 +57,8 @@ CREATE INDEX crm_contacts_created_idx ON crm_contacts (tenant_id, created_at, id
 CREATE INDEX crm_contacts_updated_idx ON crm_contacts (tenant_id, updated_at, id);
 CREATE INDEX crm_contacts_company_idx ON crm_contacts (tenant_id, company_id);
 CREATE INDEX crm_contacts_owner_idx ON crm_contacts (tenant_id, owner_id);
+-- Filters by status and type count from the index alone.
+CREATE INDEX crm_contacts_status_idx ON crm_contacts (tenant_id, status, contact_type);
 
 -- One row per normalised email or phone of a contact: duplicate detection
 -- and the import's matching look values up here.
@@ -196,7 +198,10 @@ CREATE TABLE crm_activities (
     FOREIGN KEY (tenant_id, company_id) REFERENCES crm_companies (tenant_id, id) ON DELETE SET NULL (company_id),
     FOREIGN KEY (tenant_id, deal_id) REFERENCES crm_deals (tenant_id, id) ON DELETE SET NULL (deal_id),
     CHECK ((kind = 'task') = (assignee_id IS NOT NULL)),
-    CHECK (kind = 'task' OR (due_date IS NULL AND done_at IS NULL))
+    CHECK (kind = 'task' OR (due_date IS NULL AND done_at IS NULL)),
+    -- An activity is about something: deleting the only record it names
+    -- deletes it first (the store does, in the deletion's transaction).
+    CHECK (num_nonnulls(lead_id, contact_id, company_id, deal_id) >= 1)
 );
 CREATE INDEX crm_activities_lead_idx ON crm_activities (tenant_id, lead_id, occurred_at);
 CREATE INDEX crm_activities_contact_idx ON crm_activities (tenant_id, contact_id, occurred_at);
@@ -270,10 +275,11 @@ CREATE TABLE crm_merges (
 );
 CREATE INDEX crm_merges_kept_idx ON crm_merges (tenant_id, kept_id);
 
--- Search words: one row per word of a searchable record.
+-- Search words: one row per word of a searchable record, and one per
+-- lower-cased tag of a contact (kind `contact_tag`, whole tags only).
 CREATE TABLE crm_search_terms (
     tenant_id uuid NOT NULL,
-    kind      text NOT NULL CHECK (kind IN ('contact', 'company', 'lead')),
+    kind      text NOT NULL CHECK (kind IN ('contact', 'company', 'lead', 'contact_tag')),
     term      text COLLATE "C" NOT NULL,
     record_id uuid NOT NULL,
     PRIMARY KEY (tenant_id, kind, term, record_id)
@@ -308,6 +314,8 @@ BEGIN
             SELECT DISTINCT NEW.tenant_id, 'email', key, NEW.id FROM unnest(NEW.email_keys) AS key
             UNION
             SELECT DISTINCT NEW.tenant_id, 'phone', key, NEW.id FROM unnest(NEW.phone_keys) AS key;
+        INSERT INTO crm_search_terms (tenant_id, kind, term, record_id)
+            SELECT DISTINCT NEW.tenant_id, 'contact_tag', lower(tag), NEW.id FROM unnest(NEW.tags) AS tag;
     ELSIF TG_ARGV[0] = 'company' THEN
         doc := concat_ws(' ', NEW.name, NEW.domain);
     ELSE
@@ -319,7 +327,7 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER crm_contacts_index AFTER INSERT OR DELETE OR UPDATE OF first_name, last_name, display_name, email_keys, phone_keys
+CREATE TRIGGER crm_contacts_index AFTER INSERT OR DELETE OR UPDATE OF first_name, last_name, display_name, email_keys, phone_keys, tags
     ON crm_contacts FOR EACH ROW EXECUTE FUNCTION crm_index_record('contact');
 CREATE TRIGGER crm_companies_index AFTER INSERT OR DELETE OR UPDATE OF name, domain
     ON crm_companies FOR EACH ROW EXECUTE FUNCTION crm_index_record('company');

@@ -35,6 +35,9 @@ pub enum CrmError {
     /// A contact or company cannot be merged into itself.
     #[error("a record cannot be merged into itself")]
     MergeIntoItself,
+    /// A contact that requested support tickets is merged into another, never deleted.
+    #[error("the contact requested support tickets: merge it into another contact instead")]
+    ContactHasTickets,
     // Pipelines, deals, activities.
     /// No such pipeline in the tenant.
     #[error("pipeline not found")]
@@ -113,6 +116,7 @@ impl DomainError for CrmError {
                 ErrorKind::Conflict
             }
             Self::MergeIntoItself | Self::ImportRefused(_) => ErrorKind::Validation,
+            Self::ContactHasTickets => ErrorKind::Conflict,
             Self::TicketNotFound => ErrorKind::NotFound,
             Self::TicketClosed | Self::TicketTransition { .. } => ErrorKind::Conflict,
             Self::PipelineNotFound | Self::StageNotFound(_) | Self::DealNotFound | Self::ActivityNotFound => {
@@ -142,6 +146,7 @@ impl DomainError for CrmError {
             Self::LeadConverted => "crm.lead_converted",
             Self::LeadTransition { .. } => "crm.lead_transition",
             Self::MergeIntoItself => "crm.merge_into_itself",
+            Self::ContactHasTickets => "crm.contact_has_tickets",
             Self::TicketNotFound => "crm.ticket_not_found",
             Self::TicketClosed => "crm.ticket_closed",
             Self::TicketTransition { .. } => "crm.ticket_transition",

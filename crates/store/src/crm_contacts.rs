@@ -95,7 +95,7 @@ pub struct ContactFilter {
     pub owner_id: Option<UserId>,
     /// Only those working for this company.
     pub company_id: Option<CompanyId>,
-    /// Only those with this tag, as written.
+    /// Only those with this tag (in any case).
     pub tag: Option<String>,
     /// Created at or after this time.
     pub created_from: Option<DateTime<Utc>>,
@@ -148,7 +148,7 @@ pub struct CompanyFilter {
     pub industry: Option<String>,
     /// Only those this user owns.
     pub owner_id: Option<UserId>,
-    /// Only those with this tag, as written.
+    /// Only those with this tag (in any case).
     pub tag: Option<String>,
     /// The order.
     pub sort: CompanySort,
@@ -212,12 +212,20 @@ impl Conditions {
         self.clauses.push(clause);
     }
 
-    /// `tag` among the record's tags, as written (a case-insensitive match
-    /// would lower-case every row's array: twice the cost of a full scan).
-    fn tag(&mut self, tag: Option<&str>) {
+    /// `tag` among the record's tags, in any case.
+    fn tag(&mut self, kind: &str, tag: Option<&str>) {
         if let Some(tag) = tag.map(str::trim).filter(|t| !t.is_empty()) {
             let p = self.param(tag);
-            self.push(format!("{p} = ANY(tags)"));
+            if kind == "contact" {
+                // A contact's tags are also kept lower-cased as `contact_tag` terms (by
+                // trigger): an index range, where `= ANY(tags)` would read every row.
+                self.push(format!(
+                    "id IN (SELECT record_id FROM crm_search_terms WHERE tenant_id = $1 \
+                     AND kind = 'contact_tag' AND term = lower({p}) COLLATE \"C\")"
+                ));
+            } else {
+                self.push(format!("lower({p}) = ANY(lower(tags::text)::text[])"));
+            }
         }
     }
 
@@ -550,7 +558,7 @@ impl Store {
                     let p = conditions.param(company.to_string());
                     conditions.push(format!("company_id = {p}::uuid"));
                 }
-                conditions.tag(filter.tag.as_deref());
+                conditions.tag("contact", filter.tag.as_deref());
                 if let Some(from) = filter.created_from {
                     let p = conditions.param(from.to_rfc3339());
                     conditions.push(format!("created_at >= {p}::timestamptz"));
@@ -670,14 +678,12 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                const HAS_TICKETS: &str =
-                    "the contact requested support tickets: merge it into another contact instead";
                 let before = load_contact(conn, &ctx, id, true).await?;
                 if !linked(conn, &ctx, "crm_tickets", "requester_contact_id", id.into_uuid())
                     .await?
                     .is_empty()
                 {
-                    return Err(invalid("id", HAS_TICKETS));
+                    return Err(Failure::Domain(CrmError::ContactHasTickets));
                 }
                 let deleted = diesel::sql_query("DELETE FROM crm_contacts WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
@@ -686,7 +692,9 @@ impl Store {
                     .await;
                 match deleted {
                     // A ticket naming it arrived after the check.
-                    Err(error) if is_foreign_key_violation(&error) => return Err(invalid("id", HAS_TICKETS)),
+                    Err(error) if is_foreign_key_violation(&error) => {
+                        return Err(Failure::Domain(CrmError::ContactHasTickets));
+                    }
                     other => other?,
                 };
                 let entry = AuditEntry::between("crm.contact.delete", "contact", id, Some(&before), None);
@@ -803,7 +811,7 @@ impl Store {
                     let p = conditions.param(owner.to_string());
                     conditions.push(format!("owner_id = {p}::uuid"));
                 }
-                conditions.tag(filter.tag.as_deref());
+                conditions.tag("company", filter.tag.as_deref());
                 if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
                     let sets: Vec<String> = search_words(conn, q)
                         .await?

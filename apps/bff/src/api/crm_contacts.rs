@@ -104,7 +104,7 @@ pub struct ContactQuery {
     #[serde(default)]
     #[param(value_type = Option<String>, format = Uuid)]
     pub company_id: Option<CompanyId>,
-    /// Only contacts with this tag, as written.
+    /// Only contacts with this tag (in any case).
     #[serde(default)]
     pub tag: Option<String>,
     /// Created at or after this time.
@@ -240,7 +240,7 @@ pub async fn update_contact(
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the crm feature.", body = ErrorEnvelope),
         (status = 404, description = "No such contact in this tenant (`crm.contact_not_found`).", body = ErrorEnvelope),
-        (status = 422, description = "The contact requested support tickets: merge it instead (`crm.invalid`, field `id`).", body = ErrorEnvelope),
+        (status = 409, description = "The contact requested support tickets: merge it into another instead (`crm.contact_has_tickets`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["crm:write"]))
 )]
@@ -301,7 +301,7 @@ pub struct CompanyQuery {
     #[serde(default)]
     #[param(value_type = Option<String>, format = Uuid)]
     pub owner_id: Option<UserId>,
-    /// Only companies with this tag, as written.
+    /// Only companies with this tag (in any case).
     #[serde(default)]
     pub tag: Option<String>,
     /// `name` (the default), `-name`, `createdAt` or `-createdAt`.

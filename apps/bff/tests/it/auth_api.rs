@@ -148,7 +148,7 @@ async fn a_person_of_several_tenants_chooses_one() {
     assert_eq!(chosen.json["data"]["role"], json!("viewer"));
     assert_eq!(
         chosen.json["data"]["permissions"],
-        json!(["tenants:read", "roles:read", "credits:read", "metering:read"])
+        json!(["tenants:read", "roles:read", "credits:read", "metering:read", "crm:read", "tickets:read"])
     );
     // Switching moves the session: new tokens for Acme, and the previous refresh token is spent.
     let access = data(&chosen, "accessToken");

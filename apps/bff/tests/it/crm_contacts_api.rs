@@ -465,7 +465,7 @@ async fn bad_input_is_refused_with_a_stable_code_and_nothing_is_written() {
             "crm.invalid",
             &["tags[0]", "displayName"],
         ),
-        ("DELETE", format!("/api/v1/crm/contacts/{sam}"), None, 422, "crm.invalid", &["id"]),
+        ("DELETE", format!("/api/v1/crm/contacts/{sam}"), None, 409, "crm.contact_has_tickets", &[]),
         (
             "POST",
             "/api/v1/crm/contacts/merge".into(),

@@ -285,7 +285,7 @@ async fn an_invitation_is_accepted_once_and_never_after_it_expires() {
     assert_eq!(signed.status, 200, "{}", signed.body);
     assert_eq!(
         signed.json["data"]["permissions"],
-        json!(["tenants:read", "roles:read", "credits:read", "metering:read"])
+        json!(["tenants:read", "roles:read", "credits:read", "metering:read", "crm:read", "tickets:read"])
     );
 
     // An expired link is refused like an unknown one, and accepts nothing.
