@@ -306,6 +306,7 @@ async fn serve(config: Config, admin_url: &str) -> Result<(), Failure> {
         seed::demo_credits(&store, &tenants).await?;
         seed::demo_branding(&store, &tenants).await?;
         seed::demo_metering(&store, &tenants).await?;
+        seed::demo_crm(&store, &tenants).await?;
         println!("Demo data: sign in as any of these with the password {}", seed::DEMO_PASSWORD);
         for person in people {
             println!("  {person}");

@@ -274,6 +274,155 @@ pub async fn demo_metering(store: &Store, tenants: &[Tenant]) -> Result<(), Box<
     Ok(())
 }
 
+/// Demo CRM data, for a tenant whose CRM is still empty: for Acme, two
+/// companies, four contacts (two of them the same person, written twice:
+/// a duplicate to merge), a sales pipeline with two deals, three leads (one
+/// qualified, ready to convert), a call and a task, and a support ticket;
+/// for the platform, its pipeline of prospective tenants with one lead and
+/// one deal. Everything is owned by the tenant's demo owner (the platform's
+/// demo admin).
+pub async fn demo_crm(store: &Store, tenants: &[Tenant]) -> Result<(), Box<dyn std::error::Error>> {
+    use portico_crm::{
+        ActivityDraft, CompanyDraft, ContactDraft, DealDraft, LeadDraft, PipelineDraft, TicketDraft,
+    };
+    use serde_json::json;
+
+    let acme =
+        tenants.iter().find(|t| t.slug == "acme-property").map(|t| (t.id, "owner@acme-property.example"));
+    let platform = Some((PLATFORM_TENANT_ID, "admin@portico.example"));
+    for (tenant, owner_email) in [acme, platform].into_iter().flatten() {
+        let Some(owner) = store.credentials(&Email::parse(owner_email)?).await? else { continue };
+        let ctx = TenantContext {
+            tenant_id: tenant,
+            actor: Actor::User { user_id: owner.user.id, tenant_id: tenant },
+            permissions: std::collections::BTreeSet::new(),
+            request_id: RequestId::generate(),
+            origin: Origin::default(),
+        };
+        if !store.pipelines(&ctx).await?.is_empty() {
+            continue;
+        }
+        if tenant == PLATFORM_TENANT_ID {
+            let draft: PipelineDraft =
+                serde_json::from_value(json!({"name": "Prospective tenants", "stages": [
+                    {"name": "Enquiry", "probability": 10}, {"name": "Demo given", "probability": 40},
+                    {"name": "Trial running", "probability": 70}, {"name": "Signed", "kind": "won"},
+                    {"name": "Declined", "kind": "lost"}
+                ]}))?;
+            let pipeline = store.create_pipeline(&ctx, draft).await?;
+            let lead: LeadDraft = serde_json::from_value(json!({
+                "name": "Initech Facility Services", "email": "info@initech-fs.example", "companyName": "Initech",
+                "source": "website", "estimatedValue": {"amountMinor": 480_000, "currency": "EUR"}
+            }))?;
+            store.create_lead(&ctx, lead).await?;
+            let company = store
+                .create_company(
+                    &ctx,
+                    serde_json::from_value(
+                        json!({"name": "Hooli Logistics", "domain": "hooli.example", "industry": "trucking"}),
+                    )?,
+                )
+                .await?;
+            let deal: DealDraft = serde_json::from_value(json!({
+                "title": "Hooli Logistics: Portico plan", "value": {"amountMinor": 1_200_000, "currency": "EUR"},
+                "pipelineId": pipeline.id, "stageId": pipeline.stages[2].id, "companyId": company.id,
+                "expectedCloseDate": (chrono::Utc::now() + chrono::Duration::days(21)).date_naive()
+            }))?;
+            store.create_deal(&ctx, deal).await?;
+            continue;
+        }
+        let pipeline = store.create_pipeline(&ctx, serde_json::from_value(json!({"name": "Sales"}))?).await?;
+        let company = |name: &str, domain: &str| -> Result<CompanyDraft, serde_json::Error> {
+            serde_json::from_value(json!({"name": name, "domain": domain, "industry": "property_management",
+                                         "address": {"city": "Berlin", "country": "DE"}}))
+        };
+        let mueller =
+            store.create_company(&ctx, company("Müller Hausverwaltung GmbH", "mueller-hv.example")?).await?;
+        let schmidt =
+            store.create_company(&ctx, company("Schmidt Immobilien AG", "schmidt-immo.example")?).await?;
+        let contact = |first: &str, last: &str, email: &str, phone: &str, company| {
+            serde_json::from_value::<ContactDraft>(json!({
+                "firstName": first, "lastName": last, "contactType": "customer", "companyId": company,
+                "emails": [{"address": email}], "phones": [{"number": phone}], "ownerId": owner.user.id,
+                "tags": ["newsletter"]
+            }))
+        };
+        let anna = store
+            .create_contact(
+                &ctx,
+                contact("Anna", "Müller", "anna@mueller-hv.example", "+49 30 1234567", Some(mueller.id))?,
+            )
+            .await?;
+        // The same person again, her number written the German way: `GET /crm/duplicates` finds the pair.
+        store
+            .create_contact(
+                &ctx,
+                contact("Anna", "Mueller", "a.mueller@mueller-hv.example", "030 1234567", None)?,
+            )
+            .await?;
+        let jonas = store
+            .create_contact(
+                &ctx,
+                contact(
+                    "Jonas",
+                    "Schmidt",
+                    "jonas@schmidt-immo.example",
+                    "+49 40 7654321",
+                    Some(schmidt.id),
+                )?,
+            )
+            .await?;
+        store
+            .create_contact(&ctx, contact("Lena", "Weber", "lena.weber@web.de", "0171 2345678", None)?)
+            .await?;
+        for (name, email, status) in [
+            ("Paul Becker", "paul@becker-verwaltung.example", "qualified"),
+            ("Sophie Wagner", "sophie@wagner-wohnen.example", "contacted"),
+            ("Tom Fischer", "tom.fischer@gmail.com", "new"),
+        ] {
+            let lead: LeadDraft = serde_json::from_value(json!({
+                "name": name, "email": email, "source": "referral",
+                "estimatedValue": {"amountMinor": 250_000, "currency": "EUR"}
+            }))?;
+            let lead = store.create_lead(&ctx, lead).await?;
+            if status != "new" {
+                store.change_lead_status(&ctx, lead.id, serde_json::from_value(json!("contacted"))?).await?;
+            }
+            if status == "qualified" {
+                store.change_lead_status(&ctx, lead.id, serde_json::from_value(json!("qualified"))?).await?;
+            }
+        }
+        let deal = |title: &str, amount: i64, stage: usize, contact: portico_kernel::ContactId, company| {
+            serde_json::from_value::<DealDraft>(json!({
+                "title": title, "value": {"amountMinor": amount, "currency": "EUR"}, "pipelineId": pipeline.id,
+                "stageId": pipeline.stages[stage].id, "contactId": contact, "companyId": company,
+                "expectedCloseDate": (chrono::Utc::now() + chrono::Duration::days(30)).date_naive()
+            }))
+        };
+        let first = store
+            .create_deal(&ctx, deal("Tenant portal for 120 flats", 1_440_000, 0, anna.id, mueller.id)?)
+            .await?;
+        store.create_deal(&ctx, deal("Meter reading service", 600_000, 1, jonas.id, schmidt.id)?).await?;
+        let call: ActivityDraft = serde_json::from_value(json!({
+            "kind": "call", "subject": "Kick-off call", "body": "Wants the portal live before the annual statement.",
+            "links": {"contactId": anna.id, "dealId": first.id}
+        }))?;
+        store.log_activity(&ctx, call).await?;
+        let task: ActivityDraft = serde_json::from_value(json!({
+            "kind": "task", "subject": "Send the offer", "links": {"dealId": first.id},
+            "dueDate": (chrono::Utc::now() + chrono::Duration::days(3)).date_naive(), "assigneeId": owner.user.id
+        }))?;
+        store.log_activity(&ctx, task).await?;
+        let ticket: TicketDraft = serde_json::from_value(json!({
+            "subject": "Meter readings missing for Haus A",
+            "description": "The readings of flat 2 stopped arriving last week.",
+            "requester": {"type": "contact", "contactId": jonas.id}, "priority": "high"
+        }))?;
+        store.open_ticket(&ctx, ticket).await?;
+    }
+    Ok(())
+}
+
 /// `export NAME=value` lines for the demo tenants' ids, ready to paste into
 /// a shell (the README's examples use them).
 #[must_use]
