@@ -569,7 +569,7 @@ permissions! {
     CrmWrite = "crm:write";
     /// See one's tenant's support tickets.
     TicketsRead = "tickets:read";
-    /// Open, assign, comment on and change the status of support tickets.
+    /// Open, change, assign, comment on, change the status of and delete support tickets.
     TicketsWrite = "tickets:write";
     /// See the master wallet, every tenant's plans and the platform's credit analytics.
     PlatformCreditsRead = "platform:credits:read";

@@ -80,7 +80,9 @@ pub struct PipelineSummary {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConversionRates {
-    /// Leads converted, of all leads.
+    /// Leads whose conversion made a deal (still there; with a pipeline asked
+    /// for, a deal on it), of all the tenant's leads. A lead converted without
+    /// a deal did not become one.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "25.00"))]
     pub lead_to_deal: Option<Decimal>,
     /// Deals won, of all deals.
@@ -214,17 +216,17 @@ pub fn average_days_to_close(deals: &[Deal]) -> Option<Decimal> {
     Some(days.round_dp_with_strategy(1, RoundingStrategy::MidpointNearestEven))
 }
 
-/// Conversion from `leads_total` leads, `leads_converted` of them converted,
-/// and `deals_total` deals, `deals_won` of them won.
+/// Conversion from `leads_total` leads, `leads_with_deal` of them converted
+/// into a deal, and `deals_total` deals, `deals_won` of them won.
 #[must_use]
 pub fn conversion_rates(
     leads_total: u64,
-    leads_converted: u64,
+    leads_with_deal: u64,
     deals_total: u64,
     deals_won: u64,
 ) -> ConversionRates {
     ConversionRates {
-        lead_to_deal: percent(leads_converted, leads_total),
+        lead_to_deal: percent(leads_with_deal, leads_total),
         deal_to_won: percent(deals_won, deals_total),
     }
 }

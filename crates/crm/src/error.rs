@@ -57,6 +57,12 @@ pub enum CrmError {
         /// How many deals are in it.
         deals: u64,
     },
+    /// The pipeline holds deals: they are moved or deleted before it goes.
+    #[error("the pipeline holds {deals} deals: move or delete them first")]
+    PipelineHasDeals {
+        /// How many deals are on it.
+        deals: u64,
+    },
     /// The won stage, the lost stage and the last open stage cannot be removed.
     #[error("a pipeline keeps its won stage, its lost stage and at least one open stage")]
     StageRequired,
@@ -127,6 +133,7 @@ impl DomainError for CrmError {
             }
             Self::PipelineNameTaken
             | Self::StageHasDeals { .. }
+            | Self::PipelineHasDeals { .. }
             | Self::StageRequired
             | Self::DealAlreadyInStage
             | Self::NotATask
@@ -155,6 +162,7 @@ impl DomainError for CrmError {
             Self::StageNotFound(_) => "crm.stage_not_found",
             Self::StageNotInPipeline(_) => "crm.stage_not_in_pipeline",
             Self::StageHasDeals { .. } => "crm.stage_has_deals",
+            Self::PipelineHasDeals { .. } => "crm.pipeline_has_deals",
             Self::StageRequired => "crm.stage_required",
             Self::DealNotFound => "crm.deal_not_found",
             Self::DealAlreadyInStage => "crm.deal_already_in_stage",

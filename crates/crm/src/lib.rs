@@ -82,7 +82,7 @@ pub use ticket::{
 pub use transfer::{
     CONTACT_COLUMNS, ContactExportFilter, ContactImport, ContactImportPlan, ContactImportRow, ContactLookups,
     ImportSummary, Known, LEAD_COLUMNS, LIST_SEPARATOR, LeadExportFilter, LeadImport, LeadImportPlan,
-    LeadImportRow, MAX_IMPORT_ROWS, MatchedId, SkippedRow, contact_export_header, contact_export_record,
-    contact_lookups, csv_record, lead_export_header, lead_export_record, lead_lookups, plan_contact_import,
-    plan_lead_import,
+    LeadImportRow, LeadLookups, MAX_IMPORT_ROWS, MatchedId, SkippedRow, contact_export_header,
+    contact_export_record, contact_lookups, csv_record, lead_export_header, lead_export_record, lead_lookups,
+    plan_contact_import, plan_lead_import,
 };

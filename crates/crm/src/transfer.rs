@@ -27,8 +27,11 @@
 //!
 //! Duplicates are skipped and reported, never created twice nor changed: a
 //! contact whose normalised email or phone (E.164 in the tenant's country)
-//! is an existing contact's or an earlier row's, a lead whose normalised
-//! email is an existing lead's or an earlier row's.
+//! is an existing contact's or an earlier row's; a lead that is an existing
+//! lead or an earlier row by its identity: its normalised email; without an
+//! email, its normalised name with its phone (E.164); with neither, its
+//! normalised name with its normalised company name (none matching none).
+//! So a file sent twice creates nothing the second time.
 //!
 //! The export writes the same columns, so an export imports as it is. A
 //! field a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
@@ -619,7 +622,9 @@ fn quoted(value: &str) -> String {
 pub struct SkippedRow {
     /// The line of the skipped row.
     pub line: u64,
-    /// What matched: `email` or `phone`, normalised.
+    /// What matched, normalised: `email` or `phone` (for a lead without an
+    /// email: its name and phone), or `name` (a lead with neither: its name
+    /// and company name).
     pub matched_by: MatchReason,
     /// The existing record it matched, if it matched one.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
@@ -685,12 +690,37 @@ pub struct ContactLookups {
     pub owner_emails: Vec<String>,
 }
 
+/// The values an import of leads is matched on: look these up in the
+/// tenant before planning it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadLookups {
+    /// Normalised emails of the rows.
+    pub emails: Vec<String>,
+    /// Phones in E.164 form of the rows without an email.
+    pub phones: Vec<String>,
+    /// Names of the rows with neither email nor phone: trimmed, spaces
+    /// collapsed, lower-cased (see [`LeadLookups::name_key`]).
+    pub names: Vec<String>,
+    /// Owners' emails, normalised.
+    pub owner_emails: Vec<String>,
+}
+
+impl LeadLookups {
+    /// A lead's name as the import compares it: trimmed, runs of white
+    /// space as one space, lower-cased.
+    #[must_use]
+    pub fn name_key(name: &str) -> String {
+        name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    }
+}
+
 /// What the tenant has that an import's rows name or match.
 #[derive(Debug, Clone, Copy)]
 pub struct Known<'a> {
     /// Contacts with one of the rows' emails or phones (for a contacts import).
     pub contacts: &'a [Contact],
-    /// Leads with one of the rows' emails (for a leads import).
+    /// Leads with one of the rows' emails, or without an email and with one
+    /// of their phones or names (for a leads import; see [`lead_lookups`]).
     pub leads: &'a [Lead],
     /// Companies with one of the named domains or normalised names.
     pub companies: &'a [Company],
@@ -747,12 +777,48 @@ pub fn contact_lookups(rows: &[ContactImportRow], calling_code: Option<&str>) ->
     }
 }
 
-/// The normalised emails of `rows`, and their owners' emails, to look up.
+/// The values to look up for `rows`, whose national phones are read in the
+/// country of `calling_code`: their normalised emails; the phones of those
+/// without an email; the names of those with neither; their owners' emails.
 #[must_use]
-pub fn lead_lookups(rows: &[LeadImportRow]) -> (Vec<String>, Vec<String>) {
-    let emails = rows.iter().filter_map(|r| r.draft.email.as_deref().and_then(normalise_email)).collect();
-    let owners = rows.iter().filter_map(|r| r.owner_email.clone()).collect();
-    (sorted_unique(emails), sorted_unique(owners))
+pub fn lead_lookups(rows: &[LeadImportRow], calling_code: Option<&str>) -> LeadLookups {
+    let mut lookups = LeadLookups::default();
+    for row in rows {
+        let email = row.draft.email.as_deref().and_then(normalise_email);
+        let phone = row.draft.phone.as_deref().and_then(|p| normalise_phone(p, calling_code));
+        match (email, phone) {
+            (Some(email), _) => lookups.emails.push(email),
+            (None, Some(phone)) => lookups.phones.push(phone),
+            (None, None) => lookups.names.push(LeadLookups::name_key(&row.draft.name)),
+        }
+        lookups.owner_emails.extend(row.owner_email.clone());
+    }
+    LeadLookups {
+        emails: sorted_unique(lookups.emails),
+        phones: sorted_unique(lookups.phones),
+        names: sorted_unique(lookups.names),
+        owner_emails: sorted_unique(lookups.owner_emails),
+    }
+}
+
+/// What tells one lead from another to an import: its normalised email;
+/// without one, its name with its phone; with neither, its name with its
+/// company name (normalised; none when it has none). Reported as `email`,
+/// `phone` or `name`.
+fn lead_identity(lead: &Lead, calling_code: Option<&str>) -> (MatchReason, String, String) {
+    if let Some(email) = lead.email.as_deref().and_then(normalise_email) {
+        return (MatchReason::Email, email, String::new());
+    }
+    let name = LeadLookups::name_key(&lead.name);
+    if let Some(phone) = lead.phone.as_deref().and_then(|p| normalise_phone(p, calling_code)) {
+        return (MatchReason::Phone, name, phone);
+    }
+    let company = lead
+        .company_name
+        .as_deref()
+        .map(|c| normalise_company_name(c).unwrap_or_else(|| LeadLookups::name_key(c)))
+        .unwrap_or_default();
+    (MatchReason::Name, name, company)
 }
 
 /// The column of the file a draft's field comes from (`emails[1].address` is `email`).
@@ -903,8 +969,9 @@ pub fn plan_contact_import(
 /// Decides an import of leads: every row checked (national phones read in
 /// the country of `calling_code`), its owner resolved in `known`, and each
 /// either created (with an id from `new_id`) or skipped as a duplicate: the
-/// same normalised email as a lead in `known` or an earlier row. Any
-/// refused row refuses the whole import.
+/// same identity as a lead in `known` or an earlier row (its normalised
+/// email; without one, its name and phone; with neither, its name and
+/// company name). Any refused row refuses the whole import.
 pub fn plan_lead_import(
     rows: Vec<LeadImportRow>,
     known: Known<'_>,
@@ -912,13 +979,11 @@ pub fn plan_lead_import(
     now: DateTime<Utc>,
     mut new_id: impl FnMut() -> LeadId,
 ) -> Result<LeadImportPlan, ImportReport> {
-    let mut existing: HashMap<String, LeadId> = HashMap::new();
+    let mut existing: HashMap<(MatchReason, String, String), LeadId> = HashMap::new();
     for lead in known.leads {
-        if let Some(email) = lead.email.as_deref().and_then(normalise_email) {
-            existing.entry(email).or_insert(lead.id);
-        }
+        existing.entry(lead_identity(lead, calling_code)).or_insert(lead.id);
     }
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen: HashMap<(MatchReason, String, String), u64> = HashMap::new();
     let mut report = ImportReport { rows: rows.len() as u64, ..ImportReport::default() };
     let mut summary =
         ImportSummary { rows: rows.len() as u64, created: 0, duplicates: 0, skipped: Vec::new() };
@@ -950,26 +1015,23 @@ pub fn plan_lead_import(
             // The reader never gives `converted`.
             LeadStatus::New | LeadStatus::Converted => LeadState::New,
         };
-        let Some(email) = lead.email.clone() else {
-            leads.push(lead);
-            continue;
-        };
-        if let Some(id) = existing.get(&email) {
+        let identity = lead_identity(&lead, calling_code);
+        if let Some(id) = existing.get(&identity) {
             summary.skip(SkippedRow {
                 line: row.line,
-                matched_by: MatchReason::Email,
+                matched_by: identity.0,
                 existing_id: Some(MatchedId::Lead(*id)),
                 same_as_line: None,
             });
-        } else if let Some(line) = seen.get(&email) {
+        } else if let Some(line) = seen.get(&identity) {
             summary.skip(SkippedRow {
                 line: row.line,
-                matched_by: MatchReason::Email,
+                matched_by: identity.0,
                 existing_id: None,
                 same_as_line: Some(*line),
             });
         } else {
-            seen.insert(email, row.line);
+            seen.insert(identity, row.line);
             leads.push(lead);
         }
     }
@@ -1478,8 +1540,8 @@ mod tests {
             plan.leads.iter().map(|l| (l.name.as_str(), l.status())).collect();
         assert_eq!(
             created,
-            vec![("Kim", LeadStatus::Contacted), ("No Mail", LeadStatus::New), ("No Mail", LeadStatus::New)],
-            "without an email a lead matches nothing"
+            vec![("Kim", LeadStatus::Contacted), ("No Mail", LeadStatus::New)],
+            "without email, phone or company a lead matches by its name alone"
         );
         assert_eq!(plan.leads[0].phone.as_deref(), Some("+49301234567"));
         assert_eq!(
@@ -1497,6 +1559,63 @@ mod tests {
                     existing_id: None,
                     same_as_line: Some(3)
                 },
+                SkippedRow {
+                    line: 6,
+                    matched_by: MatchReason::Name,
+                    existing_id: None,
+                    same_as_line: Some(5)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lead_without_an_email_matches_by_name_and_phone_or_name_and_company() {
+        let lead = |body: serde_json::Value| {
+            let draft: LeadDraft = serde_json::from_value(body).unwrap();
+            draft.validated(LeadId::new(), Some("49"), now()).unwrap()
+        };
+        let existing = [
+            lead(serde_json::json!({"name": "Ann Lee", "phone": "+49 30 1234567"})),
+            lead(serde_json::json!({"name": "Bob Ray", "companyName": "Acme GmbH"})),
+            lead(serde_json::json!({"name": "Cy", "email": "cy@example.com", "phone": "030 7654321"})),
+        ];
+        let known = Known { leads: &existing, ..nobody() };
+        let file = "name,email,phone,companyName\r\n\
+            \x20ann  LEE ,,030 1234567,\r\n\
+            Ann Lee,,030 9999999,\r\n\
+            ANN LEE,,+49 30 999 9999,Other Ltd\r\n\
+            bob ray,,,ACME\r\n\
+            Bob Ray,,,Initech\r\n\
+            Bob  Ray,,,initech inc.\r\n\
+            Cy,,030 7654321,\r\n\
+            Dee,,,\r\n\
+            dee,,,\r\n";
+        let rows = leads(file).unwrap();
+        let lookups = lead_lookups(&rows, Some("49"));
+        assert_eq!(lookups.phones, vec!["+49301234567", "+49307654321", "+49309999999"]);
+        assert_eq!(lookups.names, vec!["bob ray", "dee"], "the rows with neither email nor phone");
+        let plan = plan_lead_import(rows, known, Some("49"), now(), LeadId::new).unwrap();
+        let created: Vec<&str> = plan.leads.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            created,
+            vec!["Ann Lee", "Bob Ray", "Cy", "Dee"],
+            "another phone, another company; a lead with an email is not one without"
+        );
+        let skipped: Vec<(u64, MatchReason, Option<MatchedId>, Option<u64>)> = plan
+            .summary
+            .skipped
+            .iter()
+            .map(|s| (s.line, s.matched_by, s.existing_id, s.same_as_line))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![
+                (2, MatchReason::Phone, Some(MatchedId::Lead(existing[0].id)), None),
+                (4, MatchReason::Phone, None, Some(3)),
+                (5, MatchReason::Name, Some(MatchedId::Lead(existing[1].id)), None),
+                (7, MatchReason::Name, None, Some(6)),
+                (10, MatchReason::Name, None, Some(9)),
             ]
         );
     }

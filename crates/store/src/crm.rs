@@ -420,3 +420,74 @@ async fn write_company(
     }
     Ok(())
 }
+
+// -------------------------------------------------------------- activities
+
+/// Deletes the tenant's activities whose only link is the record `id` in
+/// `column` (`lead_id`, `contact_id`, `company_id` or `deal_id`): an
+/// activity names at least one record, so deleting the only one it names
+/// deletes it first, in the deletion's transaction. An activity that also
+/// names another record stays (its link to this one is set null by the
+/// foreign key). How many went.
+pub(crate) async fn delete_sole_activities(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    column: &str,
+    id: uuid::Uuid,
+) -> Result<u64, CrmFailure> {
+    // A fixed set of columns, never user input: each is named in the SQL as written here.
+    let (lock, sql) = match column {
+        "lead_id" => (
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_activities WHERE tenant_id = $1 AND lead_id = $2 FOR UPDATE) AS held",
+            "DELETE FROM crm_activities WHERE tenant_id = $1 AND lead_id = $2 \
+             AND contact_id IS NULL AND company_id IS NULL AND deal_id IS NULL",
+        ),
+        "contact_id" => (
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_activities WHERE tenant_id = $1 AND contact_id = $2 FOR UPDATE) AS held",
+            "DELETE FROM crm_activities WHERE tenant_id = $1 AND contact_id = $2 \
+             AND lead_id IS NULL AND company_id IS NULL AND deal_id IS NULL",
+        ),
+        "company_id" => (
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_activities WHERE tenant_id = $1 AND company_id = $2 FOR UPDATE) AS held",
+            "DELETE FROM crm_activities WHERE tenant_id = $1 AND company_id = $2 \
+             AND lead_id IS NULL AND contact_id IS NULL AND deal_id IS NULL",
+        ),
+        "deal_id" => (
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_activities WHERE tenant_id = $1 AND deal_id = $2 FOR UPDATE) AS held",
+            "DELETE FROM crm_activities WHERE tenant_id = $1 AND deal_id = $2 \
+             AND lead_id IS NULL AND contact_id IS NULL AND company_id IS NULL",
+        ),
+        other => return Err(Failure::Infra(InfraError::internal(format!("no activity link {other}")))),
+    };
+    // Every activity about the record is held first, so none loses its other links (and
+    // would be left naming nothing) between this deletion and the record's.
+    let _: crate::meters::Counted = diesel::sql_query(lock)
+        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+        .bind::<SqlUuid, _>(id)
+        .get_result(conn)
+        .await?;
+    let deleted = diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+        .bind::<SqlUuid, _>(id)
+        .execute(conn)
+        .await?;
+    Ok(u64::try_from(deleted).unwrap_or_default())
+}
+
+/// A deletion's audit entry with the number of the record's activities
+/// deleted with it (`activitiesDeleted`), when there were any.
+pub(crate) fn with_activities_deleted(
+    mut entry: portico_kernel::AuditEntry,
+    deleted: u64,
+) -> portico_kernel::AuditEntry {
+    if deleted > 0
+        && let Some(fields) = entry.changes.as_object_mut()
+    {
+        fields.insert("activitiesDeleted".to_owned(), serde_json::json!(deleted));
+    }
+    entry
+}

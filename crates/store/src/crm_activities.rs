@@ -185,22 +185,66 @@ async fn record_exists(
     Ok(row.found)
 }
 
+#[derive(QueryableByName)]
+struct Held {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code)] // read to take the row, not for its value
+    id: uuid::Uuid,
+}
+
+/// Whether `record` is one of the tenant's, taking it `FOR KEY SHARE` to
+/// the end of the transaction when it is: a deletion of it then waits for
+/// this transaction (and finds what it linked), or this one waits for the
+/// deletion and finds no record (422) — the link's foreign key never fails
+/// (500).
+async fn hold_record(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    record: RecordRef,
+) -> Result<bool, CrmFailure> {
+    let (table, _, id) = record_of(record);
+    let row: Option<Held> =
+        diesel::sql_query(format!("SELECT id FROM {table} WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE"))
+            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+            .bind::<SqlUuid, _>(id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    Ok(row.is_some())
+}
+
+/// `link`, unless the activity already has it.
+fn new_link<T: PartialEq + Copy>(link: Option<T>, kept: Option<T>) -> Option<T> {
+    link.filter(|id| Some(*id) != kept)
+}
+
 /// Refuses, naming the field, a link to a record that is not the tenant's,
 /// and a task's assignee who is not a member of it.
+///
+/// Each linked record is held (`hold_record`) in one order — lead,
+/// contact, company, deal — so two transactions holding several never
+/// deadlock. A link the activity already has (`kept`, its stored links) is
+/// not taken again: its foreign key holds it, and a deletion of its record
+/// must update this activity (`SET NULL`), which waits for the activity's
+/// lock; taking the record after the activity would be the reverse of a
+/// deletion's order.
 async fn check_activity(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     activity: &Activity,
+    kept: Option<ActivityLinks>,
 ) -> Result<(), CrmFailure> {
-    let links = activity.links;
+    let (links, kept) = (activity.links, kept.unwrap_or_default());
     let named = [
-        links.lead_id.map(|id| ("links.leadId", "lead", RecordRef::Lead(id))),
-        links.contact_id.map(|id| ("links.contactId", "contact", RecordRef::Contact(id))),
-        links.company_id.map(|id| ("links.companyId", "company", RecordRef::Company(id))),
-        links.deal_id.map(|id| ("links.dealId", "deal", RecordRef::Deal(id))),
+        new_link(links.lead_id, kept.lead_id).map(|id| ("links.leadId", "lead", RecordRef::Lead(id))),
+        new_link(links.contact_id, kept.contact_id)
+            .map(|id| ("links.contactId", "contact", RecordRef::Contact(id))),
+        new_link(links.company_id, kept.company_id)
+            .map(|id| ("links.companyId", "company", RecordRef::Company(id))),
+        new_link(links.deal_id, kept.deal_id).map(|id| ("links.dealId", "deal", RecordRef::Deal(id))),
     ];
     for (field, noun, record) in named.into_iter().flatten() {
-        if !record_exists(conn, ctx, record).await? {
+        if !hold_record(conn, ctx, record).await? {
             return Err(invalid(field, &format!("no such {noun} in this tenant")));
         }
     }
@@ -494,7 +538,7 @@ impl Store {
             Box::pin(async move {
                 let activity =
                     draft.validated(ActivityId::new(), acting_user(&ctx)?, now).map_err(Failure::Domain)?;
-                check_activity(conn, &ctx, &activity).await?;
+                check_activity(conn, &ctx, &activity, None).await?;
                 write_activity(conn, &ctx, &activity, true).await?;
                 audit_activity(conn, &ctx, "crm.activity.create", activity.id, None, Some(&activity), now)
                     .await?;
@@ -517,7 +561,7 @@ impl Store {
             Box::pin(async move {
                 let before = load_activity(conn, &ctx, id, true).await?;
                 let after = before.revise(draft, now).map_err(Failure::Domain)?;
-                check_activity(conn, &ctx, &after).await?;
+                check_activity(conn, &ctx, &after, Some(before.links)).await?;
                 write_activity(conn, &ctx, &after, false).await?;
                 audit_activity(conn, &ctx, "crm.activity.update", id, Some(&before), Some(&after), now)
                     .await?;

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crm::{
     COMPANY_COLUMNS, CONTACT_COLUMNS, CompanyRow, ContactRow, CrmFailure, calling_code, check_member,
-    enum_of, insert_company, insert_contact, invalid, json_of, load_company, load_contact, update_company,
+    enum_of, insert_company, insert_contact, json_of, load_company, load_contact, update_company,
     update_contact,
 };
 use crate::error::{Failure, is_foreign_key_violation};
@@ -672,8 +672,9 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Deletes a contact; its activities, deals and leads keep no contact.
-    /// One that requested support tickets is merged, not deleted: refused.
+    /// Deletes a contact: the activities about it alone go with it, other
+    /// activities, deals and leads keep no contact. One that requested
+    /// support tickets is merged, not deleted: refused.
     pub async fn delete_contact(&self, ctx: &TenantContext, id: ContactId) -> Result<(), CrmError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
@@ -685,6 +686,9 @@ impl Store {
                 {
                     return Err(Failure::Domain(CrmError::ContactHasTickets));
                 }
+                // Activities about this contact alone go with it; others stay, unlinked from it.
+                let activities =
+                    crate::crm::delete_sole_activities(conn, &ctx, "contact_id", id.into_uuid()).await?;
                 let deleted = diesel::sql_query("DELETE FROM crm_contacts WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                     .bind::<SqlUuid, _>(id.into_uuid())
@@ -697,7 +701,10 @@ impl Store {
                     }
                     other => other?,
                 };
-                let entry = AuditEntry::between("crm.contact.delete", "contact", id, Some(&before), None);
+                let entry = crate::crm::with_activities_deleted(
+                    AuditEntry::between("crm.contact.delete", "contact", id, Some(&before), None),
+                    activities,
+                );
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(())
             })
@@ -900,18 +907,25 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Deletes a company; its contacts, activities, deals and leads keep no company.
+    /// Deletes a company: the activities about it alone go with it; its
+    /// contacts, other activities, deals and leads keep no company.
     pub async fn delete_company(&self, ctx: &TenantContext, id: CompanyId) -> Result<(), CrmError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let before = load_company(conn, &ctx, id, true).await?;
+                // Activities about this company alone go with it; others stay, unlinked from it.
+                let activities =
+                    crate::crm::delete_sole_activities(conn, &ctx, "company_id", id.into_uuid()).await?;
                 diesel::sql_query("DELETE FROM crm_companies WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                     .bind::<SqlUuid, _>(id.into_uuid())
                     .execute(conn)
                     .await?;
-                let entry = AuditEntry::between("crm.company.delete", "company", id, Some(&before), None);
+                let entry = crate::crm::with_activities_deleted(
+                    AuditEntry::between("crm.company.delete", "company", id, Some(&before), None),
+                    activities,
+                );
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(())
             })

@@ -1,12 +1,18 @@
 //! CRM sales: leads and their conversion, pipelines and their stages,
 //! deals and their moves (with their stage history), and the CRM analytics.
 //!
-//! A tenant's first pipeline is the domain's `Pipeline::default_sales`,
-//! created on first need (listing the pipelines or asking for analytics),
-//! so a new tenant can create deals at once; it is not audited, being
-//! nobody's act. Search over leads reads `crm_search_terms` (kind `lead`,
-//! kept by a trigger): every word of the query must be the prefix of one of
-//! the lead's words.
+//! Reads never write: a tenant has no pipeline until one is created
+//! (`create_pipeline` without stages gives the domain's default sales
+//! stages), and deals and conversions name their pipeline. A deal's
+//! creation or move holds its pipeline `FOR SHARE` (a stage's removal and a
+//! pipeline's deletion hold it `FOR UPDATE`), always before the deal, and
+//! the contact and company it names `FOR KEY SHARE`, so no removal slips
+//! between the check and the write. Deleting a lead or a deal deletes the
+//! activities about it alone first (an activity always names a record).
+//!
+//! Search over leads reads `crm_search_terms` (kind `lead`, kept by a
+//! trigger): every word of the query must be the prefix of one of the
+//! lead's words.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
@@ -24,15 +30,16 @@ use portico_crm::{
     normalise_company_name, plan_conversion, relocate, summarise_pipeline, win_rate_of,
 };
 use portico_kernel::{
-    Actor, AuditEntry, CompanyId, ContactId, Currency, DealId, LeadId, Money, Page, PageRequest, PipelineId,
-    StageId, TenantContext, UserId,
+    Actor, AuditEntry, CompanyId, ContactId, Currency, DealId, InfraError, LeadId, Money, Page, PageRequest,
+    PipelineId, StageId, TenantContext, UserId,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::crm::{
-    CrmFailure, calling_code, check_member, companies_matching, contacts_with_keys, corrupt, enum_of,
-    insert_company, insert_contact, invalid, load_company, load_contact, text_of, update_contact,
+    CrmFailure, calling_code, check_member, companies_matching, contacts_with_keys, corrupt,
+    delete_sole_activities, enum_of, insert_company, insert_contact, invalid, load_company, load_contact,
+    text_of, update_contact, with_activities_deleted,
 };
 use crate::error::{Failure, is_unique_violation};
 use crate::meters::Counted;
@@ -450,19 +457,40 @@ impl StageRow {
     }
 }
 
+/// How a read pipeline row is locked until the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Not at all.
+    No,
+    /// `FOR SHARE`: its stages stay as read (a deal is created or moved into one of them).
+    Share,
+    /// `FOR UPDATE`: the pipeline or its stages change.
+    Update,
+}
+
+impl Lock {
+    const fn clause(self) -> &'static str {
+        match self {
+            Self::No => "",
+            Self::Share => " FOR SHARE",
+            Self::Update => " FOR UPDATE",
+        }
+    }
+}
+
 /// The tenant's pipelines (all, or the one `only`), oldest first, each with its stages in order.
 async fn read_pipelines(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     only: Option<PipelineId>,
-    lock: bool,
+    lock: Lock,
 ) -> Result<Vec<Pipeline>, CrmFailure> {
     let tenant = ctx.tenant_id.into_uuid();
     let only = only.map(PipelineId::into_uuid);
     let rows: Vec<PipelineRow> = diesel::sql_query(format!(
         "SELECT id, name, created_at, updated_at FROM crm_pipelines \
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2) ORDER BY created_at, id{}",
-        if lock { " FOR UPDATE" } else { "" }
+        lock.clause()
     ))
     .bind::<SqlUuid, _>(tenant)
     .bind::<Nullable<SqlUuid>, _>(only)
@@ -495,49 +523,14 @@ async fn read_pipelines(
     Ok(pipelines)
 }
 
-/// One pipeline of the tenant with its stages (locked for update with `lock`).
+/// One pipeline of the tenant with its stages (its row locked as `lock` says).
 async fn load_pipeline(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
     id: PipelineId,
-    lock: bool,
+    lock: Lock,
 ) -> Result<Pipeline, CrmFailure> {
     read_pipelines(conn, ctx, Some(id), lock).await?.pop().ok_or(Failure::Domain(CrmError::PipelineNotFound))
-}
-
-/// Creates the default sales pipeline if the tenant has none. Two requests
-/// racing here make one: the second's insert waits on the name's unique
-/// index and then does nothing.
-async fn ensure_pipeline(
-    conn: &mut AsyncPgConnection,
-    ctx: &TenantContext,
-    now: DateTime<Utc>,
-) -> Result<(), CrmFailure> {
-    let existing: Counted = diesel::sql_query(
-        "SELECT count(*) AS total FROM (SELECT 1 FROM crm_pipelines WHERE tenant_id = $1 LIMIT 1) p",
-    )
-    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-    .get_result(conn)
-    .await?;
-    if existing.total > 0 {
-        return Ok(());
-    }
-    let pipeline = Pipeline::default_sales(PipelineId::new(), now);
-    let inserted = diesel::sql_query(
-        "INSERT INTO crm_pipelines (tenant_id, id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, lower(name)) DO NOTHING",
-    )
-    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-    .bind::<SqlUuid, _>(pipeline.id.into_uuid())
-    .bind::<Text, _>(&pipeline.name)
-    .bind::<Timestamptz, _>(pipeline.created_at)
-    .bind::<Timestamptz, _>(pipeline.updated_at)
-    .execute(conn)
-    .await?;
-    if inserted == 1 {
-        write_stages(conn, ctx, &pipeline).await?;
-    }
-    Ok(())
 }
 
 async fn insert_pipeline(
@@ -922,8 +915,38 @@ fn bind_deal_filter<'f>(
         .bind::<Nullable<Timestamptz>, _>(filter.created_to)
 }
 
+/// Whether the tenant has the contact (`crm_contacts`) or company
+/// (`crm_companies`) `id`, its row then held `FOR KEY SHARE` until the
+/// transaction ends: a deletion racing the deal's write waits for it
+/// rather than slipping between the check and the write.
+async fn hold_reference(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    table: &'static str,
+    id: uuid::Uuid,
+) -> Result<bool, CrmFailure> {
+    let sql = match table {
+        "crm_contacts" => {
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_contacts WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE) AS held"
+        }
+        "crm_companies" => {
+            "SELECT count(*) AS total FROM \
+             (SELECT 1 FROM crm_companies WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE) AS held"
+        }
+        other => return Err(Failure::Infra(InfraError::internal(format!("no deal reference to {other}")))),
+    };
+    let held: Counted = diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+        .bind::<SqlUuid, _>(id)
+        .get_result(conn)
+        .await?;
+    Ok(held.total > 0)
+}
+
 /// A new or changed deal's references: contact and company must be the
-/// tenant's, a named owner a member of it.
+/// tenant's (and are held until the write is done), a named owner a member
+/// of it.
 async fn check_deal_references(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
@@ -933,13 +956,15 @@ async fn check_deal_references(
 ) -> Result<(), CrmFailure> {
     if let Some(contact) = deal.contact_id
         && before.and_then(|b| b.contact_id) != Some(contact)
+        && !hold_reference(conn, ctx, "crm_contacts", contact.into_uuid()).await?
     {
-        check_contact(conn, ctx, contact, "contactId").await?;
+        return Err(invalid("contactId", "no such contact in this tenant"));
     }
     if let Some(company) = deal.company_id
         && before.and_then(|b| b.company_id) != Some(company)
+        && !hold_reference(conn, ctx, "crm_companies", company.into_uuid()).await?
     {
-        check_company(conn, ctx, company, "companyId").await?;
+        return Err(invalid("companyId", "no such company in this tenant"));
     }
     if owner_named && before.map(|b| b.owner_id) != Some(deal.owner_id) {
         check_member(conn, ctx, deal.owner_id, "ownerId").await?;
@@ -979,8 +1004,9 @@ struct DealCounts {
 struct LeadCounts {
     #[diesel(sql_type = BigInt)]
     total: i64,
+    /// Leads whose conversion made a deal (on the pipeline asked for, if one was).
     #[diesel(sql_type = BigInt)]
-    converted: i64,
+    with_deal: i64,
 }
 
 #[derive(QueryableByName)]
@@ -1118,18 +1144,23 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Deletes a lead (its activities stay, unlinked).
+    /// Deletes a lead with the activities about it alone; an activity that
+    /// also names another record stays, no longer linked to the lead.
     pub async fn delete_lead(&self, ctx: &TenantContext, id: LeadId) -> Result<(), CrmError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let before = load_lead(conn, &ctx, id, true).await?;
+                let activities = delete_sole_activities(conn, &ctx, "lead_id", id.into_uuid()).await?;
                 diesel::sql_query("DELETE FROM crm_leads WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                     .bind::<SqlUuid, _>(id.into_uuid())
                     .execute(conn)
                     .await?;
-                let entry = AuditEntry::between("crm.lead.delete", "lead", id, Some(&before), None);
+                let entry = with_activities_deleted(
+                    AuditEntry::between("crm.lead.delete", "lead", id, Some(&before), None),
+                    activities,
+                );
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(())
             })
@@ -1174,7 +1205,7 @@ impl Store {
                     companies.push(check_company(conn, &ctx, named, "companyId").await?);
                 }
                 let pipeline = match &command.deal {
-                    Some(asked) => match load_pipeline(conn, &ctx, asked.pipeline_id, false).await {
+                    Some(asked) => match load_pipeline(conn, &ctx, asked.pipeline_id, Lock::Share).await {
                         Err(Failure::Domain(CrmError::PipelineNotFound)) => {
                             return Err(invalid("deal.pipelineId", "no such pipeline in this tenant"));
                         }
@@ -1235,14 +1266,11 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// The tenant's pipelines, oldest first (the default one is made if there is none).
+    /// The tenant's pipelines, oldest first (none before one is created: a read writes nothing).
     pub async fn pipelines(&self, ctx: &TenantContext) -> Result<Vec<Pipeline>, CrmError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let ctx = ctx.clone();
         self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move {
-                ensure_pipeline(conn, &ctx, now).await?;
-                read_pipelines(conn, &ctx, None, false).await
-            })
+            Box::pin(async move { read_pipelines(conn, &ctx, None, Lock::No).await })
         })
         .await
         .map_err(resolve)
@@ -1252,7 +1280,7 @@ impl Store {
     pub async fn pipeline(&self, ctx: &TenantContext, id: PipelineId) -> Result<Pipeline, CrmError> {
         let ctx = ctx.clone();
         self.in_tenant(ctx.tenant_id, move |conn| {
-            Box::pin(async move { load_pipeline(conn, &ctx, id, false).await })
+            Box::pin(async move { load_pipeline(conn, &ctx, id, Lock::No).await })
         })
         .await
         .map_err(resolve)
@@ -1349,7 +1377,7 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                let before = load_pipeline(conn, &ctx, id, true).await?;
+                let before = load_pipeline(conn, &ctx, id, Lock::Update).await?;
                 let after = change(&before, now).map_err(Failure::Domain)?;
                 save_pipeline(conn, &ctx, &after).await?;
                 let entry = AuditEntry::between(action, "pipeline", id, Some(&before), Some(&after));
@@ -1374,7 +1402,7 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                let before = load_pipeline(conn, &ctx, id, true).await?;
+                let before = load_pipeline(conn, &ctx, id, Lock::Update).await?;
                 if before.stage(stage).is_none() {
                     return Err(Failure::Domain(CrmError::StageNotFound(stage)));
                 }
@@ -1421,10 +1449,10 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                let before = load_pipeline(conn, &ctx, id, true).await?;
+                let before = load_pipeline(conn, &ctx, id, Lock::Update).await?;
                 let deals = deals_in(conn, &ctx, id, None).await?;
                 if deals > 0 {
-                    return Err(Failure::Domain(CrmError::StageHasDeals { deals }));
+                    return Err(Failure::Domain(CrmError::PipelineHasDeals { deals }));
                 }
                 diesel::sql_query("DELETE FROM crm_pipelines WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
@@ -1513,7 +1541,8 @@ impl Store {
                     Some(owner) => owner,
                     None => caller(&ctx, "ownerId")?,
                 };
-                let pipeline = match load_pipeline(conn, &ctx, draft.pipeline_id, false).await {
+                // The pipeline first, held FOR SHARE: its stages cannot go before the deal is in.
+                let pipeline = match load_pipeline(conn, &ctx, draft.pipeline_id, Lock::Share).await {
                     Err(Failure::Domain(CrmError::PipelineNotFound)) => {
                         return Err(invalid("pipelineId", "no such pipeline in this tenant"));
                     }
@@ -1555,18 +1584,24 @@ impl Store {
         .map_err(resolve)
     }
 
-    /// Deletes a deal with its stage history.
+    /// Deletes a deal with its stage history and the activities about it
+    /// alone; an activity that also names another record stays, no longer
+    /// linked to the deal.
     pub async fn delete_deal(&self, ctx: &TenantContext, id: DealId) -> Result<(), CrmError> {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let before = load_deal(conn, &ctx, id, true).await?;
+                let activities = delete_sole_activities(conn, &ctx, "deal_id", id.into_uuid()).await?;
                 diesel::sql_query("DELETE FROM crm_deals WHERE tenant_id = $1 AND id = $2")
                     .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
                     .bind::<SqlUuid, _>(id.into_uuid())
                     .execute(conn)
                     .await?;
-                let entry = AuditEntry::between("crm.deal.delete", "deal", id, Some(&before), None);
+                let entry = with_activities_deleted(
+                    AuditEntry::between("crm.deal.delete", "deal", id, Some(&before), None),
+                    activities,
+                );
                 audit::record(conn, ctx.tenant_id, (&ctx).into(), &entry, now).await?;
                 Ok(())
             })
@@ -1587,14 +1622,19 @@ impl Store {
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let by = caller(&ctx, "actor")?;
-                let before = load_deal(conn, &ctx, id, true).await?;
-                let target = command.pipeline_id.unwrap_or(before.pipeline_id);
-                let pipeline = match load_pipeline(conn, &ctx, target, false).await {
+                // The target pipeline is locked before the deal, as a stage's removal locks
+                // its pipeline before the stage's deals: the two queue, never deadlock. (A
+                // deal moved to another pipeline meanwhile is refused by the domain: its
+                // stage is not in the pipeline read.)
+                let seen = load_deal(conn, &ctx, id, false).await?;
+                let target = command.pipeline_id.unwrap_or(seen.pipeline_id);
+                let pipeline = match load_pipeline(conn, &ctx, target, Lock::Share).await {
                     Err(Failure::Domain(CrmError::PipelineNotFound)) => {
                         return Err(invalid("pipelineId", "no such pipeline in this tenant"));
                     }
                     other => other?,
                 };
+                let before = load_deal(conn, &ctx, id, true).await?;
                 let (deal, change) =
                     move_deal(&before, &pipeline, command, by, now).map_err(Failure::Domain)?;
                 save_deal(conn, &ctx, &deal).await?;
@@ -1616,7 +1656,7 @@ impl Store {
         pipeline: Option<PipelineId>,
         currency: Option<Currency>,
     ) -> Result<CrmAnalytics, CrmError> {
-        let (ctx, now) = (ctx.clone(), self.now());
+        let ctx = ctx.clone();
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
                 let tenant = ctx.tenant_id.into_uuid();
@@ -1635,11 +1675,9 @@ impl Store {
                     }
                 };
                 let pipelines = match pipeline {
-                    Some(id) => vec![load_pipeline(conn, &ctx, id, false).await?],
-                    None => {
-                        ensure_pipeline(conn, &ctx, now).await?;
-                        read_pipelines(conn, &ctx, None, false).await?
-                    }
+                    Some(id) => vec![load_pipeline(conn, &ctx, id, Lock::No).await?],
+                    // None yet: no summaries (a read makes no pipeline).
+                    None => read_pipelines(conn, &ctx, None, Lock::No).await?,
                 };
                 let mut summaries = Vec::with_capacity(pipelines.len());
                 for pipeline in &pipelines {
@@ -1671,11 +1709,17 @@ impl Store {
                 .bind::<Nullable<SqlUuid>, _>(pipeline.map(PipelineId::into_uuid))
                 .get_result(conn)
                 .await?;
+                // Every lead counts in the first step; a lead became a deal when its conversion
+                // made one (that still exists), on the pipeline asked for if one was.
                 let leads: LeadCounts = diesel::sql_query(
-                    "SELECT count(*) AS total, count(*) FILTER (WHERE status = 'converted') AS converted \
-                     FROM crm_leads WHERE tenant_id = $1",
+                    "SELECT count(*) AS total, \
+                         count(*) FILTER (WHERE l.deal_id IS NOT NULL AND ($2::uuid IS NULL OR d.pipeline_id = $2)) \
+                             AS with_deal \
+                     FROM crm_leads l LEFT JOIN crm_deals d ON d.tenant_id = l.tenant_id AND d.id = l.deal_id \
+                     WHERE l.tenant_id = $1",
                 )
                 .bind::<SqlUuid, _>(tenant)
+                .bind::<Nullable<SqlUuid>, _>(pipeline.map(PipelineId::into_uuid))
                 .get_result(conn)
                 .await?;
                 let count = |n: i64| u64::try_from(n).unwrap_or_default();
@@ -1686,7 +1730,7 @@ impl Store {
                     average_days_to_close: average_days_of(won_seconds, count(deals.won)),
                     conversion: conversion_rates(
                         count(leads.total),
-                        count(leads.converted),
+                        count(leads.with_deal),
                         count(deals.total),
                         count(deals.won),
                     ),

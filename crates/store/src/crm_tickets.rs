@@ -6,7 +6,8 @@
 //! A requester is a contact of the tenant or a member of it; an assignee is
 //! a member. A comment by the ticket's requesting user is the requester's;
 //! any other person's is an agent's, and the requesting user never sees the
-//! internal ones.
+//! internal ones. A deleted ticket takes its comments with it (their
+//! foreign key cascades), in the one transaction that audits it.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -42,14 +43,29 @@ pub struct TicketFilter {
     pub breached: Option<bool>,
 }
 
-/// The order of a ticket list.
+/// The order of a ticket list; each ends on the number, so pages are stable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TicketOrder {
-    /// The newest first.
+    /// The newest first (`-createdAt`).
     #[default]
-    Newest,
-    /// The soonest resolution due time first.
-    Due,
+    CreatedAtDesc,
+    /// The oldest first (`createdAt`).
+    CreatedAt,
+    /// The soonest first response due time first (`firstResponseDue`).
+    FirstResponseDue,
+    /// The soonest resolution due time first (`resolutionDue`).
+    ResolutionDue,
+}
+
+impl TicketOrder {
+    const fn order_by(self) -> &'static str {
+        match self {
+            Self::CreatedAtDesc => "created_at DESC, number DESC",
+            Self::CreatedAt => "created_at, number",
+            Self::FirstResponseDue => "first_response_due, number",
+            Self::ResolutionDue => "resolution_due, number",
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -204,12 +220,17 @@ async fn load_ticket(
 }
 
 #[derive(QueryableByName)]
-struct Found {
-    #[diesel(sql_type = Bool)]
-    found: bool,
+struct Held {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code)] // read to take the row, not for its value
+    id: uuid::Uuid,
 }
 
 /// Refuses a requester who is neither a contact nor a member of the tenant.
+/// A requesting contact is taken `FOR KEY SHARE` to the end of the
+/// transaction: a deletion of it waits for the ticket (and then finds it,
+/// 409 `crm.contact_has_tickets`), or the ticket waits for the deletion and
+/// finds no contact (422), never the foreign key's fault (500).
 async fn check_requester(
     conn: &mut AsyncPgConnection,
     ctx: &TenantContext,
@@ -217,14 +238,15 @@ async fn check_requester(
 ) -> Result<(), CrmFailure> {
     match requester {
         Requester::Contact { contact_id } => {
-            let row: Found = diesel::sql_query(
-                "SELECT EXISTS (SELECT 1 FROM crm_contacts WHERE tenant_id = $1 AND id = $2) AS found",
+            let row: Option<Held> = diesel::sql_query(
+                "SELECT id FROM crm_contacts WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE",
             )
             .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
             .bind::<SqlUuid, _>(contact_id.into_uuid())
             .get_result(conn)
-            .await?;
-            if row.found {
+            .await
+            .optional()?;
+            if row.is_some() {
                 Ok(())
             } else {
                 Err(invalid("requester.contactId", "no such contact in this tenant"))
@@ -392,10 +414,7 @@ impl Store {
         let (ctx, now) = (ctx.clone(), self.now());
         self.in_tenant(ctx.tenant_id, move |conn| {
             Box::pin(async move {
-                let order_by = match order {
-                    TicketOrder::Newest => "created_at DESC, number DESC",
-                    TicketOrder::Due => "resolution_due, number",
-                };
+                let order_by = order.order_by();
                 let rows: Vec<TicketRow> = bind_filter(
                     diesel::sql_query(format!(
                         "SELECT {TICKET_COLUMNS} FROM crm_tickets WHERE {TICKET_FILTERS} \
@@ -453,7 +472,8 @@ impl Store {
                 let number = next_number(conn, &ctx).await?;
                 ticket.number = Some(number);
                 insert_ticket(conn, &ctx, &ticket, number).await?;
-                let entry = AuditEntry::between("ticket.create", "ticket", ticket.id, None, Some(&ticket));
+                let entry =
+                    AuditEntry::between("crm.ticket.create", "ticket", ticket.id, None, Some(&ticket));
                 audit_ticket(conn, &ctx, &entry, now).await?;
                 Ok(ticket)
             })
@@ -476,7 +496,8 @@ impl Store {
                 let policy = policy(conn, &ctx).await?;
                 let after = before.revise(changes, &policy).map_err(Failure::Domain)?;
                 update_ticket(conn, &ctx, &after, now).await?;
-                let entry = AuditEntry::between("ticket.update", "ticket", id, Some(&before), Some(&after));
+                let entry =
+                    AuditEntry::between("crm.ticket.update", "ticket", id, Some(&before), Some(&after));
                 audit_ticket(conn, &ctx, &entry, now).await?;
                 Ok(after)
             })
@@ -501,7 +522,8 @@ impl Store {
                     check_member(conn, &ctx, assignee, "assignee").await?;
                 }
                 update_ticket(conn, &ctx, &after, now).await?;
-                let entry = AuditEntry::between("ticket.assign", "ticket", id, Some(&before), Some(&after));
+                let entry =
+                    AuditEntry::between("crm.ticket.assign", "ticket", id, Some(&before), Some(&after));
                 audit_ticket(conn, &ctx, &entry, now).await?;
                 Ok(after)
             })
@@ -524,9 +546,31 @@ impl Store {
                 let policy = policy(conn, &ctx).await?;
                 let after = before.change_status(command, now, &policy).map_err(Failure::Domain)?;
                 update_ticket(conn, &ctx, &after, now).await?;
-                let entry = AuditEntry::between("ticket.status", "ticket", id, Some(&before), Some(&after));
+                let entry =
+                    AuditEntry::between("crm.ticket.status", "ticket", id, Some(&before), Some(&after));
                 audit_ticket(conn, &ctx, &entry, now).await?;
                 Ok(after)
+            })
+        })
+        .await
+        .map_err(|failure| failure.resolve(|_| None))
+    }
+
+    /// Deletes a ticket and, by their foreign key, its comments, in one
+    /// transaction; the audit row keeps the ticket as it was.
+    pub async fn delete_ticket(&self, ctx: &TenantContext, id: TicketId) -> Result<(), CrmError> {
+        let (ctx, now) = (ctx.clone(), self.now());
+        self.in_tenant(ctx.tenant_id, move |conn| {
+            Box::pin(async move {
+                let before = load_ticket(conn, &ctx, id, true).await?;
+                diesel::sql_query("DELETE FROM crm_tickets WHERE tenant_id = $1 AND id = $2")
+                    .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+                    .bind::<SqlUuid, _>(id.into_uuid())
+                    .execute(conn)
+                    .await?;
+                let entry = AuditEntry::between("crm.ticket.delete", "ticket", id, Some(&before), None);
+                audit_ticket(conn, &ctx, &entry, now).await?;
+                Ok(())
             })
         })
         .await
@@ -568,7 +612,7 @@ impl Store {
                 .execute(conn)
                 .await?;
                 update_ticket(conn, &ctx, &after, now).await?;
-                let mut entry = AuditEntry::between("ticket.comment", "ticket", id, Some(&before), Some(&after));
+                let mut entry = AuditEntry::between("crm.ticket.comment", "ticket", id, Some(&before), Some(&after));
                 if let serde_json::Value::Object(changes) = &mut entry.changes {
                     // Which comment, and whether it was internal; its text stays with the ticket.
                     changes.insert(
@@ -652,7 +696,7 @@ impl Store {
                 .execute(conn)
                 .await?;
                 let entry = AuditEntry::between(
-                    "ticket.sla_policy.update",
+                    "crm.ticket.sla_policy.update",
                     "sla_policy",
                     ctx.tenant_id,
                     Some(&before.unwrap_or_default()),

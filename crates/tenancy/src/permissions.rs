@@ -67,7 +67,10 @@ pub const CATALOGUE: &[Permission] = &[
         "Create, change, delete, convert, move, merge, import and export one's tenant's CRM records.",
     ),
     tenant("tickets:read", "See one's tenant's support tickets and their comments."),
-    tenant("tickets:write", "Open, assign, comment on and change the status of support tickets."),
+    tenant(
+        "tickets:write",
+        "Open, change, assign, comment on, change the status of and delete support tickets.",
+    ),
     platform("platform:tenants:read", "List and read every tenant."),
     platform("platform:tenants:write", "Create, change, suspend, activate and delete tenants."),
     platform("platform:jobs:read", "See the background job queue."),

@@ -8,13 +8,11 @@
 use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use portico_crm::{
-    ChangeLeadStatus, ConvertLead, CrmAnalytics, CrmError, Deal, DealChanges, DealDraft, Lead, LeadDraft,
-    LeadSource, LeadStatus, MoveDeal, NewStage, Pipeline, PipelineDraft, RenamePipeline, ReorderStages,
-    StageChange, StageChanges, StageKind,
+    ChangeLeadStatus, ConvertLead, CrmAnalytics, Deal, DealChanges, DealDraft, Lead, LeadDraft, LeadSource,
+    LeadStatus, MoveDeal, NewStage, Pipeline, PipelineDraft, RenamePipeline, ReorderStages, StageChange,
+    StageChanges, StageKind,
 };
-use portico_kernel::{
-    CompanyId, ContactId, Currency, DealId, LeadId, PipelineId, StageId, UserId, ValidationErrors,
-};
+use portico_kernel::{CompanyId, ContactId, Currency, DealId, LeadId, PipelineId, StageId, UserId};
 use portico_store::{DealFilter, DealSort, LeadConversion, LeadFilter, LeadSort};
 use serde::Deserialize;
 
@@ -196,24 +194,10 @@ pub struct AnalyticsQuery {
     #[serde(default)]
     #[param(value_type = Option<String>, format = Uuid)]
     pub pipeline_id: Option<PipelineId>,
-    /// The currency of the values (default: the tenant's); deals in others are counted apart.
+    /// The currency of the values, an ISO 4217 code (default: the tenant's); deals in others are counted apart.
     #[serde(default)]
-    #[param(example = "EUR")]
-    pub currency: Option<String>,
-}
-
-impl AnalyticsQuery {
-    fn currency(&self) -> Result<Option<Currency>, ApiError> {
-        self.currency
-            .as_deref()
-            .map(|code| {
-                Currency::parse(code).map_err(|_| {
-                    CrmError::Invalid(ValidationErrors::field("currency", "not an ISO 4217 currency code"))
-                })
-            })
-            .transpose()
-            .map_err(ApiError::from)
-    }
+    #[param(value_type = Option<String>, example = "EUR")]
+    pub currency: Option<Currency>,
 }
 
 #[utoipa::path(
@@ -319,7 +303,7 @@ pub async fn update_lead(
     tag = "crm-sales",
     params(("id" = String, Path, format = Uuid, description = "The lead's id.")),
     responses(
-        (status = 204, description = "The lead is gone; its activities stay, unlinked."),
+        (status = 204, description = "The lead is gone, with the activities about it alone; an activity that also names another record stays, no longer linked to the lead."),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks `crm:write`, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 404, description = "No such lead in this tenant (`crm.lead_not_found`).", body = ErrorEnvelope),
@@ -394,7 +378,7 @@ pub async fn convert_lead(
     path = "/api/v1/crm/pipelines",
     tag = "crm-sales",
     responses(
-        (status = 200, description = "The tenant's pipelines, oldest first, each with its stages in order (a tenant without one gets the default sales pipeline).", body = PipelineListEnvelope),
+        (status = 200, description = "The tenant's pipelines, oldest first, each with its stages in order; none until one is created (`POST /api/v1/crm/pipelines` without `stages` makes one with the default sales stages). Reading creates nothing.", body = PipelineListEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks `crm:read`, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
     ),
@@ -488,7 +472,7 @@ pub async fn rename_pipeline(
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks `crm:write`, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 404, description = "No such pipeline in this tenant (`crm.pipeline_not_found`).", body = ErrorEnvelope),
-        (status = 409, description = "The pipeline holds deals (`crm.stage_has_deals`, `details.deals` says how many): move or delete them first.", body = ErrorEnvelope),
+        (status = 409, description = "The pipeline holds deals (`crm.pipeline_has_deals`; the message says how many): move or delete them first.", body = ErrorEnvelope),
     ),
     security(("bearer" = ["crm:write"]))
 )]
@@ -714,7 +698,7 @@ pub async fn update_deal(
     tag = "crm-sales",
     params(("id" = String, Path, format = Uuid, description = "The deal's id.")),
     responses(
-        (status = 204, description = "The deal and its stage history are gone."),
+        (status = 204, description = "The deal and its stage history are gone, with the activities about it alone; an activity that also names another record stays, no longer linked to the deal."),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks `crm:write`, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 404, description = "No such deal in this tenant (`crm.deal_not_found`).", body = ErrorEnvelope),
@@ -786,12 +770,11 @@ pub async fn move_deal(
     tag = "crm-sales",
     params(AnalyticsQuery),
     responses(
-        (status = 200, description = "Per pipeline and stage: deals, value and weighted value in the currency asked (others apart); win rate, average days to close, conversion lead → deal → won.", body = CrmAnalyticsEnvelope),
-        (status = 400, description = "A malformed filter (`request.invalid_query`).", body = ErrorEnvelope),
+        (status = 200, description = "Per pipeline and stage: deals, value and weighted value in the currency asked (others apart); win rate, average days to close, conversion lead → deal → won. `leadToDeal` is the share of all the tenant's leads whose conversion made a deal that still exists; with `pipelineId`, only deals on that pipeline count as made, while the leads counted are still all the tenant's (leads belong to no pipeline). `dealToWon` and the win rate count the deals of `pipelineId` if given, else all. A tenant without pipelines gets no pipeline summaries (a read creates none).", body = CrmAnalyticsEnvelope),
+        (status = 400, description = "A malformed filter, a currency that is not an ISO 4217 code included (`request.invalid_query`).", body = ErrorEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks `crm:read`, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
-        (status = 404, description = "No such pipeline in this tenant (`crm.pipeline_not_found`).", body = ErrorEnvelope),
-        (status = 422, description = "A currency that is not an ISO 4217 code (`crm.invalid`).", body = ErrorEnvelope),
+        (status = 404, description = "`pipelineId` names no pipeline of this tenant (`crm.pipeline_not_found`).", body = ErrorEnvelope),
     ),
     security(("bearer" = ["crm:read"]))
 )]
@@ -801,8 +784,7 @@ pub async fn analytics(
     store: Db,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let currency = query.currency()?;
-    Ok(envelope::ok(store.crm_analytics(&auth.ctx, query.pipeline_id, currency).await?))
+    Ok(envelope::ok(store.crm_analytics(&auth.ctx, query.pipeline_id, query.currency).await?))
 }
 
 /// This area's routes, with their guarantees. `stages/reorder` comes

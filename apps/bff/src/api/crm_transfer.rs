@@ -6,7 +6,12 @@
 //!
 //! The routes are bulk transfers: too large to keep for replay, so
 //! `Idempotency-Key` is ignored. An import sent again creates nothing: each
-//! of its rows is skipped as a duplicate (a row without email or phone aside).
+//! of its rows is skipped as a duplicate (a contact row without email or
+//! phone aside). A lead row matches by email; without one, by name and
+//! phone; with neither, by name and company name.
+//!
+//! Audited once per import or export, as `crm.contact.import`,
+//! `crm.contact.export`, `crm.lead.import` and `crm.lead.export`.
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use futures_util::StreamExt as _;
@@ -75,7 +80,7 @@ pub(crate) struct Doc;
     post,
     path = "/api/v1/crm/contacts/import",
     tag = "crm-transfer",
-    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header line naming, in any order and case: `firstName`, `lastName`, `displayName` (at least one of the three), `email` and `phone` (`;`-separated lists, the first is the primary; national numbers in the tenant's country), `type` (`customer`, `prospect` (default), `partner`, `vendor`), `status` (`active` (default), `inactive`), `companyName` (an existing company of the tenant, by name or domain), `tags` (`;`-separated), `ownerEmail` (a member of the tenant). Up to 10,000 rows and 32 MiB. A row whose email or phone an existing contact, or an earlier row, has is skipped and reported, not created.", example = "firstName,lastName,email,phone,type,companyName,tags\r\nSam,Taylor,sam@acme.example,030 1234567,customer,Acme GmbH,vip;berlin\r\n"),
+    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header line naming, in any order and case: `firstName`, `lastName`, `displayName` (at least one of the three), `email` and `phone` (`;`-separated lists, the first is the primary; national numbers in the tenant's country), `type` (`customer`, `prospect` (default), `partner`, `vendor`), `status` (`active` (default), `inactive`), `companyName` (an existing company of the tenant, by name or domain), `tags` (`;`-separated), `ownerEmail` (a member of the tenant). Up to 10,000 rows and 32 MiB. A row whose email or phone an existing contact, or an earlier row, has is skipped and reported, not created. Audited as `crm.contact.import`.", example = "firstName,lastName,email,phone,type,companyName,tags\r\nSam,Taylor,sam@acme.example,030 1234567,customer,Acme GmbH,vip;berlin\r\n"),
     responses(
         (status = 200, description = "Every row read: the contacts created, and the rows skipped as duplicates with what they matched.", body = CrmImportSummaryEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
@@ -103,9 +108,9 @@ pub async fn import_contacts(
     post,
     path = "/api/v1/crm/leads/import",
     tag = "crm-transfer",
-    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header line naming, in any order and case: `name` (required), `email`, `phone` (national in the tenant's country), `companyName`, `source` (`website`, `referral`, `campaign`, `import` (default), `manual`, `other`), `status` (`new` (default), `contacted`, `qualified`, `unqualified`; never `converted`), `estimatedValue` (a decimal with a point, in major units) with `currency` (ISO 4217), `tags` (`;`-separated), `ownerEmail` (a member of the tenant). Up to 10,000 rows and 32 MiB. A row whose email an existing lead, or an earlier row, has is skipped and reported, not created.", example = "name,email,companyName,status,estimatedValue,currency\r\nSam Taylor,sam@acme.example,Acme GmbH,qualified,12000.00,EUR\r\n"),
+    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header line naming, in any order and case: `name` (required), `email`, `phone` (national in the tenant's country), `companyName`, `source` (`website`, `referral`, `campaign`, `import` (default), `manual`, `other`), `status` (`new` (default), `contacted`, `qualified`, `unqualified`; never `converted`), `estimatedValue` (a decimal with a point, in major units) with `currency` (ISO 4217), `tags` (`;`-separated), `ownerEmail` (a member of the tenant). Up to 10,000 rows and 32 MiB. A row that is an existing lead, or an earlier row, is skipped and reported, not created: by email (`matchedBy` `email`); without an email, by name and phone (`phone`); with neither, by name and company name (`name`; none matching none); names are compared trimmed and in any case, company names normalised. So the same file sent again creates nothing. Audited as `crm.lead.import`.", example = "name,email,companyName,status,estimatedValue,currency\r\nSam Taylor,sam@acme.example,Acme GmbH,qualified,12000.00,EUR\r\n"),
     responses(
-        (status = 200, description = "Every row read: the leads created, and the rows skipped as duplicates with what they matched.", body = CrmImportSummaryEnvelope),
+        (status = 200, description = "Every row read: the leads created, and the rows skipped as duplicates with what they matched (`email`, `phone` or `name`).", body = CrmImportSummaryEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 413, description = "Larger than 32 MiB (`import.too_large`).", body = ErrorEnvelope),
@@ -153,7 +158,7 @@ fn cut_short(error: &CrmError) -> actix_web::Error {
     tag = "crm-transfer",
     request_body = ContactExportFilter,
     responses(
-        (status = 200, description = "The tenant's contacts matching the filter as CSV, oldest first, in the import's columns (`firstName,lastName,displayName,email,phone,type,status,companyName,tags,ownerEmail`; emails and phones primary first, `;`-separated), so the file imports as it is; fields that a spreadsheet would run as a formula start with `'`.", content_type = "text/csv", body = String),
+        (status = 200, description = "The tenant's contacts matching the filter as CSV, oldest first, in the import's columns (`firstName,lastName,displayName,email,phone,type,status,companyName,tags,ownerEmail`; emails and phones primary first, `;`-separated), so the file imports as it is; fields that a spreadsheet would run as a formula start with `'`. A `tag` filter matches in any case, trimmed (blank: no filter). Audited as `crm.contact.export`.", content_type = "text/csv", body = String),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 422, description = "A bad filter (`request.invalid_body`).", body = ErrorEnvelope),
@@ -202,7 +207,7 @@ pub async fn export_contacts(
     tag = "crm-transfer",
     request_body = LeadExportFilter,
     responses(
-        (status = 200, description = "The tenant's leads matching the filter as CSV, oldest first, in the import's columns (`name,email,phone,companyName,source,status,estimatedValue,currency,tags,ownerEmail`), so the file imports as it is (converted leads aside: the import refuses them); fields that a spreadsheet would run as a formula start with `'`.", content_type = "text/csv", body = String),
+        (status = 200, description = "The tenant's leads matching the filter as CSV, oldest first, in the import's columns (`name,email,phone,companyName,source,status,estimatedValue,currency,tags,ownerEmail`), so the file imports as it is (converted leads aside: the import refuses them); fields that a spreadsheet would run as a formula start with `'`. A `tag` filter matches in any case, trimmed (blank: no filter). Audited as `crm.lead.export`.", content_type = "text/csv", body = String),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 422, description = "A bad filter (`request.invalid_body`).", body = ErrorEnvelope),

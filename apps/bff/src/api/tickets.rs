@@ -2,7 +2,8 @@
 //!
 //! Tickets are numbered per tenant (1, 2, 3, ...) and due by the tenant's
 //! SLA policy (`/api/v1/tickets/sla-policy`, the default policy until one is
-//! set). Pending and resolved stop a ticket's clocks; an agent's first
+//! set; setting it is a tenant-wide change and takes `tenants:write`, not
+//! `tickets:write`). Pending and resolved stop a ticket's clocks; an agent's first
 //! public comment is its first response. A comment by the ticket's
 //! requesting user is the requester's, who never sees internal comments.
 
@@ -15,7 +16,7 @@ use portico_store::{TicketFilter, TicketOrder};
 use serde::Deserialize;
 
 use crate::api::{RouteSpec, read, write};
-use crate::auth::{Require, TicketsRead, TicketsWrite};
+use crate::auth::{Require, TenantsWrite, TicketsRead, TicketsWrite};
 use crate::db::Db;
 use crate::envelope;
 use crate::error::ApiError;
@@ -31,6 +32,7 @@ pub(crate) const ROUTES: &[RouteSpec] = &[
     write("PUT", "/api/v1/tickets/sla-policy").gated("crm"),
     read("/api/v1/tickets/{id}").gated("crm"),
     write("PUT", "/api/v1/tickets/{id}").gated("crm"),
+    write("DELETE", "/api/v1/tickets/{id}").gated("crm"),
     read("/api/v1/tickets/{id}/comments").gated("crm"),
     write("POST", "/api/v1/tickets/{id}/comments").gated("crm"),
     write("POST", "/api/v1/tickets/{id}/assign").gated("crm"),
@@ -46,6 +48,7 @@ pub(crate) fn handler(method: &str, path: &str) -> Option<Route> {
         ("PUT", "/api/v1/tickets/sla-policy") => web::put().to(set_sla_policy),
         ("GET", "/api/v1/tickets/{id}") => web::get().to(get),
         ("PUT", "/api/v1/tickets/{id}") => web::put().to(update),
+        ("DELETE", "/api/v1/tickets/{id}") => web::delete().to(delete),
         ("GET", "/api/v1/tickets/{id}/comments") => web::get().to(comments),
         ("POST", "/api/v1/tickets/{id}/comments") => web::post().to(comment),
         ("POST", "/api/v1/tickets/{id}/assign") => web::post().to(assign),
@@ -73,7 +76,7 @@ page_envelopes! {
 /// This area's part of the OpenAPI document.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
-    paths(list, create, sla_policy, set_sla_policy, get, update, comments, comment, assign, change_status),
+    paths(list, create, sla_policy, set_sla_policy, get, update, delete, comments, comment, assign, change_status),
     components(schemas(
         portico_crm::Ticket, portico_crm::TicketDraft, portico_crm::TicketChanges, portico_crm::Requester,
         portico_crm::TicketPriority, portico_crm::TicketStatus, portico_crm::Comment, portico_crm::CommentAuthor,
@@ -85,15 +88,22 @@ page_envelopes! {
 )]
 pub(crate) struct Doc;
 
-/// The order of a ticket list.
+/// The order of a ticket list, named after the field it sorts by (`-` for descending).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
 pub enum TicketSort {
     /// The newest first (the default).
     #[default]
-    Newest,
+    #[serde(rename = "-createdAt")]
+    CreatedAtDesc,
+    /// The oldest first.
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+    /// The soonest first response due time first.
+    #[serde(rename = "firstResponseDue")]
+    FirstResponseDue,
     /// The soonest resolution due time first.
-    Due,
+    #[serde(rename = "resolutionDue")]
+    ResolutionDue,
 }
 
 /// Which tickets to list.
@@ -126,9 +136,10 @@ pub struct TicketQuery {
     /// Only tickets that miss a service-level target now (`true`), or miss none (`false`).
     #[serde(default)]
     pub breached: Option<bool>,
-    /// `newest` (default) or `due` (the soonest resolution due time first).
+    /// `-createdAt` (default, newest first), `createdAt`, `firstResponseDue` or `resolutionDue`
+    /// (the soonest due first).
     #[serde(default)]
-    #[param(value_type = Option<TicketSort>)]
+    #[param(value_type = Option<TicketSort>, example = "resolutionDue")]
     pub sort: Option<TicketSort>,
 }
 
@@ -139,7 +150,7 @@ pub struct TicketQuery {
     params(TicketQuery),
     responses(
         (status = 200, description = "A page of the tenant's tickets.", body = TicketPageEnvelope),
-        (status = 400, description = "A malformed filter (`request.invalid_query`).", body = ErrorEnvelope),
+        (status = 400, description = "A malformed filter or an unknown sort (`request.invalid_query`).", body = ErrorEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
         (status = 403, description = "The caller lacks the permission, or the tenant the crm feature (`tenancy.feature_disabled`).", body = ErrorEnvelope),
         (status = 422, description = "A bad page or limit (`request.invalid_page`).", body = ErrorEnvelope),
@@ -162,8 +173,10 @@ pub async fn list(
         breached: query.breached,
     };
     let order = match query.sort.unwrap_or_default() {
-        TicketSort::Newest => TicketOrder::Newest,
-        TicketSort::Due => TicketOrder::Due,
+        TicketSort::CreatedAtDesc => TicketOrder::CreatedAtDesc,
+        TicketSort::CreatedAt => TicketOrder::CreatedAt,
+        TicketSort::FirstResponseDue => TicketOrder::FirstResponseDue,
+        TicketSort::ResolutionDue => TicketOrder::ResolutionDue,
     };
     Ok(envelope::page(&store.tickets(&auth.ctx, filter, order, page).await?))
 }
@@ -214,14 +227,14 @@ pub async fn sla_policy(auth: Require<TicketsRead>, store: Db) -> Result<HttpRes
     responses(
         (status = 200, description = "The policy, for tickets opened from now on (due times already set stay).", body = SlaPolicyEnvelope),
         (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
-        (status = 403, description = "The caller lacks the permission, or the tenant the crm feature.", body = ErrorEnvelope),
+        (status = 403, description = "The caller lacks the permission (a tenant-wide setting: `tenants:write`, which `tickets:write` does not give), or the tenant the crm feature.", body = ErrorEnvelope),
         (status = 422, description = "A target out of range, a first response due after the resolution, bad business hours (`crm.invalid`, each field named).", body = ErrorEnvelope),
     ),
-    security(("bearer" = ["tickets:write"]))
+    security(("bearer" = ["tenants:write"]))
 )]
-/// Sets the tenant's SLA policy.
+/// Sets the tenant's SLA policy (a tenant-wide setting: `tenants:write`).
 pub async fn set_sla_policy(
-    auth: Require<TicketsWrite>,
+    auth: Require<TenantsWrite>,
     store: Db,
     body: Json<SlaPolicy>,
 ) -> Result<HttpResponse, ApiError> {
@@ -274,6 +287,29 @@ pub async fn update(
     body: Json<TicketChanges>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(store.revise_ticket(&auth.ctx, id.into_inner(), body.into_inner()).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tickets/{id}",
+    tag = "tickets",
+    params(("id" = String, Path, format = Uuid, description = "The ticket's id.")),
+    responses(
+        (status = 204, description = "The ticket and its comments are gone, in one transaction (its audit rows stay)."),
+        (status = 401, description = "No valid credentials.", body = ErrorEnvelope),
+        (status = 403, description = "The caller lacks the permission, or the tenant the crm feature.", body = ErrorEnvelope),
+        (status = 404, description = "No such ticket in this tenant (`crm.ticket_not_found`).", body = ErrorEnvelope),
+    ),
+    security(("bearer" = ["tickets:write"]))
+)]
+/// Deletes a ticket and its comments.
+pub async fn delete(
+    auth: Require<TicketsWrite>,
+    store: Db,
+    id: web::Path<TicketId>,
+) -> Result<HttpResponse, ApiError> {
+    store.delete_ticket(&auth.ctx, id.into_inner()).await?;
+    Ok(envelope::no_content())
 }
 
 /// A page of a ticket's comments.

@@ -87,11 +87,16 @@ async fn qualified(app: &TestApp, token: &str, body: Value) -> String {
     id
 }
 
-/// The tenant's first pipeline (the default sales one, made on first need).
+/// The tenant's pipeline "Sales" with the default stages, created by the first who asks (a read makes none).
 async fn sales(app: &TestApp, token: &str) -> Value {
     let res = get(app, token, "/api/v1/crm/pipelines").await;
     assert_eq!(res.status, 200, "{}", res.body);
-    res.json["data"][0].clone()
+    if let Some(sales) = res.json["data"].as_array().unwrap().iter().find(|p| p["name"] == "Sales") {
+        return sales.clone();
+    }
+    let res = post(app, token, "/api/v1/crm/pipelines", json!({"name": "Sales"})).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json["data"].clone()
 }
 
 fn stage(pipeline: &Value, name: &str) -> String {
@@ -256,7 +261,7 @@ async fn a_stage_with_deals_is_removed_only_with_a_stage_for_them() {
 
     // The pipeline with its deal stays; an empty one goes.
     let res = app.call("DELETE", &format!("/api/v1/crm/pipelines/{pid}"), Some(&token), None).await;
-    assert_eq!(code(&res), (409, json!("crm.stage_has_deals")), "{}", res.body);
+    assert_eq!(code(&res), (409, json!("crm.pipeline_has_deals")), "{}", res.body);
     let made = post(&app, &token, "/api/v1/crm/pipelines", json!({"name": "Renewals"})).await;
     assert_eq!(made.status, 201, "{}", made.body);
     let taken = post(&app, &token, "/api/v1/crm/pipelines", json!({"name": "RENEWALS"})).await;
@@ -334,9 +339,11 @@ async fn analytics_give_the_figures_per_stage() {
     assert_eq!(summary["weightedValue"]["amountMinor"], 12_500);
     assert_eq!(summary["stages"][2]["weightedValue"]["amountMinor"], 5_000);
     assert!(res.json["data"]["winRate"].is_null(), "{}", res.body);
-    let bad = get(&app, &token, "/api/v1/crm/analytics?currency=euro").await;
-    assert_eq!(code(&bad), (422, json!("crm.invalid")), "{}", bad.body);
-    assert_eq!(fields(&bad), vec!["currency"]);
+    // A bad query value is a bad query, as everywhere else.
+    for bad in ["currency=euro", "currency=eur", "currency=XXY"] {
+        let res = get(&app, &token, &format!("/api/v1/crm/analytics?{bad}")).await;
+        assert_eq!(code(&res), (400, json!("request.invalid_query")), "{bad}: {}", res.body);
+    }
 }
 
 // ---- The tenant wall ----
@@ -440,8 +447,73 @@ async fn reading_needs_crm_read_and_changing_crm_write() {
         assert_eq!(res.status, 403, "{path}: {}", res.body);
     }
     assert_eq!(rows(&app, "crm_leads", tenant).await, 0);
-    // Reading the pipelines made the default one; the refused create added none.
-    assert_eq!(rows(&app, "crm_pipelines", tenant).await, 1);
+    // Reading wrote nothing (no default pipeline either); the refused create added none.
+    assert_eq!(rows(&app, "crm_pipelines", tenant).await, 0);
+    assert_eq!(rows(&app, "crm_stages", tenant).await, 0);
+}
+
+#[actix_web::test]
+async fn a_tenant_without_pipelines_reads_none_and_empty_figures() {
+    let app = TestApp::spawn().await;
+    let (tenant, token) = crm_tenant(&app, "acme").await;
+    let res = get(&app, &token, "/api/v1/crm/pipelines").await;
+    assert_eq!((res.status, res.json["data"].clone()), (200, json!([])), "{}", res.body);
+    let res = get(&app, &token, "/api/v1/crm/analytics").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json["data"]["pipelines"], json!([]), "{}", res.body);
+    assert_eq!(
+        res.json["data"]["conversion"],
+        json!({"leadToDeal": null, "dealToWon": null}),
+        "{}",
+        res.body
+    );
+    let res =
+        get(&app, &token, "/api/v1/crm/analytics?pipelineId=0193a2b4-0000-7000-8000-000000000000").await;
+    assert_eq!(code(&res), (404, json!("crm.pipeline_not_found")), "{}", res.body);
+    for table in ["crm_pipelines", "crm_stages"] {
+        assert_eq!(rows(&app, table, tenant).await, 0, "{table}");
+    }
+    let audited = "SELECT count(*) AS n FROM audit_log WHERE tenant_id = $1::uuid AND action LIKE 'crm.%'";
+    assert_eq!(number(&app, audited, &tenant.to_string()).await, 0);
+}
+
+#[actix_web::test]
+async fn deleting_a_lead_or_a_deal_takes_the_activities_about_it_alone() {
+    let app = TestApp::spawn().await;
+    let (tenant, token) = crm_tenant(&app, "acme").await;
+    let lead_id = lead(&app, &token, json!({"name": "Sam"})).await;
+    let pipeline = sales(&app, &token).await;
+    let deal_id = deal(&app, &token, &pipeline, "Lead in").await;
+    let note = |column: &str, id: &str, also: Option<(&str, &str)>| {
+        let (extra_column, extra_value) =
+            also.map_or((String::new(), String::new()), |(c, v)| (format!(", {c}"), format!(", '{v}'")));
+        format!(
+            "INSERT INTO crm_activities (tenant_id, id, kind, subject, occurred_at, {column}{extra_column}, \
+                 created_by, created_at, updated_at) \
+             VALUES ('{tenant}', gen_random_uuid(), 'note', 'Note', now(), '{id}'{extra_value}, gen_random_uuid(), \
+                 now(), now());"
+        )
+    };
+    let sql = [
+        note("lead_id", &lead_id, None),
+        note("deal_id", &deal_id, None),
+        note("lead_id", &lead_id, Some(("deal_id", &deal_id))),
+    ]
+    .concat();
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &sql).await.unwrap();
+
+    let res = app.call("DELETE", &format!("/api/v1/crm/leads/{lead_id}"), Some(&token), None).await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    // The note about the lead alone went; the one about the lead and the deal stays, about the deal.
+    let about_deal = "SELECT count(*) AS n FROM crm_activities WHERE deal_id = $1::uuid AND lead_id IS NULL";
+    assert_eq!(
+        (rows(&app, "crm_activities", tenant).await, number(&app, about_deal, &deal_id).await),
+        (2, 2)
+    );
+    let res = app.call("DELETE", &format!("/api/v1/crm/deals/{deal_id}"), Some(&token), None).await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    assert_eq!(rows(&app, "crm_activities", tenant).await, 0);
 }
 
 #[actix_web::test]

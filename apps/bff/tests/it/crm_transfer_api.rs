@@ -93,7 +93,7 @@ async fn a_contacts_file_is_imported_and_exported_in_the_same_columns() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.json["data"], json!({"rows": 2, "created": 2, "duplicates": 0, "skipped": []}));
     assert_eq!(rows(&app, "crm_contacts", acme).await, 2);
-    assert_eq!(audited(&app, acme, "crm.contacts.import").await, 1);
+    assert_eq!(audited(&app, acme, "crm.contact.import").await, 1);
 
     // The contacts API sees them, normalised and linked.
     let list = app.call("GET", "/api/v1/crm/contacts?q=taylor", Some(&owner), None).await;
@@ -113,7 +113,7 @@ async fn a_contacts_file_is_imported_and_exported_in_the_same_columns() {
     );
     let vip = download(&app, CONTACTS_EXPORT, &owner, json!({"tag": "VIP", "contactType": "customer"})).await;
     assert_eq!(vip.lines().count(), 2, "the header and Sam: {vip}");
-    assert_eq!(audited(&app, acme, "crm.contacts.export").await, 2, "each export is audited");
+    assert_eq!(audited(&app, acme, "crm.contact.export").await, 2, "each export is audited");
 }
 
 #[actix_web::test]
@@ -163,7 +163,7 @@ async fn a_file_with_a_bad_row_answers_the_report_and_writes_nothing() {
     );
     assert!(!res.body.contains("ann at acme"), "reasons repeat no address");
     assert_eq!(rows(&app, "crm_contacts", acme).await, 0, "not even Sam");
-    assert_eq!(audited(&app, acme, "crm.contacts.import").await, 0);
+    assert_eq!(audited(&app, acme, "crm.contact.import").await, 0);
 
     let res = upload(&app, CONTACTS_IMPORT, &owner, "email,phone\r\nsam@acme.example,\r\n").await;
     assert_eq!(res.json["error"]["details"]["errors"][0]["code"], "import.missing_column");
@@ -236,7 +236,7 @@ async fn leads_are_imported_with_duplicates_skipped_and_exported_back() {
         res.json["data"]["skipped"],
         json!([{"line": 2, "matchedBy": "email", "existingId": old, "sameAsLine": null}])
     );
-    assert_eq!((rows(&app, "crm_leads", acme).await, audited(&app, acme, "crm.leads.import").await), (2, 1));
+    assert_eq!((rows(&app, "crm_leads", acme).await, audited(&app, acme, "crm.lead.import").await), (2, 1));
 
     let csv = download(&app, LEADS_EXPORT, &owner, json!({"status": "qualified"})).await;
     assert_eq!(
@@ -244,12 +244,53 @@ async fn leads_are_imported_with_duplicates_skipped_and_exported_back() {
         "name,email,phone,companyName,source,status,estimatedValue,currency,tags,ownerEmail\r\n\
          Kim,kim@example.com,'+49301234567,Acme GmbH,website,qualified,12000.50,EUR,fair,\r\n"
     );
-    assert_eq!(audited(&app, acme, "crm.leads.export").await, 1);
+    assert_eq!(audited(&app, acme, "crm.lead.export").await, 1);
 
     let res = upload(&app, LEADS_IMPORT, &owner, "name,status\r\nNed,converted\r\n").await;
     assert_eq!(code(&res), (422, json!("crm.import_refused")));
     assert_eq!(res.json["error"]["details"]["errors"][0]["line"], 2);
     assert_eq!(rows(&app, "crm_leads", acme).await, 2);
+}
+
+#[actix_web::test]
+async fn a_leads_file_sent_twice_creates_nothing_the_second_time_rows_without_email_too() {
+    let app = TestApp::spawn().await;
+    let (acme, owner) = crm_tenant(&app, "acme").await;
+    let file = "name,email,phone,companyName,tags\r\n\
+        Kim,kim@example.com,,,fair\r\n\
+        Ann Lee,,030 1234567,,\r\n\
+        Bob Ray,,,Acme GmbH,FAIR\r\n\
+        Cy,,,,\r\n";
+    let send = || async {
+        // The bulk routes ignore Idempotency-Key: the file itself must not duplicate.
+        let headers = [("Content-Type", "text/csv"), ("Idempotency-Key", "same-file")];
+        app.call_with("POST", LEADS_IMPORT, Some(&owner), &headers, Some(file.as_bytes().to_vec())).await
+    };
+    let first = send().await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        (first.json["data"]["created"].clone(), first.json["data"]["duplicates"].clone()),
+        (json!(4), json!(0))
+    );
+    let again = send().await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let skipped = &again.json["data"]["skipped"];
+    assert_eq!(
+        (again.json["data"]["created"].clone(), again.json["data"]["duplicates"].clone()),
+        (json!(0), json!(4)),
+        "{}",
+        again.body
+    );
+    let reasons: Vec<&str> =
+        skipped.as_array().unwrap().iter().map(|s| s["matchedBy"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["email", "phone", "name", "name"]);
+    assert_eq!(rows(&app, "crm_leads", acme).await, 4);
+    assert_eq!(audited(&app, acme, "crm.lead.import").await, 2);
+
+    let csv = download(&app, LEADS_EXPORT, &owner, json!({"tag": " Fair "})).await;
+    let names: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(names, ["Kim", "Bob Ray"], "a tag in any case, trimmed");
+    assert_eq!(audited(&app, acme, "crm.lead.export").await, 1);
 }
 
 #[actix_web::test]
@@ -277,7 +318,7 @@ async fn another_tenant_neither_matches_nor_sees_the_records() {
     assert_eq!(res.json["data"]["created"], 1);
     assert_eq!((rows(&app, "crm_contacts", acme).await, rows(&app, "crm_contacts", globex).await), (1, 1));
     assert_eq!((rows(&app, "crm_leads", acme).await, rows(&app, "crm_leads", globex).await), (1, 1));
-    assert_eq!(audited(&app, acme, "crm.contacts.import").await, 1, "globex's import is globex's");
+    assert_eq!(audited(&app, acme, "crm.contact.import").await, 1, "globex's import is globex's");
 
     // The owner of another tenant is no member here.
     let res =
@@ -305,7 +346,7 @@ async fn the_routes_need_crm_write_the_crm_feature_and_a_csv_body() {
         assert_eq!(code(&res), (422, json!("request.invalid_body")));
     }
     assert_eq!((rows(&app, "crm_contacts", acme).await, rows(&app, "crm_leads", acme).await), (0, 0));
-    assert_eq!(audited(&app, acme, "crm.contacts.export").await, 0);
+    assert_eq!(audited(&app, acme, "crm.contact.export").await, 0);
 
     let features = format!("/api/v1/tenants/{acme}/features");
     let res =
@@ -351,9 +392,9 @@ pub(crate) async fn walk(
     let _ = (app, admin, request_id);
     match (method, path) {
         ("POST", CONTACTS_EXPORT) => {
-            Some((path.to_owned(), Some(json!({"status": "active"})), "crm.contacts.export"))
+            Some((path.to_owned(), Some(json!({"status": "active"})), "crm.contact.export"))
         }
-        ("POST", LEADS_EXPORT) => Some((path.to_owned(), Some(json!({"status": "new"})), "crm.leads.export")),
+        ("POST", LEADS_EXPORT) => Some((path.to_owned(), Some(json!({"status": "new"})), "crm.lead.export")),
         _ => None,
     }
 }
@@ -364,10 +405,10 @@ pub(crate) fn csv_step(method: &str, path: &str, request_id: &str) -> Option<(St
     match (method, path) {
         ("POST", CONTACTS_IMPORT) => Some((
             format!("displayName,email\r\nWalked,walked@{request_id}.example\r\n"),
-            "crm.contacts.import",
+            "crm.contact.import",
         )),
         ("POST", LEADS_IMPORT) => {
-            Some((format!("name,email\r\nWalked,walked@{request_id}.example\r\n"), "crm.leads.import"))
+            Some((format!("name,email\r\nWalked,walked@{request_id}.example\r\n"), "crm.lead.import"))
         }
         _ => None,
     }

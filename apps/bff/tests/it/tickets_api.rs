@@ -1,15 +1,16 @@
-//! Support tickets over HTTP: numbered per tenant, due when the domain
-//! computes under the tenant's SLA policy (business hours included), clocks
-//! stopped while pending and resumed, the first response set by an agent's
-//! first public comment, internal comments hidden from the requester; the
-//! permission wall (a viewer reads, does not write), the tenant wall, the
-//! feature gate and bad input.
+//! Support tickets over HTTP: numbered per tenant, due by the tenant's SLA
+//! policy (instants computed here by hand), clocks stopped while pending and
+//! resumed, the first response set by an agent's first public comment,
+//! internal comments hidden from the requester, deleted with their comments;
+//! the permission wall (a viewer reads, does not write; the SLA policy is a
+//! tenant setting, `tenants:write`), the tenant wall, the feature gate and
+//! bad input.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use portico_crm::{SlaPolicy, TicketPriority, due_at, resumed_due};
+use portico_crm::SlaPolicy;
 use portico_kernel::{PLATFORM_TENANT_ID, TenantId};
 use portico_tenancy::Role;
 use serde_json::{Value, json};
@@ -53,16 +54,21 @@ async fn tickets_of(app: &TestApp, tenant: TenantId) -> i64 {
     number(app, "SELECT count(*) AS n FROM crm_tickets WHERE tenant_id = $1::uuid", &tenant.to_string()).await
 }
 
-/// Office hours on every day of the week (so the test holds whenever it runs), 00:15 to 23:45 UTC.
+/// Calendar time (no business hours, so a due time is its ticket's creation
+/// plus the target, whenever the test runs): high 90 min / 10 h, urgent
+/// 30 min / 24 h but normal 2 h / 4 h (urgent answers first, resolves last).
 fn policy_body() -> Value {
     json!({
         "low": {"firstResponseMinutes": 1440, "resolutionMinutes": 10080},
-        "normal": {"firstResponseMinutes": 480, "resolutionMinutes": 4320},
-        "high": {"firstResponseMinutes": 240, "resolutionMinutes": 1440},
-        "urgent": {"firstResponseMinutes": 60, "resolutionMinutes": 240},
-        "businessHours": {"utcOffsetMinutes": 0, "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-                          "opens": "00:15", "closes": "23:45"}
+        "normal": {"firstResponseMinutes": 120, "resolutionMinutes": 240},
+        "high": {"firstResponseMinutes": 90, "resolutionMinutes": 600},
+        "urgent": {"firstResponseMinutes": 30, "resolutionMinutes": 1440}
     })
+}
+
+/// A token of the tenant's administrator: `tenants:write` among the rest.
+fn admin_of(app: &TestApp, tenant: TenantId) -> String {
+    app.user_token(tenant, Role::Admin.permissions())
 }
 
 fn ticket_body(contact: &str, priority: &str) -> Value {
@@ -71,12 +77,14 @@ fn ticket_body(contact: &str, priority: &str) -> Value {
 }
 
 #[actix_web::test]
-async fn a_ticket_is_due_as_the_domain_computes_and_its_clock_pauses_while_pending() {
+async fn a_ticket_is_due_by_the_tenants_policy_and_its_clock_pauses_while_pending() {
     let app = TestApp::spawn().await;
     let tenant = crm_tenant(&app, "acme").await;
     let (agent, token) = staff(&app, tenant, "agent@acme.example").await;
     let contact = contact_of(&app, tenant).await;
-    let set = app.call("PUT", "/api/v1/tickets/sla-policy", Some(&token), Some(policy_body())).await;
+    let set = app
+        .call("PUT", "/api/v1/tickets/sla-policy", Some(&admin_of(&app, tenant)), Some(policy_body()))
+        .await;
     assert_eq!(set.status, 200, "{}", set.body);
     let policy: SlaPolicy = serde_json::from_value(policy_body()).unwrap();
     let read = app.call("GET", "/api/v1/tickets/sla-policy", Some(&token), None).await;
@@ -86,11 +94,10 @@ async fn a_ticket_is_due_as_the_domain_computes_and_its_clock_pauses_while_pendi
     assert_eq!(opened.status, 201, "{}", opened.body);
     let ticket = &opened.json["data"];
     assert_eq!((ticket["number"].clone(), ticket["status"].clone()), (json!(1), json!("open")));
+    // High, in calendar time: 90 minutes and 10 hours after it was opened (the default would be 4 h / 1 day).
     let created = instant(&ticket["createdAt"]);
-    let hours = policy.business_hours.as_ref();
-    let targets = policy.targets(TicketPriority::High);
-    assert_eq!(instant(&ticket["firstResponseDue"]), due_at(created, targets.first_response(), hours));
-    assert_eq!(instant(&ticket["resolutionDue"]), due_at(created, targets.resolution(), hours));
+    assert_eq!(instant(&ticket["firstResponseDue"]), created + TimeDelta::minutes(90));
+    assert_eq!(instant(&ticket["resolutionDue"]), created + TimeDelta::hours(10));
     let id = id_of(&opened);
     let second = app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await;
     assert_eq!(second.json["data"]["number"], 2);
@@ -112,11 +119,13 @@ async fn a_ticket_is_due_as_the_domain_computes_and_its_clock_pauses_while_pendi
     let after = Utc::now();
     assert_eq!(open.status, 200, "{}", open.body);
     assert!(open.json["data"]["slaStoppedAt"].is_null());
-    // Resumed between `before` and `after`: the clock time left when it stopped is left again.
+    // Resumed between `before` and `after`: due later by the time it stood still, so the time
+    // left when it stopped (here, calendar time) is left again.
     let resumed = instant(&open.json["data"]["resolutionDue"]);
+    assert!(stopped > created && stopped < due);
+    let left = due - stopped;
     assert!(
-        resumed_due(due, stopped, before - TimeDelta::milliseconds(1), hours) <= resumed
-            && resumed <= resumed_due(due, stopped, after, hours),
+        before - TimeDelta::milliseconds(1) + left <= resumed && resumed <= after + left,
         "due {due}, stopped {stopped}, resumed between {before} and {after}: {resumed}"
     );
     let stored = number(
@@ -227,14 +236,18 @@ async fn a_viewer_reads_tickets_but_does_not_write_them() {
         ("POST", format!("/api/v1/tickets/{id}/comments"), json!({"body": "Hello"})),
         ("POST", format!("/api/v1/tickets/{id}/assign"), json!({"assignee": member})),
         ("POST", format!("/api/v1/tickets/{id}/status"), json!({"status": "resolved"})),
+        ("DELETE", format!("/api/v1/tickets/{id}"), Value::Null),
     ];
     for (method, path, body) in writes {
-        let res = app.call(method, &path, Some(&viewer), Some(body)).await;
+        let body = (!body.is_null()).then_some(body);
+        let res = app.call(method, &path, Some(&viewer), body).await;
         assert_eq!(res.status, 403, "{method} {path}: {}", res.body);
     }
     // A CRM-only role has no say over tickets, and no token none at all.
     let crm_only = app.user_token(tenant, &["crm:read", "crm:write"]);
     assert_eq!(app.call("GET", "/api/v1/tickets", Some(&crm_only), None).await.status, 403);
+    let delete = app.call("DELETE", &format!("/api/v1/tickets/{id}"), Some(&crm_only), None).await;
+    assert_eq!(delete.status, 403, "{}", delete.body);
     assert_eq!(app.call("GET", "/api/v1/tickets", None, None).await.status, 401);
     assert_eq!(tickets_of(&app, tenant).await, 1);
     let unchanged = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&viewer), None).await;
@@ -269,6 +282,7 @@ async fn another_tenants_tickets_are_not_found_and_untouched() {
         ("POST", format!("/api/v1/tickets/{id}/comments"), Some(json!({"body": "Hello"}))),
         ("POST", format!("/api/v1/tickets/{id}/assign"), Some(json!({"assignee": theirs_member}))),
         ("POST", format!("/api/v1/tickets/{id}/status"), Some(json!({"status": "resolved"}))),
+        ("DELETE", format!("/api/v1/tickets/{id}"), None),
     ] {
         let res = app.call(method, &path, Some(&theirs), body).await;
         assert_eq!(code(&res), (404, json!("crm.ticket_not_found")), "{method} {path}");
@@ -283,7 +297,7 @@ async fn another_tenants_tickets_are_not_found_and_untouched() {
         (code(&foreign), fields(&foreign)),
         ((422, json!("crm.invalid")), vec!["requester.contactId".to_owned()])
     );
-    assert_eq!(tickets_of(&app, globex).await, 0);
+    assert_eq!((tickets_of(&app, globex).await, tickets_of(&app, acme).await), (0, 1));
     let ticket = app.call("GET", &format!("/api/v1/tickets/{id}"), Some(&ours), None).await;
     assert_eq!(
         (
@@ -340,7 +354,8 @@ async fn bad_tickets_and_moves_are_refused_with_stable_codes_and_nothing_is_writ
     assert_eq!(tickets_of(&app, tenant).await, 0);
     let mut bad_policy = policy_body();
     bad_policy["high"]["firstResponseMinutes"] = json!(5000);
-    let refused = app.call("PUT", "/api/v1/tickets/sla-policy", Some(&token), Some(bad_policy)).await;
+    let refused =
+        app.call("PUT", "/api/v1/tickets/sla-policy", Some(&admin_of(&app, tenant)), Some(bad_policy)).await;
     assert_eq!(
         (code(&refused), fields(&refused)),
         ((422, json!("crm.invalid")), vec!["high.firstResponseMinutes".to_owned()])
@@ -396,19 +411,25 @@ async fn bad_tickets_and_moves_are_refused_with_stable_codes_and_nothing_is_writ
 }
 
 #[actix_web::test]
-async fn lists_filter_by_status_priority_and_breach_and_sort_by_due() {
+async fn lists_filter_by_status_priority_and_breach_and_sort_by_creation_or_either_due_time() {
     let app = TestApp::spawn().await;
     let tenant = crm_tenant(&app, "acme").await;
     let (member, token) = staff(&app, tenant, "agent@acme.example").await;
     let contact = contact_of(&app, tenant).await;
-    let low =
-        id_of(&app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await);
+    let set = app
+        .call("PUT", "/api/v1/tickets/sla-policy", Some(&admin_of(&app, tenant)), Some(policy_body()))
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    // Normal (2 h / 4 h), then urgent (30 min / 24 h): urgent is answered first, resolved last.
+    let normal = id_of(
+        &app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "normal"))).await,
+    );
     let urgent = id_of(
         &app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "urgent"))).await,
     );
     app.call(
         "POST",
-        &format!("/api/v1/tickets/{low}/assign"),
+        &format!("/api/v1/tickets/{normal}/assign"),
         Some(&token),
         Some(json!({"assignee": member})),
     )
@@ -422,13 +443,80 @@ async fn lists_filter_by_status_priority_and_breach_and_sort_by_due() {
         let app = &app;
         async move { app.call("GET", &path, Some(&token), None).await }
     };
-    assert_eq!(ids(&get("").await), [urgent.clone(), low.clone()], "newest first");
-    assert_eq!(ids(&get("?sort=due").await), [urgent.clone(), low.clone()], "the urgent one is due first");
-    assert_eq!(ids(&get("?priority=low").await), std::slice::from_ref(&low));
-    assert_eq!(ids(&get(&format!("?assigneeId={member}")).await), std::slice::from_ref(&low));
+    let (newest_first, oldest_first) = ([urgent.clone(), normal.clone()], [normal.clone(), urgent.clone()]);
+    assert_eq!(ids(&get("").await), newest_first, "newest first by default");
+    assert_eq!(ids(&get("?sort=-createdAt").await), newest_first);
+    assert_eq!(ids(&get("?sort=createdAt").await), oldest_first);
+    assert_eq!(ids(&get("?sort=firstResponseDue").await), newest_first, "urgent is to be answered first");
+    assert_eq!(ids(&get("?sort=resolutionDue").await), oldest_first, "normal is to be resolved first");
+    for gone in ["newest", "due", "created_at"] {
+        let res = get(&format!("?sort={gone}")).await;
+        assert_eq!(code(&res), (400, json!("request.invalid_query")), "{gone}: {}", res.body);
+    }
+    assert_eq!(ids(&get("?priority=normal").await), std::slice::from_ref(&normal));
+    assert_eq!(ids(&get(&format!("?assigneeId={member}")).await), std::slice::from_ref(&normal));
     assert_eq!(ids(&get(&format!("?requesterContactId={contact}&status=open")).await).len(), 2);
     assert_eq!(ids(&get("?breached=true").await), Vec::<String>::new(), "both just opened");
     assert_eq!(ids(&get("?breached=false").await).len(), 2);
+}
+
+#[actix_web::test]
+async fn a_ticket_is_deleted_with_its_comments_in_one_audited_change() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (_, token) = staff(&app, tenant, "agent@acme.example").await;
+    let contact = contact_of(&app, tenant).await;
+    let id =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "high"))).await);
+    let kept =
+        id_of(&app.call("POST", "/api/v1/tickets", Some(&token), Some(ticket_body(&contact, "low"))).await);
+    for (ticket, body) in [(&id, json!({"body": "We are on it"})), (&kept, json!({"body": "Noted"}))] {
+        let path = format!("/api/v1/tickets/{ticket}/comments");
+        assert_eq!(app.call("POST", &path, Some(&token), Some(body)).await.status, 201);
+    }
+    let path = format!("/api/v1/tickets/{id}");
+    let deleted = app.call("DELETE", &path, Some(&token), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(code(&app.call("GET", &path, Some(&token), None).await), (404, json!("crm.ticket_not_found")));
+    let comments = "SELECT count(*) AS n FROM crm_ticket_comments WHERE ticket_id = $1::uuid";
+    assert_eq!((number(&app, comments, &id).await, number(&app, comments, &kept).await), (0, 1));
+    assert_eq!(tickets_of(&app, tenant).await, 1, "the other ticket stays");
+    let audited =
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'crm.ticket.delete' AND resource_id = $1";
+    assert_eq!(number(&app, audited, &id).await, 1);
+    let again = app.call("DELETE", &path, Some(&token), None).await;
+    assert_eq!(code(&again), (404, json!("crm.ticket_not_found")));
+    assert_eq!(number(&app, audited, &id).await, 1);
+}
+
+#[actix_web::test]
+async fn the_sla_policy_is_a_tenant_setting_that_ticket_writers_cannot_change() {
+    let app = TestApp::spawn().await;
+    let tenant = crm_tenant(&app, "acme").await;
+    let (_, staff_token) = staff(&app, tenant, "agent@acme.example").await;
+    let path = "/api/v1/tickets/sla-policy";
+    // Staff work tickets (`tickets:write`) but do not hold the tenant's settings.
+    let tickets_only = app.user_token(tenant, &["tickets:read", "tickets:write"]);
+    for token in [&staff_token, &tickets_only] {
+        let refused = app.call("PUT", path, Some(token), Some(policy_body())).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    }
+    let tenant_id = tenant.to_string();
+    let settings = "SELECT count(*) AS n FROM crm_settings WHERE tenant_id = $1::uuid";
+    assert_eq!(number(&app, settings, &tenant_id).await, 0);
+    let default = app.call("GET", path, Some(&staff_token), None).await;
+    assert_eq!(
+        serde_json::from_value::<SlaPolicy>(default.json["data"].clone()).unwrap(),
+        SlaPolicy::default()
+    );
+    // `tenants:write` is what it takes (with the feature on).
+    let settings_writer = app.user_token(tenant, &["tenants:write"]);
+    let set = app.call("PUT", path, Some(&settings_writer), Some(policy_body())).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let read = app.call("GET", path, Some(&staff_token), None).await;
+    assert_eq!(read.json["data"], set.json["data"]);
+    let audited = "SELECT count(*) AS n FROM audit_log WHERE tenant_id = $1::uuid AND action = 'crm.ticket.sla_policy.update'";
+    assert_eq!((number(&app, audited, &tenant_id).await, number(&app, settings, &tenant_id).await), (1, 1));
 }
 
 #[actix_web::test]
@@ -464,28 +552,29 @@ pub(crate) async fn walk(
         ("POST", "/api/v1/tickets") => (
             path.to_owned(),
             Some(ticket_body(&contact_of(app, PLATFORM_TENANT_ID).await, "high")),
-            "ticket.create",
+            "crm.ticket.create",
         ),
         ("PUT", "/api/v1/tickets/sla-policy") => {
-            (path.to_owned(), Some(policy_body()), "ticket.sla_policy.update")
+            (path.to_owned(), Some(policy_body()), "crm.ticket.sla_policy.update")
         }
         ("PUT", "/api/v1/tickets/{id}") => (
             made().await,
             Some(
                 json!({"subject": "Walked", "description": format!("Walked by {request_id}"), "priority": "urgent"}),
             ),
-            "ticket.update",
+            "crm.ticket.update",
         ),
+        ("DELETE", "/api/v1/tickets/{id}") => (made().await, None, "crm.ticket.delete"),
         ("POST", "/api/v1/tickets/{id}/comments") => {
-            (made().await, Some(json!({"body": format!("Walked by {request_id}")})), "ticket.comment")
+            (made().await, Some(json!({"body": format!("Walked by {request_id}")})), "crm.ticket.comment")
         }
         ("POST", "/api/v1/tickets/{id}/assign") => {
             let email = format!("agent-{request_id}@portico.example");
             let agent = app.person(&email, PLATFORM_TENANT_ID, Role::PlatformAdmin).await;
-            (made().await, Some(json!({"assignee": agent})), "ticket.assign")
+            (made().await, Some(json!({"assignee": agent})), "crm.ticket.assign")
         }
         ("POST", "/api/v1/tickets/{id}/status") => {
-            (made().await, Some(json!({"status": "pending"})), "ticket.status")
+            (made().await, Some(json!({"status": "pending"})), "crm.ticket.status")
         }
         _ => return None,
     })

@@ -519,3 +519,65 @@ async fn a_timeline_merges_activities_and_audited_changes_newest_first_in_pages(
         ["change crm.deal.move", "activity Deal note"]
     );
 }
+
+/// Runs `act` while another transaction has run `delete` (a deletion of a
+/// record `act` links) but not committed it; commits once `act` waits on
+/// that record's lock, and answers what `act` did.
+pub(crate) async fn racing_a_deletion<T: Send + 'static>(
+    url: &str,
+    delete: &str,
+    act: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let mut deleting = connect(url).await;
+    deleting.batch_execute(&format!("BEGIN; {delete}")).await.unwrap();
+    // The deletion's transaction, on which a change of its record waits (`pg_locks` shows
+    // every role's locks, where `pg_stat_activity` hides other roles' waits).
+    let xid = count(&mut deleting, "SELECT txid_current() AS n").await;
+    let acting = tokio::spawn(act);
+    let mut watching = connect(url).await;
+    let mut waited = false;
+    for _ in 0..400 {
+        let sql = format!(
+            "SELECT count(*) AS n FROM pg_locks \
+             WHERE locktype = 'transactionid' AND NOT granted AND transactionid::text = '{xid}'"
+        );
+        if count(&mut watching, &sql).await > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    deleting.batch_execute("COMMIT").await.unwrap();
+    assert!(waited, "the racing change waited on the deleted record");
+    acting.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_record_deleted_while_an_activity_is_linked_to_it_is_refused_not_a_fault() {
+    let world = World::new().await;
+    let url = world.db.urls.platform.clone();
+    let contact = world.contact(&world.ctx).await;
+    let (store, ctx) = (world.store.clone(), world.ctx.clone());
+    let note = json!({"kind": "note", "subject": "Called", "links": {"contactId": contact}});
+    let logged =
+        racing_a_deletion(&url, &format!("DELETE FROM crm_contacts WHERE id = '{contact}'"), async move {
+            store.log_activity(&ctx, draft(note)).await
+        })
+        .await;
+    assert_eq!(invalid_fields(logged), ["links.contactId"], "the contact went first: no such contact");
+    assert_eq!(world.activities_of(&world.ctx).await, 0);
+
+    // A revision that links a deal being deleted: the same, and the activity stays as it was.
+    let company = world.company(&world.ctx).await;
+    let note = world.log(json!({"kind": "note", "subject": "Met", "links": {"companyId": company}})).await;
+    let deal = world.deal(&world.ctx).await;
+    let (store, ctx, id) = (world.store.clone(), world.ctx.clone(), note.id);
+    let both = json!({"kind": "note", "subject": "Met", "links": {"companyId": company, "dealId": deal}});
+    let revised =
+        racing_a_deletion(&url, &format!("DELETE FROM crm_deals WHERE id = '{deal}'"), async move {
+            store.revise_activity(&ctx, id, draft(both)).await
+        })
+        .await;
+    assert_eq!(invalid_fields(revised), ["links.dealId"]);
+    assert_eq!(world.store.activity(&world.ctx, note.id).await.unwrap(), note);
+}

@@ -786,3 +786,90 @@ async fn a_company_merge_moves_its_contacts_and_deals_to_the_kept_company() {
     assert_eq!(w.audited("crm.company.merge").await, 1);
     assert_eq!(w.search("acme").await, ["Sam"], "a contact is found by its new company's name");
 }
+
+// ---- Deleting what activities name ----
+
+/// An activity (a note) of the world's tenant naming these records; its id.
+async fn note_about(w: &World, links: &[(&str, uuid::Uuid)]) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    let columns: Vec<&str> = links.iter().map(|(column, _)| *column).collect();
+    let values: Vec<String> = links.iter().map(|(_, value)| format!("'{value}'")).collect();
+    w.sql(&format!(
+        "INSERT INTO crm_activities (tenant_id, id, kind, subject, occurred_at, {}, created_by, created_at, updated_at) \
+         VALUES ('{}', '{id}', 'note', 'Note', now(), {}, '{}', now(), now())",
+        columns.join(", "),
+        w.ctx.tenant_id,
+        values.join(", "),
+        w.member
+    ))
+    .await;
+    id
+}
+
+/// What is left of an activity: its contact and company links, or `gone`.
+async fn links_of(w: &World, activity: uuid::Uuid) -> Vec<String> {
+    let sql = format!(
+        "SELECT coalesce(contact_id::text, '-') || ' ' || coalesce(company_id::text, '-') AS line \
+         FROM crm_activities WHERE id = '{activity}'"
+    );
+    lines(&mut w.conn().await, &sql).await
+}
+
+#[tokio::test]
+async fn deleting_a_contact_deletes_the_activities_about_it_alone_and_unlinks_the_others() {
+    let w = World::new().await;
+    let acme = w.company(json!({"name": "Acme GmbH"})).await;
+    let sam = w.contact(json!({"displayName": "Sam", "companyId": acme.id})).await;
+    let (sam_id, acme_id) = (sam.id.into_uuid(), acme.id.into_uuid());
+    let sole = note_about(&w, &[("contact_id", sam_id)]).await;
+    let shared = note_about(&w, &[("contact_id", sam_id), ("company_id", acme_id)]).await;
+    // Another tenant's activity about a record with the same id is not theirs to delete.
+    let other = w.other("globex").await;
+    let theirs = uuid::Uuid::now_v7();
+    w.sql(&format!(
+        "INSERT INTO crm_contacts (tenant_id, id, display_name, contact_type, status, created_at, updated_at) \
+         VALUES ('{t}', '{sam_id}', 'Theirs', 'customer', 'active', now(), now()); \
+         INSERT INTO crm_activities (tenant_id, id, kind, subject, occurred_at, contact_id, created_by, created_at, updated_at) \
+         VALUES ('{t}', '{theirs}', 'note', 'Theirs', now(), '{sam_id}', '{}', now(), now())",
+        w.member,
+        t = other.tenant_id
+    ))
+    .await;
+
+    w.store.delete_contact(&w.ctx, sam.id).await.unwrap();
+    assert!(links_of(&w, sole).await.is_empty(), "the activity about the contact alone went with it");
+    assert_eq!(links_of(&w, shared).await, [format!("- {acme_id}")], "the shared one stays, unlinked");
+    assert_eq!(links_of(&w, theirs).await, [format!("{sam_id} -")], "another tenant's stays");
+    let audited = lines(
+        &mut w.conn().await,
+        &format!(
+            "SELECT changes ->> 'activitiesDeleted' AS line FROM audit_log \
+             WHERE action = 'crm.contact.delete' AND resource_id = '{sam_id}'"
+        ),
+    )
+    .await;
+    assert_eq!(audited, ["1"]);
+}
+
+#[tokio::test]
+async fn deleting_a_company_deletes_the_activities_about_it_alone_and_unlinks_the_others() {
+    let w = World::new().await;
+    let acme = w.company(json!({"name": "Acme GmbH"})).await;
+    let sam = w.contact(json!({"displayName": "Sam"})).await;
+    let (sam_id, acme_id) = (sam.id.into_uuid(), acme.id.into_uuid());
+    let sole = note_about(&w, &[("company_id", acme_id)]).await;
+    let shared = note_about(&w, &[("contact_id", sam_id), ("company_id", acme_id)]).await;
+
+    w.store.delete_company(&w.ctx, acme.id).await.unwrap();
+    assert!(links_of(&w, sole).await.is_empty(), "the activity about the company alone went with it");
+    assert_eq!(links_of(&w, shared).await, [format!("{sam_id} -")], "the shared one stays, unlinked");
+    let audited = lines(
+        &mut w.conn().await,
+        &format!(
+            "SELECT changes ->> 'activitiesDeleted' AS line FROM audit_log \
+             WHERE action = 'crm.company.delete' AND resource_id = '{acme_id}'"
+        ),
+    )
+    .await;
+    assert_eq!(audited, ["1"]);
+}

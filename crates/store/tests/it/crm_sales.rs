@@ -14,7 +14,8 @@ use portico_crm::{
     PipelineDraft,
 };
 use portico_kernel::{
-    Actor, Currency, DealId, FixedClock, LeadId, PageRequest, StageId, TenantContext, TenantId, UserId,
+    Actor, Currency, DealId, FixedClock, LeadId, PageRequest, PipelineId, StageId, TenantContext, TenantId,
+    UserId,
 };
 use portico_store::{LeadConversion, LeadFilter, LeadSort, NewUser, Store};
 use portico_tenancy::{Email, MembershipKind, Role, UserStatus};
@@ -66,7 +67,7 @@ impl World {
     }
 
     async fn sales(&self) -> Pipeline {
-        self.store.pipelines(&self.ctx).await.unwrap().remove(0)
+        sales_of(&self.store, &self.ctx).await
     }
 
     async fn deal(&self, pipeline: &Pipeline, stage: &str, body: serde_json::Value) -> Deal {
@@ -89,6 +90,15 @@ impl World {
             serde_json::from_value(json!({"stageId": stage_id(pipeline, stage), "reason": reason})).unwrap();
         self.store.move_deal(&self.ctx, deal, command).await
     }
+}
+
+/// The tenant's pipeline "Sales" with the default stages, created by the first who asks (a read makes none).
+async fn sales_of(store: &Store, ctx: &TenantContext) -> Pipeline {
+    if let Some(sales) = store.pipelines(ctx).await.unwrap().into_iter().find(|p| p.name == "Sales") {
+        return sales;
+    }
+    let draft: PipelineDraft = serde_json::from_value(json!({"name": "Sales"})).unwrap();
+    store.create_pipeline(ctx, draft).await.unwrap()
 }
 
 /// A new user made a member of `tenant`, acting on it.
@@ -556,7 +566,7 @@ async fn pipelines_keep_their_shape_and_their_names_unique() {
     // A pipeline with deals stays; without, it goes with its stages.
     world.deal(&renamed, "Due", json!({"value": eur(1)})).await;
     let refused = world.store.delete_pipeline(&world.ctx, renewals.id).await;
-    assert!(matches!(refused, Err(CrmError::StageHasDeals { deals: 1 })), "{refused:?}");
+    assert!(matches!(refused, Err(CrmError::PipelineHasDeals { deals: 1 })), "{refused:?}");
     let empty = world.store.create_pipeline(&world.ctx, draft(json!({"name": "Empty"}))).await.unwrap();
     world.store.delete_pipeline(&world.ctx, empty.id).await.unwrap();
     let gone = world.store.pipeline(&world.ctx, empty.id).await;
@@ -570,19 +580,36 @@ async fn pipelines_keep_their_shape_and_their_names_unique() {
 }
 
 #[tokio::test]
-async fn the_default_pipeline_is_made_once_even_when_asked_for_twice_at_once() {
+async fn reading_pipelines_and_figures_writes_nothing() {
     let world = World::new().await;
+    let mut conn = world.conn().await;
+    let tenant = world.ctx.tenant_id;
+    let written = format!(
+        "SELECT (SELECT count(*) FROM crm_pipelines WHERE tenant_id = '{tenant}') \
+              + (SELECT count(*) FROM crm_stages WHERE tenant_id = '{tenant}') \
+              + (SELECT count(*) FROM audit_log WHERE tenant_id = '{tenant}' AND action LIKE 'crm.%') AS n"
+    );
+    let before = count(&mut conn, &written).await;
+    // A tenant without pipelines lists none and gets no summaries, and a second reader makes none either.
     let second = world.db.store().await.with_clock(world.clock.clone());
     let (a, b) = tokio::join!(world.store.pipelines(&world.ctx), second.pipelines(&world.ctx));
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!((a.len(), b.len(), a[0].id), (1, 1, b[0].id));
+    assert_eq!((a.unwrap(), b.unwrap()), (vec![], vec![]));
+    let figures = world.store.crm_analytics(&world.ctx, None, None).await.unwrap();
+    assert!(figures.pipelines.is_empty(), "{figures:?}");
     assert_eq!(
-        a[0].stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        (figures.win_rate, figures.conversion.lead_to_deal, figures.conversion.deal_to_won),
+        (None, None, None)
+    );
+    assert_eq!(count(&mut conn, &written).await, before);
+    assert_eq!(before, 0);
+
+    // The first pipeline is a write: without stages it gets the default sales ones.
+    let sales = world.sales().await;
+    assert_eq!(
+        sales.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         vec!["Lead in", "Qualified", "Proposal", "Negotiation", "Won", "Lost"]
     );
-    let mut conn = world.conn().await;
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM crm_pipelines").await, 1);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM crm_stages").await, 6);
+    assert_eq!(world.store.pipelines(&world.ctx).await.unwrap(), vec![sales]);
 }
 
 // -------------------------------------------------------------- analytics
@@ -602,7 +629,7 @@ async fn analytics_add_up_by_stage_as_worked_out_by_hand() {
     world.clock.set(t0() + Duration::hours(84)); // 3.5 days after creation
     world.move_to(won.id, &pipeline, "Won", None).await.unwrap();
     world.move_to(lost.id, &pipeline, "Lost", Some("Price")).await.unwrap();
-    // Four leads, one converted: 25 % of leads became deals.
+    // Four leads, one converted without a deal: none of them became a deal, 0 %.
     let converted = world.qualified(json!({"name": "Conv"})).await;
     world.store.convert_lead(&world.ctx, converted.id, convert(json!({}))).await.unwrap();
     for name in ["L2", "L3", "L4"] {
@@ -610,7 +637,7 @@ async fn analytics_add_up_by_stage_as_worked_out_by_hand() {
     }
     // Another tenant's deals count for nothing here.
     let other = world.other("globex").await;
-    let theirs = world.store.pipelines(&other).await.unwrap().remove(0);
+    let theirs = sales_of(&world.store, &other).await;
     let draft: DealDraft =
         serde_json::from_value(json!({"title": "T", "value": eur(999_999), "pipelineId": theirs.id}))
             .unwrap();
@@ -648,7 +675,7 @@ async fn analytics_add_up_by_stage_as_worked_out_by_hand() {
     assert_eq!(other_currencies, vec![(1, 700, "USD".to_owned())]);
     assert_eq!(figures.win_rate, Some(dec("50.00")));
     assert_eq!(figures.average_days_to_close, Some(dec("3.5")));
-    assert_eq!(figures.conversion.lead_to_deal, Some(dec("25.00")));
+    assert_eq!(figures.conversion.lead_to_deal, Some(dec("0.00"))); // 0 of 4
     assert_eq!(figures.conversion.deal_to_won, Some(dec("14.29"))); // 1 of 7
 
     // In dollars the euro deals are the ones apart; one pipeline asked for by id gives the same.
@@ -665,6 +692,172 @@ async fn analytics_add_up_by_stage_as_worked_out_by_hand() {
     assert_eq!(dollars.pipelines[0].other_currencies[0].deals, 6);
     let missing = world.store.crm_analytics(&world.ctx, Some(theirs.id), None).await;
     assert!(matches!(missing, Err(CrmError::PipelineNotFound)), "{missing:?}");
+}
+
+/// The share of the tenant's leads that became deals, on `pipeline` if given.
+async fn lead_to_deal(world: &World, pipeline: Option<PipelineId>) -> Option<Decimal> {
+    world.store.crm_analytics(&world.ctx, pipeline, None).await.unwrap().conversion.lead_to_deal
+}
+
+#[tokio::test]
+async fn lead_to_deal_counts_the_leads_whose_conversion_made_a_deal() {
+    let world = World::new().await;
+    let sales = world.sales().await;
+    let renewals: PipelineDraft = serde_json::from_value(json!({"name": "Renewals"})).unwrap();
+    let renewals = world.store.create_pipeline(&world.ctx, renewals).await.unwrap();
+    let with_deal = |pipeline: &Pipeline| {
+        convert(json!({"deal": {"pipelineId": pipeline.id, "stageId": stage_id(pipeline, "Lead in")}}))
+    };
+    // Five leads: A became a deal on Sales, B one on Renewals, C converted without a deal, D and E not converted.
+    let a = world.qualified(json!({"name": "A", "estimatedValue": eur(100)})).await;
+    let on_sales = world.store.convert_lead(&world.ctx, a.id, with_deal(&sales)).await.unwrap();
+    let b = world.qualified(json!({"name": "B", "estimatedValue": eur(100)})).await;
+    world.store.convert_lead(&world.ctx, b.id, with_deal(&renewals)).await.unwrap();
+    let c = world.qualified(json!({"name": "C"})).await;
+    world.store.convert_lead(&world.ctx, c.id, convert(json!({}))).await.unwrap();
+    world.lead(json!({"name": "D"})).await;
+    world.lead(json!({"name": "E"})).await;
+
+    assert_eq!(lead_to_deal(&world, None).await, Some(dec("40.00"))); // A and B of 5
+    // On one pipeline, of all the leads still: only the deals made on it count.
+    assert_eq!(lead_to_deal(&world, Some(sales.id)).await, Some(dec("20.00"))); // A of 5
+    assert_eq!(lead_to_deal(&world, Some(renewals.id)).await, Some(dec("20.00"))); // B of 5
+    // A deal deleted since: its lead no longer counts as having become one.
+    world.store.delete_deal(&world.ctx, on_sales.deal.unwrap().id).await.unwrap();
+    assert_eq!(lead_to_deal(&world, None).await, Some(dec("20.00"))); // B of 5
+    assert_eq!(lead_to_deal(&world, Some(sales.id)).await, Some(dec("0.00")));
+}
+
+// ------------------------------------------------------------- activities
+
+/// A note of the world's tenant naming these records; its id.
+async fn note_about(world: &World, links: &[(&str, uuid::Uuid)]) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    let columns: Vec<&str> = links.iter().map(|(column, _)| *column).collect();
+    let values: Vec<String> = links.iter().map(|(_, value)| format!("'{value}'")).collect();
+    world
+        .conn()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO crm_activities (tenant_id, id, kind, subject, occurred_at, {}, created_by, created_at, \
+                 updated_at) \
+             VALUES ('{}', '{id}', 'note', 'Note', now(), {}, '{}', now(), now())",
+            columns.join(", "),
+            world.ctx.tenant_id,
+            values.join(", "),
+            user_of(&world.ctx)
+        ))
+        .await
+        .unwrap();
+    id
+}
+
+/// The `activitiesDeleted` of the deletion of `id` audited as `action`.
+async fn activities_deleted(world: &World, action: &str, id: impl std::fmt::Display) -> Vec<String> {
+    let sql = format!(
+        "SELECT coalesce(changes ->> 'activitiesDeleted', '-') AS line FROM audit_log \
+         WHERE action = '{action}' AND resource_id = '{id}'"
+    );
+    lines(&mut world.conn().await, &sql).await
+}
+
+#[tokio::test]
+async fn deleting_a_lead_or_a_deal_deletes_the_activities_about_it_alone() {
+    let world = World::new().await;
+    let (contact, _) = existing_contact_and_company(&world).await;
+    let lead = world.lead(json!({"name": "Sam"})).await.id.into_uuid();
+    let pipeline = world.sales().await;
+    let deal = world.deal(&pipeline, "Lead in", json!({"value": eur(5)})).await.id;
+    let about_lead = note_about(&world, &[("lead_id", lead)]).await;
+    let lead_and_contact = note_about(&world, &[("lead_id", lead), ("contact_id", contact)]).await;
+    let lead_and_deal = note_about(&world, &[("lead_id", lead), ("deal_id", deal.into_uuid())]).await;
+    let about_deal = note_about(&world, &[("deal_id", deal.into_uuid())]).await;
+    let deal_and_contact =
+        note_about(&world, &[("deal_id", deal.into_uuid()), ("contact_id", contact)]).await;
+    let left = || async {
+        lines(
+            &mut world.conn().await,
+            "SELECT id || ' ' || coalesce(lead_id::text, '-') || ' ' || coalesce(contact_id::text, '-') || ' ' \
+                 || coalesce(deal_id::text, '-') AS line FROM crm_activities ORDER BY id",
+        )
+        .await
+    };
+
+    world.store.delete_lead(&world.ctx, LeadId::from_uuid(lead)).await.unwrap();
+    assert_eq!(
+        left().await,
+        vec![
+            format!("{lead_and_contact} - {contact} -"),
+            format!("{lead_and_deal} - - {deal}"),
+            format!("{about_deal} - - {deal}"),
+            format!("{deal_and_contact} - {contact} {deal}"),
+        ],
+        "{about_lead} went with the lead"
+    );
+    assert_eq!(activities_deleted(&world, "crm.lead.delete", lead).await, ["1"]);
+
+    // The one about the lead and the deal is now about the deal alone: it goes with the deal.
+    world.store.delete_deal(&world.ctx, deal).await.unwrap();
+    assert_eq!(
+        left().await,
+        vec![format!("{lead_and_contact} - {contact} -"), format!("{deal_and_contact} - {contact} -")]
+    );
+    assert_eq!(activities_deleted(&world, "crm.deal.delete", deal).await, ["2"]);
+}
+
+// ------------------------------------------------------------------ races
+
+/// Runs `write` while another transaction, begun with `sql`, commits half a
+/// second later: what the write answers once it has seen the commit.
+async fn racing<T>(world: &World, sql: &str, write: impl std::future::Future<Output = T>) -> T {
+    let mut other = world.conn().await;
+    other.batch_execute(&format!("BEGIN; {sql}")).await.unwrap();
+    let (answer, ()) = tokio::join!(write, async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    answer
+}
+
+#[tokio::test]
+async fn a_deal_written_while_its_stage_or_contact_goes_is_refused_not_failed() {
+    let world = World::new().await;
+    let (contact, _) = existing_contact_and_company(&world).await;
+    let pipeline = world.sales().await;
+    let deal = world.deal(&pipeline, "Lead in", json!({"value": eur(5)})).await;
+    let (qualified, proposal) = (stage_id(&pipeline, "Qualified"), stage_id(&pipeline, "Proposal"));
+    // A stage's removal holds its pipeline FOR UPDATE before it deletes the stage.
+    let remove = |stage: StageId| {
+        format!(
+            "SELECT id FROM crm_pipelines WHERE id = '{}' FOR UPDATE; DELETE FROM crm_stages WHERE id = '{stage}';",
+            pipeline.id
+        )
+    };
+
+    let draft: DealDraft = serde_json::from_value(
+        json!({"title": "T", "value": eur(1), "pipelineId": pipeline.id, "stageId": qualified}),
+    )
+    .unwrap();
+    let created = racing(&world, &remove(qualified), world.store.create_deal(&world.ctx, draft)).await;
+    assert!(matches!(created, Err(CrmError::StageNotInPipeline(s)) if s == qualified), "{created:?}");
+
+    let command: MoveDeal = serde_json::from_value(json!({"stageId": proposal})).unwrap();
+    let moved = racing(&world, &remove(proposal), world.store.move_deal(&world.ctx, deal.id, command)).await;
+    assert!(matches!(moved, Err(CrmError::StageNotInPipeline(s)) if s == proposal), "{moved:?}");
+
+    let draft: DealDraft = serde_json::from_value(
+        json!({"title": "T", "value": eur(1), "pipelineId": pipeline.id, "contactId": contact}),
+    )
+    .unwrap();
+    let delete_contact = format!("DELETE FROM crm_contacts WHERE id = '{contact}';");
+    let created = racing(&world, &delete_contact, world.store.create_deal(&world.ctx, draft)).await;
+    match created {
+        Err(CrmError::Invalid(errors)) => assert_eq!(errors.0[0].field, "contactId"),
+        other => panic!("{other:?}"),
+    }
+    let mut conn = world.conn().await;
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM crm_deals").await, 1);
+    assert_eq!(world.store.deal(&world.ctx, deal.id).await.unwrap(), deal);
 }
 
 // ------------------------------------------------- isolation and bad input
@@ -704,7 +897,7 @@ async fn other_tenants_see_and_name_none_of_it() {
     );
 
     // A deal of theirs cannot name our pipeline, contact or company.
-    let theirs = world.store.pipelines(&other).await.unwrap().remove(0);
+    let theirs = sales_of(&world.store, &other).await;
     let with = |extra: serde_json::Value| -> DealDraft {
         let mut body = json!({"title": "T", "value": eur(1), "pipelineId": theirs.id});
         body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -760,8 +953,15 @@ async fn bad_input_is_refused_naming_the_field_and_leaves_nothing() {
     let mut conn = world.conn().await;
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM crm_leads").await, 1);
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM crm_deals").await, 0);
-    // Only the lead made is audited: a status left as it was is no change.
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM audit_log WHERE action LIKE 'crm.%'").await, 1);
+    // Only the lead made (and the pipeline) is audited: a status left as it was is no change.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM audit_log WHERE action LIKE 'crm.%' AND action <> 'crm.pipeline.create'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]

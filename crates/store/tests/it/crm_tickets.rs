@@ -171,7 +171,7 @@ async fn a_ticket_is_numbered_next_in_its_tenant_and_due_as_the_tenants_policy_c
     );
     world.store.set_sla_policy(&world.ctx, office_policy()).await.unwrap();
     assert_eq!(world.store.sla_policy(&world.ctx).await.unwrap(), office_policy());
-    assert_eq!(world.audited(&world.ctx, "ticket.sla_policy.update").await, 1);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.sla_policy.update").await, 1);
 
     // Friday 17:30, high (4 h / 9 h of office time): Monday 12:30 and Monday 17:30.
     world.clock.set(nov(6, 17, 30));
@@ -200,7 +200,7 @@ async fn a_ticket_is_numbered_next_in_its_tenant_and_due_as_the_tenants_policy_c
     .await;
     assert_eq!(stored, [format!("1 high open {} 2026-11-09 12:30", world.contact)]);
     assert_eq!(world.open(TicketPriority::Low).await.number, Some(2));
-    assert_eq!(world.audited(&world.ctx, "ticket.create").await, 2);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.create").await, 2);
 
     // Another tenant numbers from 1, under the default (calendar) policy: urgent 1 h / 4 h.
     let other = world.other("globex").await;
@@ -265,7 +265,7 @@ async fn pending_stops_the_clocks_and_open_resumes_them_with_the_time_that_was_l
         open,
         "a refused move changes nothing"
     );
-    assert_eq!(world.audited(&world.ctx, "ticket.status").await, 2);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.status").await, 2);
 }
 
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn an_agents_first_public_comment_is_the_first_response_and_requesters_nev
         ))
         .await;
     assert_eq!(stored, 1, "the requester's one public comment, stored without an author user");
-    assert_eq!(world.audited(&world.ctx, "ticket.comment").await, 3);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.comment").await, 3);
 }
 
 #[tokio::test]
@@ -339,7 +339,7 @@ async fn the_breached_filter_agrees_with_the_domain() {
         let (store, ctx) = (world.store.clone(), world.ctx.clone());
         async move {
             let filter = TicketFilter { breached: Some(breached), ..TicketFilter::default() };
-            let found = store.tickets(&ctx, filter, TicketOrder::Newest, page(1, 20)).await.unwrap();
+            let found = store.tickets(&ctx, filter, TicketOrder::CreatedAtDesc, page(1, 20)).await.unwrap();
             let mut ids: Vec<TicketId> = found.items.iter().map(|t| t.id).collect();
             ids.sort_unstable();
             ids
@@ -357,12 +357,22 @@ async fn the_breached_filter_agrees_with_the_domain() {
 }
 
 #[tokio::test]
-async fn lists_filter_and_sort_by_newest_or_due() {
+async fn lists_filter_and_sort_by_creation_or_either_due_time() {
     let world = World::new().await;
     let agent = world.person(&world.ctx, "second@acme.example").await;
+    // Urgent answers soonest but resolves last: the two due times sort apart.
+    let policy = SlaPolicy {
+        normal: SlaTargets { first_response_minutes: 120, resolution_minutes: 240 },
+        urgent: SlaTargets { first_response_minutes: 30, resolution_minutes: 1440 },
+        ..SlaPolicy::default()
+    };
+    world.store.set_sla_policy(&world.ctx, policy).await.unwrap();
+    // Monday 10:00 normal (12:00 / 14:00), 11:00 urgent (11:30 / Tuesday 11:00).
     let normal = world.open(TicketPriority::Normal).await;
     world.clock.set(nov(2, 11, 0));
     let urgent = world.open(TicketPriority::Urgent).await;
+    assert_eq!((normal.first_response_due, normal.resolution_due), (nov(2, 12, 0), nov(2, 14, 0)));
+    assert_eq!((urgent.first_response_due, urgent.resolution_due), (nov(2, 11, 30), nov(3, 11, 0)));
     world
         .store
         .assign_ticket(&world.ctx, normal.id, Assign { assignee: Some(user_of(&agent)) })
@@ -373,9 +383,15 @@ async fn lists_filter_and_sort_by_newest_or_due() {
         let (store, ctx) = (world.store.clone(), world.ctx.clone());
         async move { store.tickets(&ctx, filter, order, page(1, 20)).await.unwrap().items }
     };
-    assert_eq!(ids(list(TicketFilter::default(), TicketOrder::Newest).await), [urgent.id, normal.id]);
-    assert_eq!(ids(list(TicketFilter::default(), TicketOrder::Due).await), [urgent.id, normal.id]);
-    let only = |f: TicketFilter| list(f, TicketOrder::Newest);
+    for (order, expected) in [
+        (TicketOrder::CreatedAtDesc, [urgent.id, normal.id]),
+        (TicketOrder::CreatedAt, [normal.id, urgent.id]),
+        (TicketOrder::FirstResponseDue, [urgent.id, normal.id]),
+        (TicketOrder::ResolutionDue, [normal.id, urgent.id]),
+    ] {
+        assert_eq!(ids(list(TicketFilter::default(), order).await), expected, "{order:?}");
+    }
+    let only = |f: TicketFilter| list(f, TicketOrder::CreatedAtDesc);
     assert_eq!(
         ids(only(TicketFilter { priority: Some(TicketPriority::Normal), ..Default::default() }).await),
         [normal.id]
@@ -425,7 +441,7 @@ async fn requesters_and_assignees_are_checked_and_a_refusal_writes_nothing() {
     };
     assert_eq!(invalid_fields(world.store.open_ticket(&world.ctx, blank).await), ["subject"]);
     assert_eq!(world.tickets_of(&world.ctx).await, 0);
-    assert_eq!(world.audited(&world.ctx, "ticket.create").await, 0);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.create").await, 0);
 
     let ticket = world.open(TicketPriority::Low).await;
     assert_eq!(ticket.number, Some(1), "refusals take no number");
@@ -486,8 +502,11 @@ async fn another_tenant_can_neither_see_nor_touch_a_ticket() {
         world.store.revise_ticket(&other, ticket.id, changes).await,
         Err(CrmError::TicketNotFound)
     ));
-    let theirs =
-        world.store.tickets(&other, TicketFilter::default(), TicketOrder::Newest, page(1, 20)).await.unwrap();
+    let theirs = world
+        .store
+        .tickets(&other, TicketFilter::default(), TicketOrder::CreatedAtDesc, page(1, 20))
+        .await
+        .unwrap();
     assert_eq!(theirs.total, 0);
     assert_eq!(world.store.ticket(&world.ctx, ticket.id).await.unwrap(), ticket, "untouched");
     assert_eq!(
@@ -516,7 +535,7 @@ async fn a_new_priority_moves_the_due_times_from_the_creation_time_and_a_closed_
     assert_eq!((revised.first_response_due, revised.resolution_due), (nov(2, 18, 0), nov(5, 10, 0)));
     assert_eq!((revised.subject.as_str(), revised.priority), ("Invoices: error 500", TicketPriority::Normal));
     assert_eq!(world.store.ticket(&world.ctx, ticket.id).await.unwrap(), revised);
-    assert_eq!(world.audited(&world.ctx, "ticket.update").await, 1);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.update").await, 1);
     world.status(&revised, TicketStatus::Resolved).await;
     world.status(&revised, TicketStatus::Closed).await;
     let refused = world.store.revise_ticket(&world.ctx, ticket.id, changes).await;
@@ -526,5 +545,55 @@ async fn a_new_priority_moves_the_due_times_from_the_creation_time_and_a_closed_
         world.store.comment_on_ticket(&world.ctx, ticket.id, comment).await,
         Err(CrmError::TicketClosed)
     ));
-    assert_eq!(world.audited(&world.ctx, "ticket.update").await, 1);
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.update").await, 1);
+}
+
+#[tokio::test]
+async fn a_deleted_ticket_goes_with_its_comments_audited_and_another_tenant_cannot_delete_it() {
+    let world = World::new().await;
+    let ticket = world.open(TicketPriority::High).await;
+    world.say(&world.ctx, &ticket, "Check the logs", true).await;
+    world.say(&world.ctx, &ticket, "We are on it", false).await;
+    let comments = format!("SELECT count(*) AS n FROM crm_ticket_comments WHERE ticket_id = '{}'", ticket.id);
+
+    let other = world.other("globex").await;
+    assert!(matches!(world.store.delete_ticket(&other, ticket.id).await, Err(CrmError::TicketNotFound)));
+    let kept = world.store.ticket(&world.ctx, ticket.id).await.unwrap();
+    assert_eq!((kept.id, world.count(&comments).await), (ticket.id, 2), "untouched");
+    assert_eq!(world.audited(&other, "crm.ticket.delete").await, 0);
+
+    world.store.delete_ticket(&world.ctx, ticket.id).await.unwrap();
+    assert!(matches!(world.store.ticket(&world.ctx, ticket.id).await, Err(CrmError::TicketNotFound)));
+    assert_eq!((world.tickets_of(&world.ctx).await, world.count(&comments).await), (0, 0));
+    let audited = lines(
+        &mut world.conn().await,
+        &format!(
+            "SELECT concat_ws(' ', action, resource_type, resource_id, changes -> 'subject' ->> 'before') AS line \
+             FROM audit_log WHERE tenant_id = '{}' AND action = 'crm.ticket.delete'",
+            world.ctx.tenant_id
+        ),
+    )
+    .await;
+    assert_eq!(audited, [format!("crm.ticket.delete ticket {} {}", ticket.id, ticket.subject)]);
+    assert!(matches!(world.store.delete_ticket(&world.ctx, ticket.id).await, Err(CrmError::TicketNotFound)));
+    assert_eq!(world.audited(&world.ctx, "crm.ticket.delete").await, 1, "a refusal leaves no row");
+}
+
+#[tokio::test]
+async fn a_requesting_contact_deleted_while_its_ticket_opens_is_refused_not_a_fault() {
+    let world = World::new().await;
+    let contact = world.contact_of(&world.ctx).await;
+    let (store, ctx) = (world.store.clone(), world.ctx.clone());
+    let opened = crate::crm_activities::racing_a_deletion(
+        &world.db.urls.platform,
+        &format!("DELETE FROM crm_contacts WHERE id = '{contact}'"),
+        async move {
+            store
+                .open_ticket(&ctx, draft(Requester::Contact { contact_id: contact }, TicketPriority::Low))
+                .await
+        },
+    )
+    .await;
+    assert_eq!(invalid_fields(opened), ["requester.contactId"]);
+    assert_eq!(world.tickets_of(&world.ctx).await, 0);
 }

@@ -237,7 +237,7 @@ async fn a_good_contacts_file_is_stored_with_its_keys_and_search_words_under_one
         ))
         .await;
     assert_eq!(found, 1);
-    let audited = w.audited(&w.ctx, "crm.contacts.import").await;
+    let audited = w.audited(&w.ctx, "crm.contact.import").await;
     assert_eq!(audited.len(), 1, "one row for the whole file");
     let changes: serde_json::Value = serde_json::from_str(&audited[0]).unwrap();
     assert_eq!(changes["created"]["after"], json!(2));
@@ -266,7 +266,7 @@ async fn a_file_with_a_refused_row_writes_nothing() {
     );
     assert_eq!((report.rows, report.error_count), (4, 4));
     assert_eq!(w.contacts_of(&w.ctx).await, 0, "not even Sam");
-    assert!(w.audited(&w.ctx, "crm.contacts.import").await.is_empty());
+    assert!(w.audited(&w.ctx, "crm.contact.import").await.is_empty());
 }
 
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn contacts_matching_existing_ones_however_written_are_skipped_and_left_al
     let again = w.import_contacts(&w.ctx, file).await.unwrap();
     assert_eq!((again.created, again.duplicates), (0, 3));
     assert_eq!(w.contacts_of(&w.ctx).await, 3);
-    assert_eq!(w.audited(&w.ctx, "crm.contacts.import").await.len(), 2);
+    assert_eq!(w.audited(&w.ctx, "crm.contact.import").await.len(), 2);
 }
 
 #[tokio::test]
@@ -363,7 +363,7 @@ async fn an_import_never_matches_nor_touches_another_tenants_records() {
     assert_eq!((summary.created, summary.duplicates), (1, 0));
     assert_eq!((w.contacts_of(&w.ctx).await, w.contacts_of(&globex).await), (1, 1));
     assert_eq!(w.store.contact(&globex, theirs.id).await.unwrap(), theirs);
-    assert!(w.audited(&globex, "crm.contacts.import").await.is_empty());
+    assert!(w.audited(&globex, "crm.contact.import").await.is_empty());
 }
 
 #[tokio::test]
@@ -396,7 +396,7 @@ async fn the_contacts_export_reads_the_tenants_own_rows_filtered_in_stable_batch
     assert_eq!(names, ["P0", "P2"]);
 
     w.store.note_contacts_export(&w.ctx, &filter).await.unwrap();
-    let audited = w.audited(&w.ctx, "crm.contacts.export").await;
+    let audited = w.audited(&w.ctx, "crm.contact.export").await;
     assert_eq!(audited.len(), 1);
     assert!(audited[0].contains("\"tag\": \"vip\""), "{}", audited[0]);
 }
@@ -462,7 +462,7 @@ async fn a_leads_file_is_stored_with_duplicates_skipped_and_nothing_written_when
         ))
         .await;
     assert_eq!(words, 1, "search finds the new lead");
-    assert_eq!(w.audited(&w.ctx, "crm.leads.import").await.len(), 1);
+    assert_eq!(w.audited(&w.ctx, "crm.lead.import").await.len(), 1);
 
     let bad = "name,email,ownerEmail\r\nMo,mo@example.com,\r\nNed,ned@example.com,nobody@acme.example\r\n";
     let report = refused(w.import_leads(&w.ctx, bad).await);
@@ -471,7 +471,7 @@ async fn a_leads_file_is_stored_with_duplicates_skipped_and_nothing_written_when
         [(3, "import.unknown_owner")]
     );
     assert_eq!(w.leads_of(&w.ctx).await, 3, "Old, Kim and Lou: not Mo");
-    assert_eq!(w.audited(&w.ctx, "crm.leads.import").await.len(), 1);
+    assert_eq!(w.audited(&w.ctx, "crm.lead.import").await.len(), 1);
 }
 
 #[tokio::test]
@@ -499,6 +499,91 @@ async fn exported_leads_import_into_another_tenant_and_the_export_is_the_tenants
     assert_eq!(summary.created, 2);
     assert_eq!(w.export_leads(&initech, &LeadExportFilter::default()).await, exported);
     w.store.note_leads_export(&w.ctx, &LeadExportFilter::default()).await.unwrap();
-    assert_eq!(w.audited(&w.ctx, "crm.leads.export").await.len(), 1);
-    assert!(w.audited(&globex, "crm.leads.export").await.is_empty());
+    assert_eq!(w.audited(&w.ctx, "crm.lead.export").await.len(), 1);
+    assert!(w.audited(&globex, "crm.lead.export").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_leads_file_sent_twice_creates_nothing_the_second_time_rows_without_email_too() {
+    let w = World::new().await;
+    // Leads the tenant has without an email: one with a phone, one with a company only.
+    let ann = w.lead(&w.ctx, json!({"name": "Ann Lee", "phone": "+49 30 1234567"})).await;
+    let bob = w.lead(&w.ctx, json!({"name": "Bob Ray", "companyName": "Acme GmbH"})).await;
+    let file = "name,email,phone,companyName\r\n\
+        Kim,kim@example.com,,\r\n\
+        ann  lee,,030 1234567,\r\n\
+        BOB RAY,,,ACME\r\n\
+        Cy,,030 7654321,\r\n\
+        Cy,,+49 30 765 4321,\r\n\
+        Dee,,,Initech Inc.\r\n\
+        dee,,,initech\r\n\
+        Eve,,,\r\n\
+        Eve,,030 5550000,\r\n";
+    let first = w.import_leads(&w.ctx, file).await.unwrap();
+    let skipped: Vec<(u64, MatchReason, Option<MatchedId>, Option<u64>)> =
+        first.skipped.iter().map(|s| (s.line, s.matched_by, s.existing_id, s.same_as_line)).collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (3, MatchReason::Phone, Some(MatchedId::Lead(ann.id)), None),
+            (4, MatchReason::Name, Some(MatchedId::Lead(bob.id)), None),
+            (6, MatchReason::Phone, None, Some(5)),
+            (8, MatchReason::Name, None, Some(7)),
+        ]
+    );
+    assert_eq!(
+        (first.rows, first.created, first.duplicates),
+        (9, 5, 4),
+        "Kim, Cy, Dee, Eve and Eve by phone"
+    );
+    assert_eq!(w.leads_of(&w.ctx).await, 7);
+
+    let again = w.import_leads(&w.ctx, file).await.unwrap();
+    assert_eq!((again.rows, again.created, again.duplicates), (9, 0, 9), "{again:?}");
+    assert!(again.skipped.iter().all(|s| s.existing_id.is_some() && s.same_as_line.is_none()), "{again:?}");
+    let reasons: Vec<MatchReason> = again.skipped.iter().map(|s| s.matched_by).collect();
+    use MatchReason::{Email, Name, Phone};
+    assert_eq!(reasons, [Email, Phone, Name, Phone, Phone, Name, Name, Name, Phone]);
+    assert_eq!(w.leads_of(&w.ctx).await, 7, "nothing created twice");
+    assert_eq!(w.audited(&w.ctx, "crm.lead.import").await.len(), 2);
+
+    // Another tenant's leads without an email are no duplicates of its own.
+    let globex = w.other("globex").await;
+    let theirs = w.import_leads(&globex, file).await.unwrap();
+    assert_eq!((theirs.created, theirs.duplicates), (7, 2));
+}
+
+#[tokio::test]
+async fn the_export_filters_by_tag_in_any_case_trimmed_and_not_at_all_when_blank() {
+    let w = World::new().await;
+    w.import_contacts(&w.ctx, "displayName,tags\r\nP0,Vip;berlin\r\nP1,\r\nP2,VIP\r\nP3,vipper\r\n")
+        .await
+        .unwrap();
+    let names = |file: String| -> Vec<String> {
+        file.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_owned()).collect()
+    };
+    for (tag, expected) in [
+        ("vip", vec!["P0", "P2"]),
+        (" vIP ", vec!["P0", "P2"]),
+        ("BERLIN", vec!["P0"]),
+        ("vi", vec![]),
+        ("  ", vec!["P0", "P1", "P2", "P3"]),
+    ] {
+        let filter = ContactExportFilter { tag: Some(tag.into()), ..Default::default() };
+        assert_eq!(names(w.export_contacts(&w.ctx, &filter, 1_000).await), expected, "{tag:?}");
+    }
+
+    w.import_leads(&w.ctx, "name,tags\r\nKim,Fair;2026\r\nLou,\r\nMo,FAIR\r\n").await.unwrap();
+    let names = |file: String| -> Vec<String> {
+        file.lines().skip(1).map(|l| l.split(',').next().unwrap().to_owned()).collect()
+    };
+    for (tag, expected) in [
+        ("fair", vec!["Kim", "Mo"]),
+        (" fAIR\t", vec!["Kim", "Mo"]),
+        ("fai", vec![]),
+        (" ", vec!["Kim", "Lou", "Mo"]),
+    ] {
+        let filter = LeadExportFilter { tag: Some(tag.into()), ..Default::default() };
+        assert_eq!(names(w.export_leads(&w.ctx, &filter).await), expected, "{tag:?}");
+    }
 }
