@@ -25,6 +25,7 @@ use portico_kernel::{
 
 use crate::crm::{CrmFailure, check_member, enum_of, invalid, text_of};
 use crate::error::Failure;
+use crate::meters::Counted;
 use crate::{Store, audit};
 
 /// Which activities a list shows (every condition given must hold).
@@ -360,16 +361,6 @@ fn bind_filter<'a>(
 }
 
 #[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
-fn count_of(counted: &Counted) -> u64 {
-    u64::try_from(counted.total).unwrap_or_default()
-}
-
-#[derive(QueryableByName)]
 struct ChangeRow {
     #[diesel(sql_type = SqlUuid)]
     id: uuid::Uuid,
@@ -424,7 +415,7 @@ async fn activities_about(
     .get_result(conn)
     .await?;
     let activities = rows.into_iter().map(ActivityRow::into_activity).collect::<Result<_, _>>()?;
-    Ok((activities, count_of(&total)))
+    Ok((activities, total.count()))
 }
 
 /// The newest `newest` changes of `record` in the tenant's audit trail, and how many there are in all.
@@ -455,7 +446,7 @@ async fn changes_of(
     .bind::<Text, _>(&id)
     .get_result(conn)
     .await?;
-    Ok((rows.into_iter().map(ChangeRow::into_change).collect(), count_of(&total)))
+    Ok((rows.into_iter().map(ChangeRow::into_change).collect(), total.count()))
 }
 
 /// The newest `newest` messages sent to `record`, and how many there are in
@@ -510,7 +501,7 @@ impl Store {
                 .await?;
                 let activities =
                     rows.into_iter().map(ActivityRow::into_activity).collect::<Result<_, _>>()?;
-                Ok(Page::new(activities, page, count_of(&total)))
+                Ok(Page::new(activities, page, total.count()))
             })
         })
         .await

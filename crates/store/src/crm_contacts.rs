@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use portico_crm::{
     Company, CompanyDraft, CompanyDuplicates, CompanyLinks, Contact, ContactDraft, ContactDuplicates,
@@ -32,10 +32,19 @@ use crate::crm::{
     update_contact,
 };
 use crate::error::{Failure, is_foreign_key_violation};
+use crate::meters::{Counted, bounds};
 use crate::{Store, audit};
 
 /// Most words of a search that are matched (the longest; the rest are ignored).
 pub const MAX_SEARCH_WORDS: usize = 5;
+/// A search matching at most this many contacts reads their ids first and
+/// names them in the list's query: the planner then walks the sort's index
+/// and stops at the page's end (a hashed `= ANY`), instead of reading every
+/// match to sort it. Broader searches keep the ids in the query.
+const ID_LIST_LIMIT: usize = 10_000;
+/// From this offset on, a page's ids are found first on the sort's index
+/// alone, and only that page's rows are read.
+const DEEP_OFFSET: i64 = 1_000;
 /// Most groups a duplicates report lists, per kind of record.
 pub const MAX_DUPLICATE_GROUPS: usize = 100;
 /// Most records one group of duplicates names (the oldest).
@@ -195,11 +204,28 @@ struct Conditions {
     clauses: Vec<String>,
     values: Vec<String>,
     matched: Option<String>,
+    /// The total, when a search's ids alone decide it.
+    known_total: Option<u64>,
 }
 
 impl Conditions {
     fn new() -> Self {
-        Self { clauses: vec!["tenant_id = $1".to_owned()], values: Vec::new(), matched: None }
+        Self {
+            clauses: vec!["tenant_id = $1".to_owned()],
+            values: Vec::new(),
+            matched: None,
+            known_total: None,
+        }
+    }
+
+    /// Only the records with these ids (a search's, read first).
+    fn among(&mut self, ids: &[uuid::Uuid]) {
+        let list: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+        let p = self.param(format!("{{{}}}", list.join(",")));
+        self.push(format!("id = ANY({p}::uuid[])"));
+        if self.clauses.len() == 2 {
+            self.known_total = Some(u64::try_from(ids.len()).unwrap_or_default());
+        }
     }
 
     /// A placeholder for `value`.
@@ -281,6 +307,12 @@ impl Conditions {
 }
 
 #[derive(QueryableByName)]
+struct Hit {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+}
+
+#[derive(QueryableByName)]
 struct Word {
     #[diesel(sql_type = Text)]
     word: String,
@@ -303,12 +335,6 @@ fn phone_like(q: &str) -> bool {
     digits >= 4 && q.chars().all(|c| c.is_ascii_digit() || " +-./()".contains(c))
 }
 
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
 /// The rows of a page and the total: a page that is not full (and not past
 /// the end) says the total itself, so only full pages count.
 async fn page_of<R: QueryableByName<Pg> + Send + 'static>(
@@ -320,16 +346,25 @@ async fn page_of<R: QueryableByName<Pg> + Send + 'static>(
     order_by: &str,
     page: PageRequest,
 ) -> Result<(Vec<R>, u64), CrmFailure> {
-    let (limit, offset) = (i64::from(page.limit()), i64::try_from(page.offset()).unwrap_or(i64::MAX));
-    let sql =
-        conditions.select(columns, table, &format!("ORDER BY {order_by} LIMIT {limit} OFFSET {offset}"));
+    let (limit, offset) = bounds(page);
+    let window = format!("ORDER BY {order_by} LIMIT {limit} OFFSET {offset}");
+    let sql = if offset >= DEEP_OFFSET {
+        // A deep page: its ids from the sort's index (read alone when the filters allow),
+        // then only its rows, instead of reading every skipped row.
+        let ids = conditions.select("id", table, &window);
+        format!("SELECT {columns} FROM {table} WHERE tenant_id = $1 AND id IN ({ids}) ORDER BY {order_by}")
+    } else {
+        conditions.select(columns, table, &window)
+    };
     let rows: Vec<R> = conditions.bind(sql, ctx).load(conn).await?;
     let fetched = u64::try_from(rows.len()).unwrap_or_default();
-    let total = if fetched < u64::from(page.limit()) && (fetched > 0 || offset == 0) {
+    let total = if let Some(total) = conditions.known_total {
+        total
+    } else if fetched < u64::from(page.limit()) && (fetched > 0 || offset == 0) {
         page.offset() + fetched
     } else {
         let counted: Counted = conditions.bind(conditions.count(table), ctx).get_result(conn).await?;
-        u64::try_from(counted.total).unwrap_or_default()
+        counted.count()
     };
     Ok((rows, total))
 }
@@ -588,7 +623,16 @@ impl Store {
                         alternatives.push(format!("({})", conditions.term_ids("contact", &phone)));
                     }
                     if !alternatives.is_empty() {
-                        conditions.matching(alternatives.join(" UNION "));
+                        let hits = alternatives.join(" UNION ");
+                        let first = format!("SELECT id FROM ({hits}) AS hits LIMIT {}", ID_LIST_LIMIT + 1);
+                        let ids: Vec<Hit> = conditions.bind(first, &ctx).load(conn).await?;
+                        if ids.len() <= ID_LIST_LIMIT {
+                            // The search's terms are no longer needed: a fresh set of conditions
+                            // would renumber the filters' parameters, so the words stay bound.
+                            conditions.among(&ids.iter().map(|hit| hit.id).collect::<Vec<_>>());
+                        } else {
+                            conditions.matching(hits);
+                        }
                     }
                 }
                 let (rows, total) = page_of::<ContactRow>(

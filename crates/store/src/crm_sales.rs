@@ -42,7 +42,7 @@ use crate::crm::{
     text_of, update_contact, with_activities_deleted,
 };
 use crate::error::{Failure, is_unique_violation};
-use crate::meters::Counted;
+use crate::meters::{Counted, bounds};
 use crate::{Store, audit};
 
 fn resolve(failure: CrmFailure) -> CrmError {
@@ -59,15 +59,6 @@ fn caller(ctx: &TenantContext, field: &str) -> Result<UserId, CrmFailure> {
         Actor::User { user_id, .. } => Ok(user_id),
         _ => Err(invalid(field, "only a signed-in user can do this: an API key acts for no user")),
     }
-}
-
-/// A page's `LIMIT` and `OFFSET`.
-fn bounds(page: PageRequest) -> (i64, i64) {
-    (i64::from(page.limit()), i64::try_from(page.offset()).unwrap_or(i64::MAX))
-}
-
-fn total_of(counted: &Counted) -> u64 {
-    u64::try_from(counted.total).unwrap_or_default()
 }
 
 /// A sum read back as text (SQL sums of `bigint` are `numeric`).
@@ -619,7 +610,7 @@ async fn deals_in(
     .bind::<Nullable<SqlUuid>, _>(stage.map(StageId::into_uuid))
     .get_result(conn)
     .await?;
-    Ok(total_of(&counted))
+    Ok(counted.count())
 }
 
 // ------------------------------------------------------------------- deals
@@ -1054,7 +1045,7 @@ impl Store {
                 let total: Counted =
                     bind_lead_filter(diesel::sql_query(count).into_boxed(), &ctx, &filter).get_result(conn).await?;
                 let leads = rows.into_iter().map(LeadRow::into_lead).collect::<Result<_, _>>()?;
-                Ok(Page::new(leads, page, total_of(&total)))
+                Ok(Page::new(leads, page, total.count()))
             })
         })
         .await
@@ -1492,7 +1483,7 @@ impl Store {
                 let total: Counted =
                     bind_deal_filter(diesel::sql_query(count).into_boxed(), &ctx, &filter).get_result(conn).await?;
                 let deals = rows.into_iter().map(DealRow::into_deal).collect::<Result<_, _>>()?;
-                Ok(Page::new(deals, page, total_of(&total)))
+                Ok(Page::new(deals, page, total.count()))
             })
         })
         .await

@@ -25,6 +25,7 @@ use portico_kernel::{
 
 use crate::crm::{CrmFailure, check_member, corrupt, enum_of, from_json, invalid, json_of};
 use crate::error::Failure;
+use crate::meters::Counted;
 use crate::{Store, audit};
 
 /// Which tickets a list shows (every condition given must hold).
@@ -164,16 +165,6 @@ impl CommentRow {
             created_at: self.created_at,
         }
     }
-}
-
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
-fn count_of(counted: &Counted) -> u64 {
-    u64::try_from(counted.total).unwrap_or_default()
 }
 
 #[derive(QueryableByName)]
@@ -441,7 +432,7 @@ impl Store {
                 .get_result(conn)
                 .await?;
                 let tickets = rows.into_iter().map(TicketRow::into_ticket).collect::<Result<_, _>>()?;
-                Ok(Page::new(tickets, page, count_of(&total)))
+                Ok(Page::new(tickets, page, total.count()))
             })
         })
         .await
@@ -660,7 +651,7 @@ impl Store {
                         .bind::<Bool, _>(all)
                         .get_result(conn)
                         .await?;
-                Ok(Page::new(rows.into_iter().map(CommentRow::into_comment).collect(), page, count_of(&total)))
+                Ok(Page::new(rows.into_iter().map(CommentRow::into_comment).collect(), page, total.count()))
             })
         })
         .await

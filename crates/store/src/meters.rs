@@ -57,7 +57,7 @@ fn decimal_of(text: &str) -> Result<Decimal, MeteringFailure> {
 }
 
 /// A page's `LIMIT` and `OFFSET`.
-fn bounds(page: PageRequest) -> (i64, i64) {
+pub(crate) fn bounds(page: PageRequest) -> (i64, i64) {
     (i64::from(page.limit()), i64::try_from(page.offset()).unwrap_or(i64::MAX))
 }
 
@@ -65,6 +65,13 @@ fn bounds(page: PageRequest) -> (i64, i64) {
 pub(crate) struct Counted {
     #[diesel(sql_type = BigInt)]
     pub(crate) total: i64,
+}
+
+impl Counted {
+    /// The count (never negative).
+    pub(crate) fn count(&self) -> u64 {
+        u64::try_from(self.total).unwrap_or_default()
+    }
 }
 
 #[derive(QueryableByName)]
@@ -629,7 +636,7 @@ impl Store {
                         .get_result(conn)
                         .await?;
                 let sites = rows.into_iter().map(SiteRow::into_site).collect::<Result<_, _>>()?;
-                Ok(Page::new(sites, page, u64::try_from(total.total).unwrap_or_default()))
+                Ok(Page::new(sites, page, total.count()))
             })
         })
         .await
@@ -802,7 +809,7 @@ impl Store {
                         .get_result(conn)
                         .await?;
                 let meters = rows.into_iter().map(MeterRow::into_meter).collect::<Result<_, _>>()?;
-                Ok(Page::new(meters, page, u64::try_from(total.total).unwrap_or_default()))
+                Ok(Page::new(meters, page, total.count()))
             })
         })
         .await
@@ -1050,7 +1057,7 @@ impl Store {
                         .get_result(conn)
                         .await?;
                 let readings = rows.into_iter().map(ReadingRow::into_reading).collect::<Result<_, _>>()?;
-                Ok(Page::new(readings, page, u64::try_from(total.total).unwrap_or_default()))
+                Ok(Page::new(readings, page, total.count()))
             })
         })
         .await

@@ -4,31 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{NewJob, PlatformContext, TenantId, UserId};
 use portico_tenancy::Role;
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::support::TestApp;
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant (as the platform role).
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
-}
+use crate::support::{TestApp, code, number};
 
 /// The tenant's wallet of `channel`: (balance, held), as stored.
 async fn stored_wallet(app: &TestApp, tenant: TenantId, channel: &str) -> (i64, i64) {

@@ -11,24 +11,7 @@ use portico_kernel::{PLATFORM_TENANT_ID, TenantId, UserId};
 use portico_tenancy::Role;
 use serde_json::{Value, json};
 
-use crate::http::Response;
-use crate::support::TestApp;
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// The `field`s of a `crm.invalid` or `request.invalid_body` answer.
-fn fields(res: &Response) -> Vec<String> {
-    res.json["error"]["details"]["fields"]
-        .as_array()
-        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn id_of(res: &Response) -> String {
-    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
-}
+use crate::support::{TestApp, code, fields, id_of};
 
 async fn platform_conn(app: &TestApp) -> AsyncPgConnection {
     AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap()

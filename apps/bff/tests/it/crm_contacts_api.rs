@@ -3,61 +3,18 @@
 //! and none of the data), the permission wall, the feature gate, and bad
 //! input refused with a stable code and nothing written.
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use portico_kernel::TenantId;
 use portico_tenancy::Role;
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::support::TestApp;
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// The fields named by a refusal.
-fn fields(res: &Response) -> Vec<String> {
-    res.json["error"]["details"]["fields"]
-        .as_array()
-        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn id_of(res: &Response) -> String {
-    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
-}
+use crate::support::{TestApp, audited, code, fields, id_of, number, rows};
 
 /// The names of a list answer's items.
 fn names(res: &Response, field: &str) -> Vec<String> {
     assert_eq!(res.status, 200, "{}", res.body);
     res.json["data"].as_array().unwrap().iter().map(|c| c[field].as_str().unwrap().to_owned()).collect()
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant (as the platform role).
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
-}
-
-/// The rows of `table` that belong to `tenant`.
-async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
-    number(app, &format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid"), &tenant.to_string())
-        .await
-}
-
-/// The audit rows of `tenant` with `action`.
-async fn audited(app: &TestApp, tenant: TenantId, action: &str) -> i64 {
-    let sql =
-        format!("SELECT count(*) AS n FROM audit_log WHERE action = '{action}' AND tenant_id = $1::uuid");
-    number(app, &sql, &tenant.to_string()).await
 }
 
 /// A new tenant in Germany (national phone numbers read as German) and its owner's token.

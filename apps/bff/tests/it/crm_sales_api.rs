@@ -12,41 +12,7 @@ use portico_tenancy::Role;
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::support::TestApp;
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// The `field`s of a `crm.invalid` answer.
-fn fields(res: &Response) -> Vec<String> {
-    res.json["error"]["details"]["fields"]
-        .as_array()
-        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn id_of(res: &Response) -> String {
-    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant (as the platform role).
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
-}
-
-/// The rows of `table` that belong to `tenant`.
-async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
-    number(app, &format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid"), &tenant.to_string())
-        .await
-}
+use crate::support::{TestApp, code, fields, id_of, number, rows};
 
 /// Switches the tenant's `crm` feature on or off (as platform staff).
 async fn set_crm(app: &TestApp, tenant: TenantId, on: bool) {

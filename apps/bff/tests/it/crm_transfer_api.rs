@@ -5,49 +5,17 @@
 //! another tenant as the same records; the tenant wall, the permission
 //! wall, the feature gate and the content type.
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_kernel::TenantId;
 use portico_tenancy::Role;
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::support::TestApp;
+use crate::support::{TestApp, audited, code, rows};
 
 const CONTACTS_IMPORT: &str = "/api/v1/crm/contacts/import";
 const CONTACTS_EXPORT: &str = "/api/v1/crm/contacts/export";
 const LEADS_IMPORT: &str = "/api/v1/crm/leads/import";
 const LEADS_EXPORT: &str = "/api/v1/crm/leads/export";
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant (as the platform role).
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
-}
-
-/// The rows of `table` that belong to `tenant`.
-async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
-    number(app, &format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid"), &tenant.to_string())
-        .await
-}
-
-/// The audit rows of `tenant` with `action`.
-async fn audited(app: &TestApp, tenant: TenantId, action: &str) -> i64 {
-    let sql =
-        format!("SELECT count(*) AS n FROM audit_log WHERE action = '{action}' AND tenant_id = $1::uuid");
-    number(app, &sql, &tenant.to_string()).await
-}
 
 /// A new tenant in Germany (national phone numbers read as German) and its owner's token.
 async fn crm_tenant(app: &TestApp, slug: &str) -> (TenantId, String) {

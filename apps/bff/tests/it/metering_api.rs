@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_kernel::{NewJob, PlatformContext, TenantId};
 use portico_tenancy::Role;
@@ -17,26 +17,10 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::http::Response;
-use crate::support::TestApp;
+use crate::support::{TestApp, code, fields, id_of, number, rows};
 
 /// Local midnight of 1 January 2026 in Berlin (the generic industry's time zone).
 const JAN_1: &str = "2025-12-31T23:00:00Z";
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-/// The `field`s of a `metering.invalid` answer.
-fn fields(res: &Response) -> Vec<String> {
-    res.json["error"]["details"]["fields"]
-        .as_array()
-        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn id_of(res: &Response) -> String {
-    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
-}
 
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap()
@@ -45,18 +29,6 @@ fn dec(text: &str) -> Decimal {
 /// A decimal sent as a JSON string.
 fn dec_of(value: &Value) -> Decimal {
     dec(value.as_str().unwrap_or_else(|| panic!("not a decimal string: {value}")))
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant (as the platform role).
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
 }
 
 /// `SELECT … AS t` with one text parameter (none when no row or NULL), over every tenant.
@@ -74,12 +46,6 @@ async fn text(app: &TestApp, sql: &str, bind: &str) -> Option<String> {
 /// The readings stored for a meter, of any status.
 async fn stored_readings(app: &TestApp, meter: &str) -> i64 {
     number(app, "SELECT count(*) AS n FROM meter_readings WHERE meter_id = $1::uuid", meter).await
-}
-
-/// The rows of `table` that belong to `tenant`.
-async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
-    let sql = format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid");
-    number(app, &sql, &tenant.to_string()).await
 }
 
 /// Switches the tenant's `metering` feature on or off (as platform staff).

@@ -296,3 +296,50 @@ pub async fn code_at(secret: &[u8], offset: i64) -> String {
     let at = now().checked_add_signed(offset * 30).unwrap();
     format!("{:06}", portico_tenancy::mfa::totp(secret, at, 6))
 }
+
+/// An error answer's status and stable code.
+pub fn code(res: &Response) -> (u16, serde_json::Value) {
+    (res.status, res.json["error"]["code"].clone())
+}
+
+/// The fields a validation error names, in order.
+pub fn fields(res: &Response) -> Vec<String> {
+    res.json["error"]["details"]["fields"]
+        .as_array()
+        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The `id` of an answer's `data`.
+pub fn id_of(res: &Response) -> String {
+    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
+}
+
+/// The number `sql` (one row, one `n` column, `$1` bound to `bind` as text)
+/// gives, read on the platform pool (every tenant visible).
+pub async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
+    use diesel::QueryableByName;
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
+    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
+    row.n
+}
+
+/// The rows of `table` that belong to `tenant`.
+pub async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
+    let sql = format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid");
+    number(app, &sql, &tenant.to_string()).await
+}
+
+/// The audit rows of `tenant` with `action`.
+pub async fn audited(app: &TestApp, tenant: TenantId, action: &str) -> i64 {
+    let sql =
+        format!("SELECT count(*) AS n FROM audit_log WHERE action = '{action}' AND tenant_id = $1::uuid");
+    number(app, &sql, &tenant.to_string()).await
+}

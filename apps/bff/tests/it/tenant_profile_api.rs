@@ -15,7 +15,7 @@ use portico_tenancy::logo::LOGO_MAX_BYTES;
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, TestApp, code, rows};
 
 /// The header of a PNG of `width` x `height` pixels: its signature and IHDR
 /// chunk, which is what the logo check reads (no image data follows).
@@ -27,10 +27,6 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     // Bit depth 8, colour type 6 (RGBA), compression, filter, interlace; then a CRC (not checked).
     bytes.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
     bytes
-}
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
 }
 
 /// The fields an error names in `details.fields`.
@@ -64,12 +60,6 @@ async fn text(app: &TestApp, sql: &str, bind: &str) -> String {
 async fn execute(app: &TestApp, sql: &str, bind: &str) {
     let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
     diesel::sql_query(sql).bind::<Text, _>(bind).execute(&mut conn).await.unwrap();
-}
-
-/// Rows of `table` belonging to `tenant`.
-async fn rows(app: &TestApp, table: &str, tenant: TenantId) -> i64 {
-    let sql = format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1::uuid");
-    number(app, &sql, &tenant.to_string()).await
 }
 
 /// Every row of `table`, as the platform role sees them.

@@ -7,9 +7,6 @@
 //! bad input.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use portico_crm::SlaPolicy;
 use portico_kernel::{PLATFORM_TENANT_ID, TenantId};
 use portico_tenancy::Role;
@@ -17,37 +14,10 @@ use serde_json::{Value, json};
 
 use crate::crm_activities_api::{contact_of, crm_tenant, staff, tenant_with_crm};
 use crate::http::Response;
-use crate::support::TestApp;
-
-fn code(res: &Response) -> (u16, Value) {
-    (res.status, res.json["error"]["code"].clone())
-}
-
-fn fields(res: &Response) -> Vec<String> {
-    res.json["error"]["details"]["fields"]
-        .as_array()
-        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn id_of(res: &Response) -> String {
-    res.json["data"]["id"].as_str().unwrap_or_else(|| panic!("no id: {}", res.body)).to_owned()
-}
+use crate::support::{TestApp, code, fields, id_of, number};
 
 fn instant(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap_or_else(|| panic!("not an instant: {value}")).parse().unwrap()
-}
-
-/// `SELECT … AS n` with one text parameter, over every tenant.
-async fn number(app: &TestApp, sql: &str, bind: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Number {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.db.urls.platform).await.unwrap();
-    let row: Number = diesel::sql_query(sql).bind::<Text, _>(bind).get_result(&mut conn).await.unwrap();
-    row.n
 }
 
 async fn tickets_of(app: &TestApp, tenant: TenantId) -> i64 {
