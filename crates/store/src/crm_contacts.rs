@@ -206,6 +206,9 @@ struct Conditions {
     matched: Option<String>,
     /// The total, when a search's ids alone decide it.
     known_total: Option<u64>,
+    /// A search's ids, bound after the values as a `uuid[]` (a text cast to
+    /// `uuid[]` would be parsed again for every row).
+    ids: Option<Vec<uuid::Uuid>>,
 }
 
 impl Conditions {
@@ -215,17 +218,18 @@ impl Conditions {
             values: Vec::new(),
             matched: None,
             known_total: None,
+            ids: None,
         }
     }
 
-    /// Only the records with these ids (a search's, read first).
-    fn among(&mut self, ids: &[uuid::Uuid]) {
-        let list: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
-        let p = self.param(format!("{{{}}}", list.join(",")));
-        self.push(format!("id = ANY({p}::uuid[])"));
+    /// Only the records with these ids (a search's, read first): the last
+    /// condition, its parameter after every value.
+    fn among(&mut self, ids: Vec<uuid::Uuid>) {
+        self.push(format!("id = ANY(${})", self.values.len() + 2));
         if self.clauses.len() == 2 {
             self.known_total = Some(u64::try_from(ids.len()).unwrap_or_default());
         }
+        self.ids = Some(ids);
     }
 
     /// A placeholder for `value`.
@@ -301,6 +305,9 @@ impl Conditions {
         let mut query = diesel::sql_query(sql).into_boxed().bind::<SqlUuid, _>(ctx.tenant_id.into_uuid());
         for value in &self.values {
             query = query.bind::<Text, _>(value.as_str());
+        }
+        if let Some(ids) = &self.ids {
+            query = query.bind::<Array<SqlUuid>, _>(ids.as_slice());
         }
         query
     }
@@ -629,7 +636,7 @@ impl Store {
                         if ids.len() <= ID_LIST_LIMIT {
                             // The search's terms are no longer needed: a fresh set of conditions
                             // would renumber the filters' parameters, so the words stay bound.
-                            conditions.among(&ids.iter().map(|hit| hit.id).collect::<Vec<_>>());
+                            conditions.among(ids.into_iter().map(|hit| hit.id).collect());
                         } else {
                             conditions.matching(hits);
                         }
