@@ -522,20 +522,22 @@ fn main() {
         let token = support::owner_token(&first, Role::Viewer.permissions());
         let queries = queries(&first, contacts);
         println!("GET /api/v1/crm/contacts (2 cores shared by driver, server and PostgreSQL; {SAMPLES} requests per query):");
-        let mut worst = Duration::ZERO;
+        let mut verdicts = Vec::new();
         for clients in CLIENTS {
             let (token, queries) = (token.clone(), queries.clone());
-            let p99 = actix_web::rt::task::spawn_blocking(move || measure(addr, &token, &queries, clients))
+            let worst = actix_web::rt::task::spawn_blocking(move || measure(addr, &token, &queries, clients))
                 .await
                 .unwrap();
-            worst = worst.max(p99);
+            verdicts.push((clients, worst));
         }
-        println!(
-            "  worst p99 of any query: {:.2} ms (goal {} ms): {}",
-            worst.as_secs_f64() * 1e3,
-            GOAL.as_millis(),
-            if worst < GOAL { "met" } else { "MISSED" }
-        );
+        for (clients, worst) in verdicts {
+            println!(
+                "  {clients} client(s): worst p99 of any query {:.2} ms (goal {} ms): {}",
+                worst.as_secs_f64() * 1e3,
+                GOAL.as_millis(),
+                if worst < GOAL { "met" } else { "over" }
+            );
+        }
         handle.stop(true).await;
         drop(owner);
         drop(db);
