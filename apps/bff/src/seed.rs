@@ -353,11 +353,11 @@ pub async fn demo_crm(store: &Store, tenants: &[Tenant]) -> Result<(), Box<dyn s
                 contact("Anna", "Müller", "anna@mueller-hv.example", "+49 30 1234567", Some(mueller.id))?,
             )
             .await?;
-        // The same person again, her number written the German way: `GET /crm/duplicates` finds the pair.
+        // The same person again, her number written another way: `GET /crm/duplicates` finds the pair.
         store
             .create_contact(
                 &ctx,
-                contact("Anna", "Mueller", "a.mueller@mueller-hv.example", "030 1234567", None)?,
+                contact("Anna", "Mueller", "a.mueller@mueller-hv.example", "0049 (30) 123-4567", None)?,
             )
             .await?;
         let jonas = store
@@ -373,15 +373,15 @@ pub async fn demo_crm(store: &Store, tenants: &[Tenant]) -> Result<(), Box<dyn s
             )
             .await?;
         store
-            .create_contact(&ctx, contact("Lena", "Weber", "lena.weber@web.de", "0171 2345678", None)?)
+            .create_contact(&ctx, contact("Lena", "Weber", "lena.weber@web.de", "+49 171 2345678", None)?)
             .await?;
-        for (name, email, status) in [
-            ("Paul Becker", "paul@becker-verwaltung.example", "qualified"),
-            ("Sophie Wagner", "sophie@wagner-wohnen.example", "contacted"),
-            ("Tom Fischer", "tom.fischer@gmail.com", "new"),
+        for (name, email, company, status) in [
+            ("Paul Becker", "paul@becker-verwaltung.example", Some("Becker Verwaltung GmbH"), "qualified"),
+            ("Sophie Wagner", "sophie@wagner-wohnen.example", Some("Wagner Wohnen"), "contacted"),
+            ("Tom Fischer", "tom.fischer@gmail.com", None, "new"),
         ] {
             let lead: LeadDraft = serde_json::from_value(json!({
-                "name": name, "email": email, "source": "referral",
+                "name": name, "email": email, "companyName": company, "source": "referral",
                 "estimatedValue": {"amountMinor": 250_000, "currency": "EUR"}
             }))?;
             let lead = store.create_lead(&ctx, lead).await?;

@@ -21,6 +21,7 @@ mod jobs_api;
 mod metering_api;
 mod openapi;
 mod people_api;
+mod seed;
 mod support;
 mod tenant_profile_api;
 mod tenants_api;
