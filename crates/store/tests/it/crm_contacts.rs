@@ -873,3 +873,48 @@ async fn deleting_a_company_deletes_the_activities_about_it_alone_and_unlinks_th
     .await;
     assert_eq!(audited, ["1"]);
 }
+
+/// A search matching more contacts than it names by id (10,000) keeps its
+/// ids in the query, and a page from offset 1,000 on finds its ids on the
+/// index first: both read exactly the rows plain SQL orders there.
+#[tokio::test]
+async fn a_broad_search_and_a_deep_page_read_the_rows_sql_orders_there() {
+    let w = World::new().await;
+    let t = w.ctx.tenant_id;
+    w.sql(&format!(
+        "INSERT INTO crm_contacts (tenant_id, id, display_name, contact_type, status, created_at, updated_at) \
+         SELECT '{t}', gen_random_uuid(), 'Zed Able ' || n, 'customer', 'active', \
+                timestamptz '2026-01-01 00:00Z' + make_interval(mins => n), timestamptz '2026-01-01 00:00Z' \
+         FROM generate_series(1, 10050) AS n"
+    ))
+    .await;
+    let expected = |offset: u32, limit: u32| {
+        format!(
+            "SELECT display_name AS line FROM crm_contacts WHERE tenant_id = '{t}' \
+             ORDER BY created_at DESC, id DESC OFFSET {offset} LIMIT {limit}"
+        )
+    };
+    let page = |q: Option<&str>, number: u32, limit: u32| {
+        let filter = ContactFilter {
+            q: q.map(Into::into),
+            sort: ContactSort::CreatedAtDesc,
+            ..ContactFilter::default()
+        };
+        let store = &w.store;
+        let ctx = &w.ctx;
+        async move { store.contacts(ctx, filter, PageRequest::new(number, limit).unwrap()).await.unwrap() }
+    };
+
+    let broad = page(Some("zed"), 2, 20).await;
+    assert_eq!(broad.total, 10_050, "every match counted");
+    let names: Vec<String> = broad.items.into_iter().map(|c| c.display_name).collect();
+    assert_eq!(names, lines(&mut w.conn().await, &expected(20, 20)).await);
+
+    let deep = page(None, 11, 100).await;
+    assert_eq!(deep.total, 10_050);
+    let names: Vec<String> = deep.items.into_iter().map(|c| c.display_name).collect();
+    assert_eq!(names, lines(&mut w.conn().await, &expected(1_000, 100)).await);
+    let searched_deep = page(Some("able"), 101, 100).await;
+    let names: Vec<String> = searched_deep.items.into_iter().map(|c| c.display_name).collect();
+    assert_eq!(names, lines(&mut w.conn().await, &expected(10_000, 100)).await, "the last page, searched");
+}
