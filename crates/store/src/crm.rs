@@ -98,6 +98,38 @@ pub(crate) async fn check_member(
     }
 }
 
+#[derive(QueryableByName)]
+struct Held {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code)] // read to take the row, not for its value
+    id: uuid::Uuid,
+}
+
+/// Whether the tenant has the record `id` of `table` (a lead, contact,
+/// company or deal), taking it `FOR KEY SHARE` to the end of the
+/// transaction when it does: a deletion of it then waits for this
+/// transaction (and finds what it linked), or this one waits for the
+/// deletion and finds no record. A reference written next never fails its
+/// foreign key (a 500).
+pub(crate) async fn hold(
+    conn: &mut AsyncPgConnection,
+    ctx: &TenantContext,
+    table: &'static str,
+    id: uuid::Uuid,
+) -> Result<bool, CrmFailure> {
+    if !matches!(table, "crm_leads" | "crm_contacts" | "crm_companies" | "crm_deals") {
+        return Err(Failure::Infra(InfraError::internal(format!("no CRM record table {table}"))));
+    }
+    let row: Option<Held> =
+        diesel::sql_query(format!("SELECT id FROM {table} WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE"))
+            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
+            .bind::<SqlUuid, _>(id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    Ok(row.is_some())
+}
+
 // ---------------------------------------------------------------- contacts
 
 #[derive(QueryableByName)]

@@ -23,7 +23,7 @@ use portico_kernel::{
     TenantContext, UserId,
 };
 
-use crate::crm::{CrmFailure, check_member, enum_of, invalid, text_of};
+use crate::crm::{CrmFailure, check_member, enum_of, hold, invalid, text_of};
 use crate::error::Failure;
 use crate::meters::Counted;
 use crate::{Store, audit};
@@ -186,34 +186,6 @@ async fn record_exists(
     Ok(row.found)
 }
 
-#[derive(QueryableByName)]
-struct Held {
-    #[diesel(sql_type = SqlUuid)]
-    #[allow(dead_code)] // read to take the row, not for its value
-    id: uuid::Uuid,
-}
-
-/// Whether `record` is one of the tenant's, taking it `FOR KEY SHARE` to
-/// the end of the transaction when it is: a deletion of it then waits for
-/// this transaction (and finds what it linked), or this one waits for the
-/// deletion and finds no record (422) — the link's foreign key never fails
-/// (500).
-async fn hold_record(
-    conn: &mut AsyncPgConnection,
-    ctx: &TenantContext,
-    record: RecordRef,
-) -> Result<bool, CrmFailure> {
-    let (table, _, id) = record_of(record);
-    let row: Option<Held> =
-        diesel::sql_query(format!("SELECT id FROM {table} WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE"))
-            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-            .bind::<SqlUuid, _>(id)
-            .get_result(conn)
-            .await
-            .optional()?;
-    Ok(row.is_some())
-}
-
 /// `link`, unless the activity already has it.
 fn new_link<T: PartialEq + Copy>(link: Option<T>, kept: Option<T>) -> Option<T> {
     link.filter(|id| Some(*id) != kept)
@@ -222,7 +194,7 @@ fn new_link<T: PartialEq + Copy>(link: Option<T>, kept: Option<T>) -> Option<T> 
 /// Refuses, naming the field, a link to a record that is not the tenant's,
 /// and a task's assignee who is not a member of it.
 ///
-/// Each linked record is held (`hold_record`) in one order — lead,
+/// Each linked record is held (`crm::hold`) in one order — lead,
 /// contact, company, deal — so two transactions holding several never
 /// deadlock. A link the activity already has (`kept`, its stored links) is
 /// not taken again: its foreign key holds it, and a deletion of its record
@@ -245,7 +217,8 @@ async fn check_activity(
         new_link(links.deal_id, kept.deal_id).map(|id| ("links.dealId", "deal", RecordRef::Deal(id))),
     ];
     for (field, noun, record) in named.into_iter().flatten() {
-        if !hold_record(conn, ctx, record).await? {
+        let (table, _, id) = record_of(record);
+        if !hold(conn, ctx, table, id).await? {
             return Err(invalid(field, &format!("no such {noun} in this tenant")));
         }
     }

@@ -30,16 +30,16 @@ use portico_crm::{
     normalise_company_name, plan_conversion, relocate, summarise_pipeline, win_rate_of,
 };
 use portico_kernel::{
-    Actor, AuditEntry, CompanyId, ContactId, Currency, DealId, InfraError, LeadId, Money, Page, PageRequest,
-    PipelineId, StageId, TenantContext, UserId,
+    Actor, AuditEntry, CompanyId, ContactId, Currency, DealId, LeadId, Money, Page, PageRequest, PipelineId,
+    StageId, TenantContext, UserId,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::crm::{
     CrmFailure, calling_code, check_member, companies_matching, contacts_with_keys, corrupt,
-    delete_sole_activities, enum_of, insert_company, insert_contact, invalid, load_company, load_contact,
-    text_of, update_contact, with_activities_deleted,
+    delete_sole_activities, enum_of, hold, insert_company, insert_contact, invalid, load_company,
+    load_contact, text_of, update_contact, with_activities_deleted,
 };
 use crate::error::{Failure, is_unique_violation};
 use crate::meters::{Counted, bounds};
@@ -906,35 +906,6 @@ fn bind_deal_filter<'f>(
         .bind::<Nullable<Timestamptz>, _>(filter.created_to)
 }
 
-/// Whether the tenant has the contact (`crm_contacts`) or company
-/// (`crm_companies`) `id`, its row then held `FOR KEY SHARE` until the
-/// transaction ends: a deletion racing the deal's write waits for it
-/// rather than slipping between the check and the write.
-async fn hold_reference(
-    conn: &mut AsyncPgConnection,
-    ctx: &TenantContext,
-    table: &'static str,
-    id: uuid::Uuid,
-) -> Result<bool, CrmFailure> {
-    let sql = match table {
-        "crm_contacts" => {
-            "SELECT count(*) AS total FROM \
-             (SELECT 1 FROM crm_contacts WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE) AS held"
-        }
-        "crm_companies" => {
-            "SELECT count(*) AS total FROM \
-             (SELECT 1 FROM crm_companies WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE) AS held"
-        }
-        other => return Err(Failure::Infra(InfraError::internal(format!("no deal reference to {other}")))),
-    };
-    let held: Counted = diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-        .bind::<SqlUuid, _>(id)
-        .get_result(conn)
-        .await?;
-    Ok(held.total > 0)
-}
-
 /// A new or changed deal's references: contact and company must be the
 /// tenant's (and are held until the write is done), a named owner a member
 /// of it.
@@ -947,13 +918,13 @@ async fn check_deal_references(
 ) -> Result<(), CrmFailure> {
     if let Some(contact) = deal.contact_id
         && before.and_then(|b| b.contact_id) != Some(contact)
-        && !hold_reference(conn, ctx, "crm_contacts", contact.into_uuid()).await?
+        && !hold(conn, ctx, "crm_contacts", contact.into_uuid()).await?
     {
         return Err(invalid("contactId", "no such contact in this tenant"));
     }
     if let Some(company) = deal.company_id
         && before.and_then(|b| b.company_id) != Some(company)
-        && !hold_reference(conn, ctx, "crm_companies", company.into_uuid()).await?
+        && !hold(conn, ctx, "crm_companies", company.into_uuid()).await?
     {
         return Err(invalid("companyId", "no such company in this tenant"));
     }

@@ -23,7 +23,7 @@ use portico_kernel::{
     Actor, AuditEntry, CommentId, ContactId, Page, PageRequest, TenantContext, TicketId, UserId,
 };
 
-use crate::crm::{CrmFailure, check_member, corrupt, enum_of, from_json, invalid, json_of};
+use crate::crm::{CrmFailure, check_member, corrupt, enum_of, from_json, hold, invalid, json_of};
 use crate::error::Failure;
 use crate::meters::Counted;
 use crate::{Store, audit};
@@ -210,13 +210,6 @@ async fn load_ticket(
     row.ok_or(Failure::Domain(CrmError::TicketNotFound))?.into_ticket()
 }
 
-#[derive(QueryableByName)]
-struct Held {
-    #[diesel(sql_type = SqlUuid)]
-    #[allow(dead_code)] // read to take the row, not for its value
-    id: uuid::Uuid,
-}
-
 /// Refuses a requester who is neither a contact nor a member of the tenant.
 /// A requesting contact is taken `FOR KEY SHARE` to the end of the
 /// transaction: a deletion of it waits for the ticket (and then finds it,
@@ -229,15 +222,7 @@ async fn check_requester(
 ) -> Result<(), CrmFailure> {
     match requester {
         Requester::Contact { contact_id } => {
-            let row: Option<Held> = diesel::sql_query(
-                "SELECT id FROM crm_contacts WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE",
-            )
-            .bind::<SqlUuid, _>(ctx.tenant_id.into_uuid())
-            .bind::<SqlUuid, _>(contact_id.into_uuid())
-            .get_result(conn)
-            .await
-            .optional()?;
-            if row.is_some() {
+            if hold(conn, ctx, "crm_contacts", contact_id.into_uuid()).await? {
                 Ok(())
             } else {
                 Err(invalid("requester.contactId", "no such contact in this tenant"))
